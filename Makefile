@@ -1,0 +1,66 @@
+# Every target bootstraps what it needs: a fresh machine only has Python 3.13 (pyenv), git, make and PyPI.
+SHELL := /bin/bash
+export PYENV_VERSION ?= 3.13.0
+PYTHON ?= python3.13
+VENV := .venv
+TOOLS := .tools
+PY := $(VENV)/bin/python
+SAM := $(TOOLS)/bin/sam
+CFNLINT := $(TOOLS)/bin/cfn-lint
+SEED ?=
+SCHEDULES ?= 500
+
+.PHONY: install test lint types validate unit integration build demo bench chaos invoke deploy clean
+
+$(VENV)/.installed: requirements-dev.lock layers/kinotrakt/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements-dev.lock
+	touch $@
+
+$(TOOLS)/.installed: requirements-tools.lock
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/pip install -q --upgrade pip
+	$(TOOLS)/bin/pip install -q -r requirements-tools.lock
+	touch $@
+
+install: $(VENV)/.installed $(TOOLS)/.installed
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+types: $(VENV)/.installed
+	$(VENV)/bin/mypy layers/kinotrakt/kinotrakt functions tests bench chaos
+
+validate: $(TOOLS)/.installed
+	$(SAM) validate --lint --template template.yaml --region eu-west-1
+	$(CFNLINT) template.yaml
+
+unit: $(VENV)/.installed
+	$(PY) -m pytest -n 2 tests
+
+# Everything, one command: lint, types, template checks, all test suites.
+test: lint types validate unit
+
+build: $(TOOLS)/.installed
+	$(SAM) build --template template.yaml
+
+demo: $(VENV)/.installed
+	$(PY) -m tests.sandbox.demo
+
+bench: $(VENV)/.installed
+	$(PY) -m bench
+
+chaos: $(VENV)/.installed
+	$(PY) -m chaos --schedules $(SCHEDULES) $(if $(SEED),--seed $(SEED),)
+
+invoke: build
+	$(SAM) local invoke SyncFunction -e events/schedule.json --env-vars events/env.json
+
+deploy: build
+	$(SAM) deploy --guided
+
+clean:
+	rm -rf .aws-sam build $(VENV) $(TOOLS) .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,110 @@
+"""The one place that knows time: UTC datetimes, sleeping, and the Lambda deadline.
+
+Everything that waits or reads the time takes a :class:`Clock`, so tests and the benchmark can run
+Trakt's rate limits on a virtual clock instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """Current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float: ...
+
+    def sleep(self, seconds: float) -> None: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            time.sleep(seconds)
+
+
+class VirtualClock:
+    """A clock whose ``sleep`` only moves time forward: pacing is simulated, never waited for."""
+
+    def __init__(self, start: datetime | None = None) -> None:
+        self._start = start or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+        self._elapsed = 0.0
+        self._lock = threading.Lock()
+        self.slept = 0.0
+
+    def now(self) -> datetime:
+        return self._start + timedelta(seconds=self._elapsed)
+
+    def monotonic(self) -> float:
+        return self._elapsed
+
+    def time(self) -> float:
+        """Epoch seconds, for fakes that timestamp requests with this clock."""
+        return self.now().timestamp()
+
+    def sleep(self, seconds: float) -> None:
+        if seconds > 0:
+            with self._lock:
+                self._elapsed += seconds
+                self.slept += seconds
+
+    def advance(self, seconds: float) -> None:
+        with self._lock:
+            self._elapsed += seconds
+
+
+def utc_from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def parse_iso(value: str) -> datetime:
+    """Parse Trakt/ISO 8601 timestamps (``...Z`` or with offset) into aware UTC."""
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def iso_z(value: datetime) -> str:
+    """ISO 8601 UTC with ``Z`` and milliseconds, the form Trakt uses."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}Z"
+
+
+def minute_z(value: datetime) -> str:
+    """Truncated to the minute: Trakt stores ``watched_at`` to the minute (reference/trakt-api.md, 2026)."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+class Deadline:
+    """The Lambda's remaining time, measured on the injected clock.
+
+    ``margin`` is DEADLINE_MARGIN_SECONDS: no new work starts when less than that is left.
+    """
+
+    def __init__(self, clock: Clock, remaining_seconds: float | None, margin: float) -> None:
+        self._clock = clock
+        self._ends_at = None if remaining_seconds is None else clock.monotonic() + remaining_seconds
+        self.margin = margin
+
+    def remaining(self) -> float:
+        """Seconds of usable budget left (after the margin); ``inf`` without a deadline."""
+        if self._ends_at is None:
+            return float("inf")
+        return self._ends_at - self._clock.monotonic() - self.margin
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0
+
+    def allows_wait(self, seconds: float) -> bool:
+        return seconds < self.remaining()

@@ -1,0 +1,175 @@
+"""Typed errors. Each says what the user must do; none ever carries a token, a body with a token, or a URL
+with a query string (DESIGN §6)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+RunStatus = Literal["failed", "partial"]
+
+
+class KinotraktError(Exception):
+    """Base of every error the sync knows how to report.
+
+    ``run_status`` is what a run that meets this error reports: ``failed`` for what needs the user,
+    ``partial`` for what the next scheduled run can finish by itself.
+    """
+
+    run_status: ClassVar[RunStatus] = "failed"
+    code: ClassVar[str] = "error"
+
+
+# --- transport ------------------------------------------------------------------------------------------
+
+
+class OutOfTime(KinotraktError):
+    """A wait (pacing, Retry-After, backoff) would cross the Lambda deadline; stop and resume next run."""
+
+    run_status = "partial"
+    code = "out_of_time"
+
+
+class ServiceUnavailable(KinotraktError):
+    """Retries exhausted on a temporary failure (429, 5xx, connection error, timeout)."""
+
+    run_status = "partial"
+    code = "service_unavailable"
+
+    def __init__(self, service: str, detail: str) -> None:
+        super().__init__(f"{service} is unavailable after retries: {detail}; the next run will try again")
+        self.service = service
+
+
+class OutcomeUnknown(KinotraktError):
+    """A non-idempotent request was sent but its answer never arrived (timeout, reset, 5xx after sending).
+
+    The transport never re-sends it: the caller must find out whether it was applied."""
+
+    run_status = "partial"
+    code = "outcome_unknown"
+
+    def __init__(self, service: str, method: str, path: str, detail: str) -> None:
+        super().__init__(f"{service} {method} {path}: outcome unknown ({detail})")
+        self.service = service
+        self.method = method
+        self.path = path
+
+
+class BadResponse(KinotraktError):
+    """The service answered something that is not what its API promises (HTML, invalid JSON, wrong shape)."""
+
+    run_status = "partial"
+    code = "bad_response"
+
+    def __init__(self, service: str, path: str, reason: str, status: int | None = None) -> None:
+        where = f"{service} {path}" + (f" (HTTP {status})" if status is not None else "")
+        super().__init__(f"{where}: {reason}")
+        self.service = service
+        self.path = path
+        self.reason = reason
+        self.status = status
+
+
+class ForbiddenPath(KinotraktError):
+    """A Kinopub path outside the read-only allow-list was requested (a bug, never a user error)."""
+
+    code = "forbidden_path"
+
+
+# --- auth -----------------------------------------------------------------------------------------------
+
+
+class RelinkRequired(KinotraktError):
+    """The refresh token is dead (or was never stored): only linking again fixes it."""
+
+    code = "relink_required"
+
+    def __init__(self, service: Literal["kinopub", "trakt"], reason: str) -> None:
+        super().__init__(
+            f"{service} authorization is no longer valid ({reason}); "
+            f"run `python -m kinotrakt link {service}` to link the account again"
+        )
+        self.service = service
+        self.reason = reason
+
+
+class NotConfigured(KinotraktError):
+    """Client credentials are missing from the secret."""
+
+    code = "not_configured"
+
+    def __init__(self, service: str) -> None:
+        super().__init__(
+            f"{service} client credentials are missing; run `python -m kinotrakt setup` and then link the account"
+        )
+        self.service = service
+
+
+class ConcurrentTokenWrite(KinotraktError):
+    """Somebody else wrote the secret since we read it; we did not overwrite their tokens."""
+
+    run_status = "partial"
+    code = "concurrent_token_write"
+
+
+# --- Trakt account states (DESIGN §4): stop the run at the first such answer -------------------------------
+
+
+class TraktAccountError(KinotraktError):
+    code = "trakt_account"
+    status: ClassVar[int] = 0
+    message: ClassVar[str] = ""
+
+    def __init__(self) -> None:
+        super().__init__(self.message)
+
+
+class TraktUnauthorized(TraktAccountError):
+    code = "trakt_unauthorized"
+    status = 401
+    message = (
+        "Trakt rejected the access token even after a refresh (HTTP 401); "
+        "run `python -m kinotrakt link trakt` to link the account again"
+    )
+
+
+class TraktApiKeyRejected(TraktAccountError):
+    code = "trakt_api_key_rejected"
+    status = 403
+    message = (
+        "Trakt rejected the API key (HTTP 403 JSON): check the client_id in the Trakt secret and that the "
+        "Trakt API app is approved and active"
+    )
+
+
+class TraktCloudflareBlocked(TraktAccountError):
+    code = "trakt_cloudflare_blocked"
+    status = 403
+    message = (
+        "Trakt's Cloudflare front blocked the request (HTTP 403 HTML page); this is usually temporary or an "
+        "IP reputation issue - wait for the next run, and open an issue if it persists"
+    )
+
+
+class TraktAccountLimit(TraktAccountError):
+    code = "trakt_account_limit"
+    status = 420
+    message = (
+        "Trakt account limit exceeded (HTTP 420): the history or a list is over the free account's limit; "
+        "upgrade to VIP or remove items on trakt.tv"
+    )
+
+
+class TraktAccountLocked(TraktAccountError):
+    code = "trakt_account_locked"
+    status = 423
+    message = (
+        "Trakt says the account is locked or deactivated (HTTP 423); contact Trakt support - kinotrakt "
+        "stopped and will not write until the account is unlocked"
+    )
+
+
+class TraktVipRequired(TraktAccountError):
+    code = "trakt_vip_required"
+    status = 426
+    message = "Trakt answered VIP only (HTTP 426): this feature needs a Trakt VIP account"

@@ -1,0 +1,1 @@
+"""The sync rules and the pipeline: collect → map → dedupe → push (DESIGN §3)."""
