@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from aws_lambda_powertools import Logger, Metrics
 
 SERVICE = "kinotrakt"
@@ -9,3 +12,30 @@ NAMESPACE = "Kinotrakt"
 
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
+
+
+AUTH_ERROR_CODES = frozenset({"relink_required", "not_configured", "trakt_unauthorized"})
+
+
+def emit_run_metrics(report: Mapping[str, Any]) -> None:
+    """The DESIGN §5 metrics of one run. Zeros are emitted too, so the dashboard shows every run."""
+    from aws_lambda_powertools.metrics import MetricUnit
+
+    counts = {
+        "Candidates": "candidates",
+        "AddedMovies": "added_movies",
+        "AddedEpisodes": "added_episodes",
+        "SkippedDuplicates": "skipped_duplicates",
+        "NotFound": "not_found",
+        "Unmatched": "unmatched",
+    }
+    for metric, field in counts.items():
+        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=int(report.get(field, 0)))
+    status = report.get("status")
+    error = report.get("error") or {}
+    metrics.add_metric(name="RunFailed", unit=MetricUnit.Count, value=1 if status == "failed" else 0)
+    metrics.add_metric(name="RunPartial", unit=MetricUnit.Count, value=1 if status == "partial" else 0)
+    auth = 1 if error.get("code") in AUTH_ERROR_CODES else 0
+    metrics.add_metric(name="AuthRequired", unit=MetricUnit.Count, value=auth)
+    calls = report.get("http_calls") or {}
+    metrics.add_metric(name="HttpCalls", unit=MetricUnit.Count, value=sum(int(v) for v in calls.values()))

@@ -1,0 +1,75 @@
+"""Scheduled sync: parse the event, wire the AWS stores, run one sync, log and return the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
+
+from kinotrakt.clock import Clock
+from kinotrakt.config import Settings
+from kinotrakt.observability import emit_run_metrics, logger, metrics
+from kinotrakt.service import execute_sync
+from kinotrakt.storage.ports import StateStore, TokenStore
+
+settings = Settings()
+
+
+class SyncEvent(BaseModel):
+    """The EventBridge Scheduler ``Input`` (DESIGN §2), ``{}`` for a manual invoke, or ``{"dry_run": true}``."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    scheduled_time: str | None = None
+    execution_id: str | None = None
+    dry_run: StrictBool | None = None
+
+
+Stores = tuple[StateStore, TokenStore, TokenStore]
+_stores: Stores | None = None
+
+
+def _aws_stores() -> Stores:
+    global _stores  # noqa: PLW0603 - built once per container, after the first event (cold start stays small)
+    if _stores is None:
+        from kinotrakt.storage.aws import aws_stores
+
+        _stores = aws_stores(settings)
+    return _stores
+
+
+def handle(
+    event: Any, context: LambdaContext | None, *, stores: Stores | None = None, clock: Clock | None = None
+) -> dict[str, Any]:
+    try:
+        parsed = SyncEvent.model_validate(event if event is not None else {})
+    except ValidationError as exc:
+        fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        raise ValueError(f"unexpected sync event (fields: {fields}); send {{}} or the scheduler Input") from None
+    state, kinopub_store, trakt_store = stores or _aws_stores()
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+    try:
+        report = execute_sync(
+            settings,
+            state=state,
+            kinopub_store=kinopub_store,
+            trakt_store=trakt_store,
+            clock=clock,
+            remaining_seconds=remaining,
+            dry_run=parsed.dry_run,
+            run_id=parsed.execution_id,
+        ).to_dict()
+    except Exception:
+        logger.exception("sync run crashed")
+        emit_run_metrics({"status": "failed"})
+        raise
+    emit_run_metrics(report)
+    logger.info("sync run finished", extra=report)
+    return report
+
+
+@metrics.log_metrics
+@logger.inject_lambda_context(correlation_id_path="execution_id", clear_state=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

@@ -1,0 +1,116 @@
+"""Wiring: build the clients and run one sync. The Lambda handler, the CLI and the sandbox all call this."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from kinotrakt.clock import Clock, Deadline, SystemClock
+from kinotrakt.config import Settings
+from kinotrakt.errors import KinotraktError
+from kinotrakt.http import CallCounter, Transport
+from kinotrakt.kinopub.client import KinopubClient
+from kinotrakt.kinopub.oauth import KinopubOAuth
+from kinotrakt.kinopub.oauth import make_token_keeper as kinopub_keeper
+from kinotrakt.observability import logger
+from kinotrakt.storage.ports import StateStore, TokenStore
+from kinotrakt.sync.pipeline import SyncDeps, SyncOptions, run_sync
+from kinotrakt.sync.report import SyncReport
+from kinotrakt.trakt.client import TraktClient, trakt_transport
+from kinotrakt.trakt.oauth import TraktOAuth
+from kinotrakt.trakt.oauth import make_token_keeper as trakt_keeper
+
+# The lease outlives the longest possible run (Lambda's 15-minute maximum) a little.
+DEFAULT_LEASE = timedelta(minutes=16)
+
+
+def execute_sync(
+    settings: Settings,
+    *,
+    state: StateStore,
+    kinopub_store: TokenStore,
+    trakt_store: TokenStore,
+    clock: Clock | None = None,
+    remaining_seconds: float | None = None,
+    dry_run: bool | None = None,
+    run_id: str | None = None,
+    counter: CallCounter | None = None,
+) -> SyncReport:
+    """One sync run with production collaborators built from ``settings``; returns the report."""
+    clock = clock or SystemClock()
+    counter = counter or CallCounter()
+    run_id = run_id or uuid.uuid4().hex
+    deadline = Deadline(clock, remaining_seconds, settings.deadline_margin_seconds)
+    dry = settings.dry_run if dry_run is None else dry_run
+    lease = DEFAULT_LEASE if remaining_seconds is None else timedelta(seconds=remaining_seconds + 60)
+    options = SyncOptions(
+        batch_size=settings.sync_batch_size,
+        overlap=timedelta(hours=settings.sync_overlap_hours),
+        full_rescan_every=timedelta(hours=settings.full_rescan_hours),
+        dry_run=dry,
+        lease=lease,
+    )
+
+    kinopub_transport = Transport(
+        "kinopub",
+        clock=clock,
+        deadline=deadline,
+        counter=counter,
+        user_agent=settings.kinopub_user_agent,
+        timeout=settings.http_timeout_seconds,
+    )
+    kinopub_oauth = KinopubOAuth(kinopub_transport, settings.kinopub_base, "", "")
+    kinopub_tokens = kinopub_keeper(kinopub_store, kinopub_oauth, clock)
+
+    trakt_http = trakt_transport(
+        post_interval_seconds=settings.trakt_post_interval_seconds,
+        clock=clock,
+        deadline=deadline,
+        counter=counter,
+        timeout_seconds=settings.http_timeout_seconds,
+    )
+    # Both refreshers take the client credentials from the secret they refresh.
+    trakt_oauth = TraktOAuth(trakt_http, settings.trakt_auth_base, "", "")
+    trakt_tokens = trakt_keeper(trakt_store, trakt_oauth, clock)
+    try:
+        client_id = trakt_tokens.client_id()
+    except KinotraktError as exc:
+        report = SyncReport(run_id=run_id, started_at=clock.now(), dry_run=dry, status="failed")
+        report.error = {"code": exc.code, "message": str(exc)}
+        report.finished_at = clock.now()
+        report.watermark = state.load_sync_state().watermark
+        logger.error("sync run stopped", extra={"error_code": exc.code, "error": str(exc)})
+        return report
+
+    deps = SyncDeps(
+        kinopub=KinopubClient(kinopub_transport, settings.kinopub_base, kinopub_tokens),
+        trakt=TraktClient(trakt_http, settings.trakt_api_base, client_id, trakt_tokens),
+        state=state,
+        clock=clock,
+        deadline=deadline,
+        counter=counter,
+    )
+    return run_sync(deps, options, run_id)
+
+
+def run_sync_once(
+    settings: Settings,
+    *,
+    state: StateStore,
+    kinopub_store: TokenStore,
+    trakt_store: TokenStore,
+    clock: Clock | None = None,
+    remaining_seconds: float | None = None,
+    dry_run: bool | None = None,
+) -> dict[str, Any]:
+    """The report as the JSON-ready dict of the runtime contract (DESIGN §2)."""
+    return execute_sync(
+        settings,
+        state=state,
+        kinopub_store=kinopub_store,
+        trakt_store=trakt_store,
+        clock=clock,
+        remaining_seconds=remaining_seconds,
+        dry_run=dry_run,
+    ).to_dict()

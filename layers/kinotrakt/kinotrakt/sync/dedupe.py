@@ -1,0 +1,100 @@
+"""Steps 5-6: the remote index (Trakt's own history, the dedupe source of truth) and the strict dedupe.
+
+Trakt does not dedupe plays and stores ``watched_at`` to the minute, so a candidate is skipped when its
+key (``sync/keys.py``) is already on Trakt, in the ledger of what this deployment sent, or earlier in the
+same run. A view of ``unknown`` time is a duplicate when Trakt has *any* play of that item."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Literal, Protocol
+
+from kinotrakt.storage.ports import Ledger
+from kinotrakt.sync.keys import UNKNOWN, episode_key, movie_key
+from kinotrakt.sync.mapping import MappedView
+from kinotrakt.trakt.models import HistoryItem, HistoryKind, SearchHit
+
+# DESIGN §3.5: the window starts two days before the earliest candidate, so a play Trakt shifted by a
+# time zone or stored at a rounded minute is still in the index.
+WINDOW_LEAD = timedelta(days=2)
+
+
+class TraktHistory(Protocol):
+    def history(self, kind: HistoryKind, start_at: datetime, end_at: datetime) -> list[HistoryItem]: ...
+
+    def item_history(self, kind: HistoryKind, trakt_id: int) -> list[HistoryItem]: ...
+
+    def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]: ...
+
+
+def history_keys(item: HistoryItem) -> set[str]:
+    """Every key a Trakt play answers to (a movie by IMDb id and by Trakt id)."""
+    when = item.watched_at
+    keys: set[str] = set()
+    if item.type == "movie" and item.movie is not None:
+        if item.movie.ids.imdb:
+            keys.add(movie_key(when, imdb=item.movie.ids.imdb))
+        if item.movie.ids.trakt is not None:
+            keys.add(movie_key(when, imdb=None, trakt_id=item.movie.ids.trakt))
+    elif item.type == "episode" and item.episode is not None and item.episode.ids.trakt is not None:
+        keys.add(episode_key(when, trakt_episode_id=item.episode.ids.trakt))
+    return keys
+
+
+@dataclass
+class RemoteIndex:
+    keys: set[str] = field(default_factory=set)
+    plays_read: int = 0
+
+    def add(self, items: Iterable[HistoryItem]) -> None:
+        for item in items:
+            self.plays_read += 1
+            self.keys |= history_keys(item)
+
+
+def build_remote_index(trakt: TraktHistory, candidates: Sequence[MappedView], now: datetime) -> RemoteIndex:
+    """Read Trakt's history for the candidates' window: only the kinds that have timed candidates."""
+    index = RemoteIndex()
+    for kind, view_kind in (("movies", "movie"), ("episodes", "episode")):
+        times = [c.view.watched_at for c in candidates if c.kind == view_kind and c.view.watched_at is not None]
+        if times:
+            history_kind: HistoryKind = "movies" if kind == "movies" else "episodes"
+            index.add(trakt.history(history_kind, min(times) - WINDOW_LEAD, now))
+    return index
+
+
+@dataclass
+class DedupeResult:
+    to_send: list[MappedView] = field(default_factory=list)
+    duplicates: list[MappedView] = field(default_factory=list)
+
+
+def dedupe(candidates: Sequence[MappedView], remote: RemoteIndex, ledger: Ledger, trakt: TraktHistory) -> DedupeResult:
+    result = DedupeResult()
+    seen: set[str] = set()
+    for candidate in candidates:
+        key = candidate.key
+        duplicate = key in seen or key in ledger.keys or key in remote.keys
+        if not duplicate and key.endswith(":" + UNKNOWN):
+            duplicate = has_any_play(trakt, candidate)
+        seen.add(key)
+        (result.duplicates if duplicate else result.to_send).append(candidate)
+    return result
+
+
+def has_any_play(trakt: TraktHistory, candidate: MappedView) -> bool:
+    """Any play of this movie or episode on Trakt, whenever (DESIGN §3.6, views of unknown time)."""
+    if candidate.kind == "episode":
+        assert candidate.episode_trakt_id is not None  # noqa: S101 - mapping guarantees it
+        return bool(trakt.item_history("episodes", candidate.episode_trakt_id))
+    trakt_id = candidate.movie_trakt_id
+    if trakt_id is None and candidate.movie_imdb:
+        hits = trakt.search_imdb(candidate.movie_imdb, "movie")
+        ids = [hit.movie.ids.trakt for hit in hits if hit.movie is not None and hit.movie.ids.trakt is not None]
+        if not ids:
+            return False  # Trakt does not know the movie: the POST will report it as not_found
+        trakt_id = ids[0]
+    assert trakt_id is not None  # noqa: S101
+    return bool(trakt.item_history("movies", trakt_id))

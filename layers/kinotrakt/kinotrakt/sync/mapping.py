@@ -1,0 +1,274 @@
+"""Step 4: map completed views to Trakt ids, through a DynamoDB-backed cache (DESIGN §3.4).
+
+- a movie with an IMDb id is sent as ``{"ids": {"imdb": ...}}`` — no lookup;
+- a movie or show without IMDb → one text search by original title + year, accepted only when unambiguous;
+- a show → ``/search/imdb/{id}?type=show``, then its whole season table in one call, then episode ids by
+  (season, number);
+- every answer is cached: show ids for 30 days, season tables for a day (so new episodes appear), and
+  negative answers for a few days (retried later, never every run). A user's pin (CLI ``map``) wins.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Literal, Protocol
+
+from kinotrakt.clock import Clock, iso_z
+from kinotrakt.storage.ports import Pin, StateStore, UnmatchedItem
+from kinotrakt.sync.keys import episode_key, movie_key
+from kinotrakt.sync.model import CompletedView
+from kinotrakt.trakt.models import SearchHit, Season
+
+SHOW_TTL = timedelta(days=30)
+MOVIE_TTL = timedelta(days=30)
+SEASONS_TTL = timedelta(hours=24)
+# A season table older than this is fetched again when it lacks an episode Kinopub says exists.
+SEASONS_REFRESH_ON_MISS = timedelta(hours=6)
+NEGATIVE_TTL = timedelta(days=3)
+NOT_FOUND_TTL = timedelta(days=7)
+
+
+class TraktLookup(Protocol):
+    """What mapping needs from Trakt (implemented by ``TraktClient``)."""
+
+    def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]: ...
+
+    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]: ...
+
+    def show_seasons(self, show_trakt_id: int) -> list[Season]: ...
+
+
+@dataclass(frozen=True)
+class MappedView:
+    """A completed view with the Trakt ids a play needs, and its dedupe key."""
+
+    view: CompletedView
+    key: str
+    movie_imdb: str | None = None
+    movie_trakt_id: int | None = None
+    episode_trakt_id: int | None = None
+    show_trakt_id: int | None = None
+
+    @property
+    def kind(self) -> Literal["movie", "episode"]:
+        return self.view.kind
+
+    @property
+    def trakt_id(self) -> int | None:
+        return self.movie_trakt_id if self.view.kind == "movie" else self.episode_trakt_id
+
+    def payload(self, watched_at: str) -> dict[str, Any]:
+        """The ``POST /sync/history`` entry. ``watched_at`` is an ISO time or ``unknown``."""
+        if self.view.kind == "episode":
+            ids: dict[str, Any] = {"trakt": self.episode_trakt_id}
+        elif self.movie_imdb:
+            ids = {"imdb": self.movie_imdb}
+        else:
+            ids = {"trakt": self.movie_trakt_id}
+        return {"ids": ids, "watched_at": watched_at}
+
+    def watched_at_value(self) -> str:
+        return "unknown" if self.view.watched_at is None else iso_z(self.view.watched_at)
+
+
+@dataclass
+class MapResult:
+    mapped: list[MappedView] = field(default_factory=list)
+    unmatched: list[UnmatchedItem] = field(default_factory=list)
+
+
+class MappingCache:
+    """The cached mappings of one run: loaded with one query, written back in one batch."""
+
+    def __init__(self, state: StateStore, clock: Clock) -> None:
+        self._state = state
+        self._clock = clock
+        self._entries = state.load_mappings(clock.now())
+        self._dirty: dict[str, tuple[dict[str, Any], datetime | None]] = {}
+
+    def get(self, key: str) -> dict[str, Any] | None:
+        return self._entries.get(key)
+
+    def put(self, key: str, value: dict[str, Any], ttl: timedelta | None) -> None:
+        self._entries[key] = value
+        self._dirty[key] = (value, None if ttl is None else self._clock.now() + ttl)
+
+    def flush(self) -> None:
+        if self._dirty:
+            self._state.put_mappings(self._dirty)
+            self._dirty = {}
+
+
+def unmatched_item(view: CompletedView, reason: str, detail: str, now: datetime) -> UnmatchedItem:
+    if view.kind == "movie":
+        key = f"item:{view.kinopub_id}"
+        return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, seen_at=now)
+    key = f"episode:{view.kinopub_id}:{view.season}:{view.episode}"
+    return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, view.season, view.episode, now)
+
+
+class _Miss(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+        self.detail = detail
+
+
+class Mapper:
+    def __init__(self, trakt: TraktLookup, cache: MappingCache, pins: Mapping[int, Pin], clock: Clock) -> None:
+        self._trakt = trakt
+        self._cache = cache
+        self._pins = pins
+        self._clock = clock
+        self._refetched_this_run: set[int] = set()
+
+    def map(self, views: Iterable[CompletedView]) -> MapResult:
+        result = MapResult()
+        now = self._clock.now()
+        for view in views:
+            try:
+                mapped = self._map_movie(view) if view.kind == "movie" else self._map_episode(view)
+            except _Miss as miss:
+                result.unmatched.append(unmatched_item(view, miss.reason, miss.detail, now))
+                continue
+            result.mapped.append(mapped)
+        return result
+
+    # --- movies -------------------------------------------------------------------------------------------
+
+    def _map_movie(self, view: CompletedView) -> MappedView:
+        pin = self._pins.get(view.kinopub_id)
+        if pin is not None and pin.trakt_type == "movie":
+            return MappedView(view, movie_key(view.watched_at, imdb=None, trakt_id=pin.trakt_id), None, pin.trakt_id)
+        if view.imdb:
+            # Trakt answered not_found for this IMDb id earlier: don't send it again until the cache expires.
+            missing = self._cache.get(f"movie:imdb:{view.imdb}")
+            if missing is not None and "miss" in missing:
+                raise _Miss(str(missing["miss"]), str(missing.get("detail", "")))
+            return MappedView(view, movie_key(view.watched_at, imdb=view.imdb), movie_imdb=view.imdb)
+        found = self._by_title(view, "movie", f"movie:title:{view.kinopub_id}", MOVIE_TTL)
+        imdb = found.get("imdb")
+        trakt_id = int(found["trakt"])
+        if imdb:
+            return MappedView(view, movie_key(view.watched_at, imdb=str(imdb)), str(imdb), trakt_id)
+        return MappedView(view, movie_key(view.watched_at, imdb=None, trakt_id=trakt_id), None, trakt_id)
+
+    def record_movie_not_found(self, view: CompletedView, reason: str, detail: str) -> None:
+        """Trakt answered not_found for a movie we sent by IMDb: remember it so it is not re-sent every run."""
+        if view.imdb:
+            self._cache.put(f"movie:imdb:{view.imdb}", {"miss": reason, "detail": detail}, NOT_FOUND_TTL)
+
+    # --- shows and episodes -------------------------------------------------------------------------------
+
+    def _map_episode(self, view: CompletedView) -> MappedView:
+        if view.season is None or view.episode is None:
+            raise _Miss("episode_not_on_trakt", "Kinopub gave no season/episode number")
+        show_id, offset = self._show_id(view)
+        season = view.season + offset
+        episode_id = self._episode_id(show_id, season, view.episode)
+        if episode_id is None:
+            raise _Miss(
+                "episode_not_on_trakt",
+                f"Trakt show {show_id} has no episode S{season:02d}E{view.episode:02d}",
+            )
+        return MappedView(
+            view,
+            episode_key(view.watched_at, trakt_episode_id=episode_id),
+            episode_trakt_id=episode_id,
+            show_trakt_id=show_id,
+        )
+
+    def _show_id(self, view: CompletedView) -> tuple[int, int]:
+        pin = self._pins.get(view.kinopub_id)
+        if pin is not None and pin.trakt_type == "show":
+            return pin.trakt_id, pin.season_offset
+        if not view.imdb:
+            found = self._by_title(view, "show", f"show:title:{view.kinopub_id}", SHOW_TTL)
+            return int(found["trakt"]), 0
+        key = f"show:imdb:{view.imdb}"
+        cached = self._cache.get(key)
+        if cached is None:
+            hits = [hit for hit in self._trakt.search_imdb(view.imdb, "show") if hit.type == "show" and hit.show]
+            ids = {hit.show.ids.trakt for hit in hits if hit.show and hit.show.ids.trakt is not None}
+            if len(ids) == 1:
+                cached = {"trakt": ids.pop()}
+                self._cache.put(key, cached, SHOW_TTL)
+            else:
+                detail = f"Trakt has no show with IMDb {view.imdb}" if not ids else f"IMDb {view.imdb} is ambiguous"
+                cached = {"miss": "show_not_found" if not ids else "ambiguous", "detail": detail}
+                self._cache.put(key, cached, NEGATIVE_TTL)
+        if "miss" in cached:
+            raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
+        return int(cached["trakt"]), 0
+
+    def _episode_id(self, show_id: int, season: int, number: int) -> int | None:
+        key = f"seasons:{show_id}"
+        table = self._cache.get(key)
+        if table is None:
+            table = self._fetch_seasons(show_id)
+        episode = table["episodes"].get(f"{season}:{number}")
+        if episode is None and show_id not in self._refetched_this_run:
+            age = self._clock.now().timestamp() - float(table.get("fetched_at", 0))
+            if age > SEASONS_REFRESH_ON_MISS.total_seconds():
+                table = self._fetch_seasons(show_id)
+                episode = table["episodes"].get(f"{season}:{number}")
+        return None if episode is None else int(episode)
+
+    def _fetch_seasons(self, show_id: int) -> dict[str, Any]:
+        seasons = self._trakt.show_seasons(show_id)
+        table = {
+            "fetched_at": int(self._clock.now().timestamp()),
+            "episodes": {
+                f"{episode.season}:{episode.number}": episode.ids.trakt
+                for season in seasons
+                for episode in season.episodes
+                if episode.ids.trakt is not None
+            },
+        }
+        self._cache.put(f"seasons:{show_id}", table, SEASONS_TTL)
+        self._refetched_this_run.add(show_id)
+        return table
+
+    # --- text search (no IMDb id) -------------------------------------------------------------------------
+
+    def _by_title(
+        self, view: CompletedView, kind: Literal["movie", "show"], key: str, ttl: timedelta
+    ) -> dict[str, Any]:
+        cached = self._cache.get(key)
+        if cached is None:
+            cached, ttl_used = self._search_title(view, kind)
+            self._cache.put(key, cached, ttl if "miss" not in cached else ttl_used)
+        if "miss" in cached:
+            raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
+        return cached
+
+    def _search_title(self, view: CompletedView, kind: Literal["movie", "show"]) -> tuple[dict[str, Any], timedelta]:
+        hits = self._trakt.search_text(kind, view.original_title, view.year)
+        wanted = [hit.media for hit in hits if hit.type == kind and hit.media is not None]
+        exact = [media for media in wanted if _same_title(media.title, view.original_title)]
+        if view.year is not None:
+            exact = [media for media in exact if media.year == view.year]
+        if len(exact) == 1 and exact[0].ids.trakt is not None:
+            return {"trakt": exact[0].ids.trakt, "imdb": exact[0].ids.imdb}, NEGATIVE_TTL
+        year = f" ({view.year})" if view.year else ""
+        if len(exact) > 1:
+            detail = f"{len(exact)} Trakt {kind}s match “{view.original_title}”{year}; pin one with `kinotrakt map`"
+            return {"miss": "ambiguous", "detail": detail}, NEGATIVE_TTL
+        if kind == "movie":
+            other = self._trakt.search_text("show", view.original_title, view.year)
+            if any(
+                hit.type == "show" and hit.show and _same_title(hit.show.title, view.original_title) for hit in other
+            ):
+                detail = f"Trakt lists “{view.original_title}”{year} only as a show"
+                return {"miss": "listed_as_show", "detail": detail}, NEGATIVE_TTL
+        detail = f"no IMDb id on Kinopub and no Trakt {kind} titled “{view.original_title}”{year}"
+        return {"miss": "no_imdb_not_found", "detail": detail}, NEGATIVE_TTL
+
+
+def _same_title(left: str | None, right: str) -> bool:
+    def norm(text: str) -> str:
+        return " ".join("".join(ch for ch in text.casefold() if ch.isalnum() or ch.isspace()).split())
+
+    return left is not None and norm(left) == norm(right)

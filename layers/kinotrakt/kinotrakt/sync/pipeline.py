@@ -1,0 +1,246 @@
+"""The sync, top to bottom as DESIGN §3: lock → collect → map → remote index → dedupe → push → watermark.
+
+Each step is a function with typed input and output; this module only sequences them, keeps the report,
+and decides the one thing that matters most: the watermark moves only when nothing was left behind."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from kinotrakt.clock import Clock, Deadline
+from kinotrakt.errors import KinotraktError, OutOfTime
+from kinotrakt.http import CallCounter
+from kinotrakt.kinopub.client import KinopubClient
+from kinotrakt.observability import logger
+from kinotrakt.storage.ports import Ledger, LedgerEntry, StateStore, UnmatchedItem
+from kinotrakt.sync.collect import collect
+from kinotrakt.sync.dedupe import build_remote_index, dedupe
+from kinotrakt.sync.keys import minute_or_unknown
+from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, unmatched_item
+from kinotrakt.sync.model import CollectResult, CompletedView
+from kinotrakt.sync.push import Pusher, PushResult
+from kinotrakt.sync.report import SyncReport
+from kinotrakt.trakt.client import TraktClient
+
+# DESIGN §4: an item that fails to read 3 runs in a row stops holding the watermark back.
+MAX_ITEM_FAILURES = 3
+
+
+@dataclass(frozen=True)
+class SyncOptions:
+    batch_size: int = 100
+    overlap: timedelta = timedelta(hours=72)
+    full_rescan_every: timedelta = timedelta(hours=24)
+    dry_run: bool = False
+    lease: timedelta = timedelta(minutes=15)
+
+
+@dataclass
+class SyncDeps:
+    kinopub: KinopubClient
+    trakt: TraktClient
+    state: StateStore
+    clock: Clock
+    deadline: Deadline
+    counter: CallCounter = field(default_factory=CallCounter)
+
+
+def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
+    """One run. Handled failures end in the report; unexpected exceptions propagate after cleanup."""
+    clock, state = deps.clock, deps.state
+    report = SyncReport(run_id=run_id, started_at=clock.now(), dry_run=options.dry_run)
+    if not state.acquire_lease(run_id, report.started_at, report.started_at + options.lease):
+        report.status = "skipped"
+        report.watermark = state.load_sync_state().watermark
+        report.finished_at = clock.now()
+        logger.info("another run holds the lease; skipping")
+        return report
+    try:
+        _run(deps, options, report)
+    except KinotraktError as exc:
+        report.status = exc.run_status
+        report.error = {"code": exc.code, "message": str(exc)}
+        log = logger.error if exc.run_status == "failed" else logger.warning
+        log("sync run stopped", extra={"error_code": exc.code, "error": str(exc)})
+    except Exception as exc:
+        report.status = "failed"
+        report.error = {"code": "unexpected", "message": type(exc).__name__}
+        raise
+    finally:
+        report.finished_at = clock.now()
+        report.http_calls = {"kinopub": deps.counter.total("kinopub"), "trakt": deps.counter.total("trakt")}
+        try:
+            report.watermark = state.load_sync_state().watermark
+            state.put_report(report.to_dict(), report.finished_at)
+        finally:
+            state.release_lease(run_id)
+    return report
+
+
+def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
+    clock, state = deps.clock, deps.state
+    sync_state = state.load_sync_state()
+    started = clock.now()
+    last_full = sync_state.last_full_scan
+    report.full_scan = (
+        sync_state.watermark is None or last_full is None or started - last_full >= options.full_rescan_every
+    )
+    since = None if report.full_scan or sync_state.watermark is None else sync_state.watermark - options.overlap
+    ledger = state.load_ledger()
+
+    # Step 3: collect completed views (read only).
+    collected = collect(deps.kinopub, since=since, sent_watched_at=ledger.watched_at_by_view)
+    report.candidates = len(collected.views)
+    report.items_examined = collected.items_examined
+    report.skipped_items = [
+        {"kinopub_id": s.kinopub_id, "title": s.title, "reason": s.reason} for s in collected.skipped
+    ]
+    holding_back = _record_failures(state, collected, report)
+
+    # The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
+    fresh = [v for v in collected.views if not _already_synced(v, ledger)]
+    report.skipped_duplicates = len(collected.views) - len(fresh)
+
+    interrupted = False
+    if fresh:
+        interrupted = _map_dedupe_push(deps, options, report, fresh, ledger)
+
+    if interrupted or holding_back:
+        report.status = "partial"
+        return
+    if options.dry_run:
+        return
+    # Step 9: everything read was synced (or recorded as unmatched): the watermark may move forward.
+    state.advance_watermark(started)
+    if report.full_scan:
+        state.set_last_full_scan(started)
+
+
+def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
+    return ledger.watched_at_by_view.get(view.view_ref) == minute_or_unknown(view.watched_at)
+
+
+def _record_failures(state: StateStore, collected: CollectResult, report: SyncReport) -> bool:
+    """Failed Kinopub items hold the watermark back, until they have failed MAX_ITEM_FAILURES runs."""
+    report.failed_items = [
+        {"kinopub_id": f.kinopub_id, "title": f.title, "reason": f.reason} for f in collected.failures
+    ]
+    if not collected.failures:
+        return False
+    counts = state.record_item_failures(f.kinopub_id for f in collected.failures)
+    given_up = [f for f in collected.failures if counts.get(f.kinopub_id, 0) >= MAX_ITEM_FAILURES]
+    if given_up:
+        now = report.started_at
+        state.put_unmatched(
+            [
+                UnmatchedItem(
+                    f"item:{f.kinopub_id}",
+                    f.kinopub_id,
+                    f.title,
+                    "kinopub_error",
+                    f"failed to read {MAX_ITEM_FAILURES} runs in a row: {f.reason}",
+                    seen_at=now,
+                )
+                for f in given_up
+            ]
+        )
+        report.unmatched += len(given_up)
+    for failure in collected.failures:
+        logger.warning(
+            "kinopub item could not be read",
+            extra={"kinopub_id": failure.kinopub_id, "title": failure.title, "reason": failure.reason},
+        )
+    return len(given_up) < len(collected.failures)
+
+
+def _map_dedupe_push(
+    deps: SyncDeps, options: SyncOptions, report: SyncReport, fresh: Sequence[CompletedView], ledger: Ledger
+) -> bool:
+    """Steps 4-7. Returns True when the run stopped early (deadline) with work left for the next run."""
+    clock, state, trakt = deps.clock, deps.state, deps.trakt
+    cache = MappingCache(state, clock)
+    mapper = Mapper(trakt, cache, state.list_pins(), clock)
+    previously_unmatched = {item.key for item in state.list_unmatched()}
+    unmatched: list[UnmatchedItem] = []
+    pushed = PushResult()
+    try:
+        mapped = mapper.map(fresh)
+        unmatched.extend(mapped.unmatched)
+        remote = build_remote_index(trakt, mapped.mapped, clock.now())
+        planned = dedupe(mapped.mapped, remote, ledger, trakt)
+        report.skipped_duplicates += len(planned.duplicates)
+        if options.dry_run:
+            _count_added(report, planned.to_send)
+            return False
+        # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
+        _remember(state, planned.duplicates, clock)
+
+        def not_found(candidate: MappedView) -> None:
+            mapper.record_movie_not_found(
+                candidate.view, "trakt_not_found", "Trakt answered not_found for the ids we sent"
+            )
+            unmatched.append(unmatched_item(candidate.view, "trakt_not_found", "Trakt answered not_found", clock.now()))
+
+        pusher = Pusher(trakt, state, clock, deps.deadline, options.batch_size, not_found)
+        pusher.push(planned.to_send, pushed)
+        return False
+    except OutOfTime as exc:
+        report.error = {"code": exc.code, "message": str(exc)}
+        logger.warning("stopping early: the Lambda deadline is near", extra={"error": str(exc)})
+        return True
+    finally:
+        cache.flush()
+        _count_added(report, pushed.added)
+        report.not_found = len(pushed.not_found)
+        report.unmatched += len(unmatched) - len(pushed.not_found)
+        report.unmatched_items = [
+            {
+                "kinopub_id": u.kinopub_id,
+                "title": u.title,
+                "reason": u.reason,
+                "detail": u.detail,
+                "season": u.season,
+                "episode": u.episode,
+            }
+            for u in unmatched
+        ]
+        for item in unmatched:
+            logger.info(
+                "unmatched item",
+                extra={
+                    "kinopub_id": item.kinopub_id,
+                    "title": item.title,
+                    "reason": item.reason,
+                    "detail": item.detail,
+                    "season": item.season,
+                    "episode": item.episode,
+                },
+            )
+        if not options.dry_run:
+            if unmatched:
+                state.put_unmatched(unmatched)
+            resolved = previously_unmatched & {_unmatched_key(c.view) for c in pushed.added}
+            if resolved:
+                state.remove_unmatched(resolved)
+
+
+def _count_added(report: SyncReport, added: Sequence[MappedView]) -> None:
+    report.added_movies = sum(1 for c in added if c.kind == "movie")
+    report.added_episodes = sum(1 for c in added if c.kind == "episode")
+    report.added = [f"{c.view.label} @ {minute_or_unknown(c.view.watched_at)}" for c in added]
+
+
+def _remember(state: StateStore, duplicates: Sequence[MappedView], clock: Clock) -> None:
+    if duplicates:
+        now = clock.now()
+        state.add_to_ledger(
+            [LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in duplicates]
+        )
+
+
+def _unmatched_key(view: CompletedView) -> str:
+    if view.kind == "movie":
+        return f"item:{view.kinopub_id}"
+    return f"episode:{view.kinopub_id}:{view.season}:{view.episode}"

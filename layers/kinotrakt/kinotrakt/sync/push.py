@@ -1,0 +1,135 @@
+"""Step 7: push plays in batches, record each accepted key at once, never re-send blindly.
+
+A POST whose answer was lost may have been applied. Re-sending it would create permanent duplicate plays
+(Trakt does not dedupe), so the batch's window is re-read from Trakt and only what is still missing is sent
+again (DESIGN §3.7)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Protocol
+
+from kinotrakt.clock import Clock, Deadline
+from kinotrakt.errors import OutOfTime
+from kinotrakt.observability import logger
+from kinotrakt.storage.ports import LedgerEntry, StateStore
+from kinotrakt.sync.dedupe import RemoteIndex, TraktHistory, has_any_play
+from kinotrakt.sync.keys import minute_or_unknown
+from kinotrakt.sync.mapping import MappedView
+from kinotrakt.trakt.client import TraktWriteOutcomeUnknown
+from kinotrakt.trakt.models import HistoryResult
+
+# How often one batch is re-read and its missing part re-sent after lost answers, before the run stops.
+MAX_RECONCILES = 2
+REREAD_MARGIN = timedelta(minutes=2)
+
+
+class TraktWriter(TraktHistory, Protocol):
+    def add_to_history(self, movies: list[dict[str, object]], episodes: list[dict[str, object]]) -> HistoryResult: ...
+
+
+@dataclass
+class PushResult:
+    added: list[MappedView] = field(default_factory=list)
+    not_found: list[MappedView] = field(default_factory=list)
+    batches_sent: int = 0
+    reconciled: int = 0
+
+
+class Pusher:
+    def __init__(
+        self,
+        trakt: TraktWriter,
+        state: StateStore,
+        clock: Clock,
+        deadline: Deadline,
+        batch_size: int,
+        on_not_found: Callable[[MappedView], None],
+    ) -> None:
+        self._trakt = trakt
+        self._state = state
+        self._clock = clock
+        self._deadline = deadline
+        self._batch_size = batch_size
+        self._on_not_found = on_not_found
+
+    def push(self, to_send: Sequence[MappedView], result: PushResult) -> None:
+        """Send everything, batch by batch, filling ``result`` as it goes (so a stop keeps what was done)."""
+        for start in range(0, len(to_send), self._batch_size):
+            if self._deadline.expired():
+                raise OutOfTime("the Lambda deadline is near; the remaining batches go in the next run")
+            self._send_batch(list(to_send[start : start + self._batch_size]), result)
+
+    def _send_batch(self, batch: list[MappedView], result: PushResult) -> None:
+        pending = batch
+        for attempt in range(MAX_RECONCILES + 1):
+            movies = [c.payload(c.watched_at_value()) for c in pending if c.kind == "movie"]
+            episodes = [c.payload(c.watched_at_value()) for c in pending if c.kind == "episode"]
+            result.batches_sent += 1
+            try:
+                answer = self._trakt.add_to_history(movies, episodes)
+            except TraktWriteOutcomeUnknown:
+                if attempt == MAX_RECONCILES:
+                    raise
+                logger.warning(
+                    "history write outcome unknown; re-reading Trakt before sending again",
+                    extra={"batch_items": len(pending)},
+                )
+                result.reconciled += 1
+                present = self._present_on_trakt(pending)
+                applied = [c for c in pending if c.key in present]
+                self._accept(applied, result)
+                pending = [c for c in pending if c.key not in present]
+                if not pending:
+                    return
+                continue
+            missing = _not_found(pending, answer)
+            for candidate in missing:
+                self._on_not_found(candidate)
+            result.not_found.extend(missing)
+            self._accept([c for c in pending if c not in missing], result)
+            return
+
+    def _accept(self, accepted: list[MappedView], result: PushResult) -> None:
+        if not accepted:
+            return
+        now = self._clock.now()
+        self._state.add_to_ledger(
+            [LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in accepted]
+        )
+        result.added.extend(accepted)
+
+    def _present_on_trakt(self, batch: Sequence[MappedView]) -> set[str]:
+        index = RemoteIndex()
+        for view_kind, kind in (("movie", "movies"), ("episode", "episodes")):
+            times = [c.view.watched_at for c in batch if c.kind == view_kind and c.view.watched_at is not None]
+            if times:
+                index.add(
+                    self._trakt.history(
+                        "movies" if kind == "movies" else "episodes",
+                        min(times) - REREAD_MARGIN,
+                        max(times) + REREAD_MARGIN,
+                    )
+                )
+        present = set(index.keys)
+        present.update(c.key for c in batch if c.view.watched_at is None and has_any_play(self._trakt, c))
+        return present
+
+
+def _not_found(batch: Sequence[MappedView], answer: HistoryResult) -> list[MappedView]:
+    movie_imdb = {item.ids.imdb for item in answer.not_found.movies if item.ids.imdb}
+    movie_trakt = {item.ids.trakt for item in answer.not_found.movies if item.ids.trakt is not None}
+    episodes = {item.ids.trakt for item in answer.not_found.episodes if item.ids.trakt is not None}
+    missing: list[MappedView] = []
+    for c in batch:
+        if c.kind == "episode":
+            hit = c.episode_trakt_id in episodes
+        elif c.movie_imdb:
+            hit = c.movie_imdb in movie_imdb
+        else:
+            hit = c.movie_trakt_id in movie_trakt
+        if hit:
+            missing.append(c)
+    return missing
