@@ -105,6 +105,20 @@ class NotConfigured(KinotraktError):
         self.service = service
 
 
+class MalformedSecret(KinotraktError):
+    """The secret's value is not the DESIGN §2 JSON; the reason names fields and error types, never values."""
+
+    code = "malformed_secret"
+
+    def __init__(self, secret_id: str, reason: str) -> None:
+        super().__init__(
+            f"the secret {secret_id} does not hold kinotrakt's token JSON ({reason}); "
+            "run `python -m kinotrakt setup` to write it again, then link the account"
+        )
+        self.secret_id = secret_id
+        self.reason = reason
+
+
 class ConcurrentTokenWrite(KinotraktError):
     """Somebody else wrote the secret since we read it; we did not overwrite their tokens."""
 

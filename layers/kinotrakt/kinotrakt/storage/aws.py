@@ -1,0 +1,39 @@
+"""The AWS adapters, wired from :class:`Settings`. Handlers call this once per cold start.
+
+Two clients, not three: both token stores share one Secrets Manager client (each client costs a service
+model load at cold start). Region, credentials and ``AWS_ENDPOINT_URL`` (a moto server in the sandbox)
+come from the boto3 session's own environment handling.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import boto3
+from botocore.config import Config
+
+from kinotrakt.storage.dynamo import DynamoStateStore
+from kinotrakt.storage.secrets import SecretsManagerTokenStore
+
+if TYPE_CHECKING:
+    from kinotrakt.config import Settings
+
+# Standard retry mode backs off on throttling and transient errors; the timeouts stay well inside the
+# sync's deadline margin so a stuck connection cannot eat the run.
+CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
+
+
+def aws_stores(
+    settings: Settings, *, session: boto3.Session | None = None
+) -> tuple[DynamoStateStore, SecretsManagerTokenStore, SecretsManagerTokenStore]:
+    """(state, kinopub tokens, trakt tokens) for this deployment."""
+    settings.require_deployment()
+    session = session or boto3.Session()
+    secrets = session.client("secretsmanager", config=CLIENT_CONFIG)
+    return (
+        DynamoStateStore(
+            session.client("dynamodb", config=CLIENT_CONFIG), settings.state_table_name, settings.account_id
+        ),
+        SecretsManagerTokenStore(secrets, settings.kinopub_secret_id),
+        SecretsManagerTokenStore(secrets, settings.trakt_secret_id),
+    )
