@@ -1,0 +1,474 @@
+"""One contract for every ``StateStore``: the in-memory twin and DynamoDB (moto) must behave the same,
+so what the sync's unit tests learn on the twin holds on AWS."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from kinotrakt.config import Settings
+from kinotrakt.storage.aws import aws_stores
+from kinotrakt.storage.dynamo import DynamoStateStore
+from kinotrakt.storage.memory import InMemoryStateStore
+from kinotrakt.storage.ports import LedgerEntry, Pin, StateStore, UnmatchedItem
+from tests.conftest import STATE_TABLE
+
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
+LEASE = timedelta(minutes=15)
+
+
+@dataclass
+class Backend:
+    store: StateStore
+    # DynamoDB operations sent, by name (DynamoDB only: the in-memory twin has no calls to count).
+    calls: Counter[str] | None = None
+
+
+def _counting(client: Any) -> Counter[str]:
+    calls: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        calls[model.name] += 1
+
+    client.meta.events.register("before-call.dynamodb.*", count)
+    return calls
+
+
+def dynamo_store(session: boto3.Session, account_id: str = "acct-a") -> tuple[DynamoStateStore, Counter[str]]:
+    client = session.client("dynamodb")
+    return DynamoStateStore(client, STATE_TABLE, account_id, sleep=lambda _: None), _counting(client)
+
+
+@pytest.fixture(params=["memory", "dynamo"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "memory":
+        return Backend(InMemoryStateStore())
+    request.getfixturevalue("state_table")
+    store, calls = dynamo_store(request.getfixturevalue("aws"))
+    return Backend(store, calls)
+
+
+def entries(
+    count: int, *, start: int = 0, sent_at: datetime = T0, minute: str = "2026-10-01T20:15Z"
+) -> list[LedgerEntry]:
+    return [
+        LedgerEntry(
+            key=f"episode:{900000 + number}:{minute}",
+            view_ref=f"episode:{number // 20}:{number}",
+            watched_at=minute,
+            sent_at=sent_at,
+        )
+        for number in range(start, start + count)
+    ]
+
+
+# --- lease ------------------------------------------------------------------------------------------------
+
+
+def test_a_free_lease_is_taken_and_then_refused_to_a_second_run(backend: Backend) -> None:
+    # Given nobody holds the lease
+    store = backend.store
+    # When one run takes it
+    assert store.acquire_lease("run-1", T0, T0 + LEASE) is True
+    # Then a concurrent run (and the same run again) is refused until it expires
+    assert store.acquire_lease("run-2", T0 + timedelta(minutes=1), T0 + LEASE) is False
+    assert store.acquire_lease("run-1", T0 + LEASE - timedelta(seconds=1), T0 + 2 * LEASE) is False
+
+
+def test_an_expired_lease_is_taken_over(backend: Backend) -> None:
+    # Given a run that died holding the lease
+    store = backend.store
+    store.acquire_lease("crashed", T0, T0 + LEASE)
+    # When the next scheduled run comes after the lease's expiry
+    taken = store.acquire_lease("next", T0 + LEASE + timedelta(seconds=1), T0 + 2 * LEASE)
+    # Then it runs, and holds the lease in its turn
+    assert taken is True
+    assert store.acquire_lease("third", T0 + LEASE + timedelta(minutes=1), T0 + 2 * LEASE) is False
+
+
+def test_only_the_owner_releases_the_lease(backend: Backend) -> None:
+    store = backend.store
+    store.acquire_lease("run-1", T0, T0 + LEASE)
+    # When another run tries to release it, it stays held
+    store.release_lease("run-2")
+    assert store.acquire_lease("run-3", T0 + timedelta(seconds=5), T0 + LEASE) is False
+    # When its owner releases it, the next run gets it at once
+    store.release_lease("run-1")
+    assert store.acquire_lease("run-3", T0 + timedelta(seconds=6), T0 + LEASE) is True
+
+
+def test_a_run_that_outlived_its_lease_does_not_release_the_successors(backend: Backend) -> None:
+    # Given run-1's lease expired and run-2 took it over
+    store = backend.store
+    store.acquire_lease("run-1", T0, T0 + LEASE)
+    store.acquire_lease("run-2", T0 + LEASE + timedelta(seconds=1), T0 + 2 * LEASE)
+    # When the slow run-1 finally finishes and releases
+    store.release_lease("run-1")
+    # Then run-2 still holds it
+    assert store.acquire_lease("run-3", T0 + LEASE + timedelta(minutes=1), T0 + 2 * LEASE) is False
+
+
+# --- watermark and scan bookkeeping -----------------------------------------------------------------------
+
+
+def test_the_watermark_only_moves_forward(backend: Backend) -> None:
+    store = backend.store
+    assert store.load_sync_state().watermark is None
+    # When a run succeeds, its start time becomes the watermark
+    assert store.advance_watermark(T0) == T0
+    # When an older run (started earlier, finished later) tries to store its older start time
+    assert store.advance_watermark(T0 - timedelta(hours=1)) == T0
+    # Then the stored value is unchanged; the same value is a no-op and a newer one moves it
+    assert store.load_sync_state().watermark == T0
+    assert store.advance_watermark(T0) == T0
+    later = T0 + timedelta(minutes=30, milliseconds=250)
+    assert store.advance_watermark(later) == later
+    assert store.load_sync_state().watermark == later
+
+
+def test_full_scan_time_and_last_activities_round_trip_without_touching_the_watermark(backend: Backend) -> None:
+    store = backend.store
+    store.advance_watermark(T0)
+    activities = {"all": "2026-11-01T11:59:00.000Z", "episodes": {"watched_at": "2026-11-01T11:00:00.000Z"}}
+    store.set_last_full_scan(T0 + timedelta(minutes=1))
+    store.set_last_activities(activities)
+    state = store.load_sync_state()
+    assert state.watermark == T0
+    assert state.last_full_scan == T0 + timedelta(minutes=1)
+    assert state.last_activities == activities
+    # When the remote index is invalidated
+    store.set_last_activities(None)
+    assert store.load_sync_state().last_activities is None
+    assert store.load_sync_state().last_full_scan == T0 + timedelta(minutes=1)
+
+
+# --- mapping cache ----------------------------------------------------------------------------------------
+
+
+def test_cached_mappings_expire_at_their_time_and_permanent_ones_stay(backend: Backend) -> None:
+    store = backend.store
+    season_table = {"show": 1390, "seasons": {"1": {"1": 73640, "2": 73641}}}
+    store.put_mappings(
+        {
+            "show:tt0944947": ({"trakt": 1390}, None),
+            "seasons:1390": (season_table, T0 + timedelta(hours=24)),
+            "miss:movie:Unknown Film:1999": ({"reason": "not_found"}, T0 + timedelta(days=7)),
+        }
+    )
+    assert store.load_mappings(T0) == {
+        "show:tt0944947": {"trakt": 1390},
+        "seasons:1390": season_table,
+        "miss:movie:Unknown Film:1999": {"reason": "not_found"},
+    }
+    # When a day has passed, the season table is gone (new episodes must appear), the rest stays
+    assert set(store.load_mappings(T0 + timedelta(hours=24))) == {"show:tt0944947", "miss:movie:Unknown Film:1999"}
+    # When a week has passed, the negative result is gone too, so the item is looked up again
+    assert set(store.load_mappings(T0 + timedelta(days=7, seconds=1))) == {"show:tt0944947"}
+
+
+def test_a_mapping_is_replaced_by_a_newer_value(backend: Backend) -> None:
+    store = backend.store
+    store.put_mappings({"seasons:1390": ({"episodes": 10}, T0 + timedelta(hours=1))})
+    store.put_mappings({"seasons:1390": ({"episodes": 11}, T0 + timedelta(hours=48))})
+    assert store.load_mappings(T0 + timedelta(hours=2)) == {"seasons:1390": {"episodes": 11}}
+
+
+def test_a_large_library_mapping_cache_loads_whole_in_one_query(backend: Backend) -> None:
+    # Given a 600-show library's cache
+    store = backend.store
+    store.put_mappings({f"show:tt{n:07d}": ({"trakt": n}, T0 + timedelta(days=1)) for n in range(600)})
+    if backend.calls is not None:
+        backend.calls.clear()
+    # When the sync loads it
+    mappings = store.load_mappings(T0)
+    # Then every entry is there, for one Query, not one call per show
+    assert len(mappings) == 600
+    assert mappings["show:tt0000599"] == {"trakt": 599}
+    if backend.calls is not None:
+        assert backend.calls == Counter({"Query": 1})
+
+
+# --- ledger -----------------------------------------------------------------------------------------------
+
+
+def test_the_ledger_remembers_every_pushed_batch(backend: Backend) -> None:
+    # Given two pushed batches (100 + 50 plays)
+    store = backend.store
+    store.add_to_ledger(entries(100))
+    store.add_to_ledger(entries(50, start=100, sent_at=T0 + timedelta(seconds=2)))
+    store.add_to_ledger([])
+    # When the next run loads the ledger
+    ledger = store.load_ledger()
+    # Then every key and every view's sent watched_at is there
+    assert ledger.keys == {entry.key for entry in entries(150)}
+    assert ledger.watched_at_by_view["episode:7:149"] == "2026-10-01T20:15Z"
+    assert len(ledger.watched_at_by_view) == 150
+
+
+def test_a_big_library_ledger_loads_in_a_few_queries(backend: Backend) -> None:
+    # Given 2,500 plays pushed in batches of 100, then a single oversized batch (over DynamoDB's item limit)
+    store = backend.store
+    for batch in range(25):
+        store.add_to_ledger(entries(100, start=batch * 100, sent_at=T0 + timedelta(seconds=batch)))
+    long_minute = "2026-10-01T20:15Z" + "-" * 60  # makes 5,000 rows ~ 0.8 MB of JSON
+    store.add_to_ledger(entries(5000, start=10_000, sent_at=T0 + timedelta(minutes=5), minute=long_minute))
+    if backend.calls is not None:
+        backend.calls.clear()
+    ledger = store.load_ledger()
+    assert len(ledger.keys) == 7500
+    assert {entry.key for entry in entries(2500)} <= ledger.keys
+    if backend.calls is not None:
+        assert backend.calls["Query"] <= 3
+        assert set(backend.calls) == {"Query"}
+
+
+def test_the_latest_sent_watched_at_of_a_view_wins(backend: Backend) -> None:
+    store = backend.store
+    view = "movie:8821"
+    store.add_to_ledger([LedgerEntry("movie:tt0111161:unknown", view, "unknown", T0)])
+    store.add_to_ledger(
+        [LedgerEntry("movie:tt0111161:2026-10-02T21:00Z", view, "2026-10-02T21:00Z", T0 + timedelta(hours=1))]
+    )
+    assert store.load_ledger().watched_at_by_view[view] == "2026-10-02T21:00Z"
+
+
+# --- unmatched --------------------------------------------------------------------------------------------
+
+
+def test_unmatched_items_are_listed_updated_and_removed(backend: Backend) -> None:
+    store = backend.store
+    movie = UnmatchedItem("item:501", 501, "Неизвестный фильм", "no_imdb_not_found", "no IMDb id; search found 0")
+    episode = UnmatchedItem(
+        "episode:77:3:12", 77, "Some Show", "episode_not_on_trakt", "", season=3, episode=12, seen_at=T0
+    )
+    broken = UnmatchedItem("item:9", 9, "Broken", "kinopub_error", "HTML instead of JSON")
+    store.put_unmatched([movie, episode, broken])
+    assert store.list_unmatched() == [episode, movie, broken]  # by key, as text
+    # When the mapping changes and a new reason is recorded, it replaces the old one
+    ambiguous = UnmatchedItem("item:501", 501, "Неизвестный фильм", "ambiguous", "2 candidates")
+    store.put_unmatched([ambiguous])
+    store.remove_unmatched(["item:9", "item:9", "item:never-there"])
+    assert store.list_unmatched() == [episode, ambiguous]
+
+
+# --- item failures ----------------------------------------------------------------------------------------
+
+
+def test_item_failure_counts_grow_run_after_run_and_clear_on_success(backend: Backend) -> None:
+    store = backend.store
+    assert store.record_item_failures([11, 12]) == {11: 1, 12: 1}
+    assert store.record_item_failures([11, 11]) == {11: 2}  # once per run, however often it was named
+    assert store.record_item_failures([11, 12]) == {11: 3, 12: 2}
+    # When item 11 reads fine again
+    store.clear_item_failures([11])
+    assert store.record_item_failures([11, 12]) == {11: 1, 12: 3}
+    assert store.record_item_failures([]) == {}
+
+
+# --- reports ----------------------------------------------------------------------------------------------
+
+
+def test_reports_are_listed_newest_first_up_to_the_limit(backend: Backend) -> None:
+    store = backend.store
+    for minute in range(12):
+        store.put_report({"status": "ok", "candidates": minute, "watermark": None}, T0 + timedelta(minutes=minute))
+    newest = store.list_reports(limit=3)
+    assert [report["candidates"] for report in newest] == [11, 10, 9]
+    assert newest[0] == {"status": "ok", "candidates": 11, "watermark": None}
+    assert len(store.list_reports()) == 10
+    assert len(store.list_reports(limit=50)) == 12
+
+
+# --- pins -------------------------------------------------------------------------------------------------
+
+
+def test_pins_are_kept_per_kinopub_item(backend: Backend) -> None:
+    store = backend.store
+    store.put_pin(Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=1))
+    store.put_pin(Pin(kinopub_id=15, trakt_type="movie", trakt_id=481))
+    store.put_pin(Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=0))
+    assert store.list_pins() == {
+        4242: Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=0),
+        15: Pin(kinopub_id=15, trakt_type="movie", trakt_id=481),
+    }
+
+
+# --- one-time OAuth state ---------------------------------------------------------------------------------
+
+
+def test_an_oauth_state_is_consumed_once(backend: Backend) -> None:
+    store = backend.store
+    data = {"code_verifier": "v" * 64, "cookie": "c" * 32}
+    store.put_oauth_state("state-1", data, T0 + timedelta(minutes=10))
+    # When the callback arrives in time, it gets the data
+    assert store.consume_oauth_state("state-1", T0 + timedelta(minutes=2)) == data
+    # Then a replay of the same callback finds nothing
+    assert store.consume_oauth_state("state-1", T0 + timedelta(minutes=3)) is None
+
+
+def test_an_expired_or_unknown_oauth_state_is_refused(backend: Backend) -> None:
+    store = backend.store
+    store.put_oauth_state("state-2", {"code_verifier": "v"}, T0 + timedelta(minutes=10))
+    assert store.consume_oauth_state("state-2", T0 + timedelta(minutes=10, seconds=1)) is None
+    assert store.consume_oauth_state("forged", T0) is None
+
+
+def test_an_injected_storage_fault_fails_the_operation_before_it_happens() -> None:
+    # Given a chaos schedule that throttles ledger writes
+    def throttle(operation: str) -> None:
+        if operation == "add_to_ledger":
+            raise TimeoutError("injected ThrottlingException")
+
+    store = InMemoryStateStore(faults=throttle)
+    # When a batch's keys are recorded
+    with pytest.raises(TimeoutError):
+        store.add_to_ledger(entries(3))
+    # Then nothing was recorded, and other operations are untouched
+    assert store.load_ledger().keys == set()
+    assert store.acquire_lease("run", T0, T0 + LEASE) is True
+
+
+# --- DynamoDB only: what is physically in the table -------------------------------------------------------
+
+
+def fill_every_kind(store: StateStore) -> None:
+    store.acquire_lease("run-1", T0, T0 + LEASE)
+    store.advance_watermark(T0)
+    store.set_last_full_scan(T0)
+    store.put_mappings({"show:tt1": ({"trakt": 1}, T0 + timedelta(days=1)), "movie:x": ({"trakt": 2}, None)})
+    store.add_to_ledger(entries(3))
+    store.put_unmatched([UnmatchedItem("item:1", 1, "A", "not_found")])
+    store.record_item_failures([5])
+    store.put_report({"status": "ok"}, T0)
+    store.put_pin(Pin(1, "movie", 2))
+    store.put_oauth_state("s", {"v": "1"}, T0 + timedelta(minutes=10))
+
+
+def raw_items(session: boto3.Session) -> list[Mapping[str, Any]]:
+    return list(session.client("dynamodb").scan(TableName=STATE_TABLE)["Items"])
+
+
+def test_every_item_lives_under_the_account_prefix(aws: boto3.Session, state_table: str) -> None:
+    store, _ = dynamo_store(aws, "acct-a")
+    fill_every_kind(store)
+    items = raw_items(aws)
+    assert len(items) >= 10
+    assert all(item["pk"]["S"].startswith("acct-a#") for item in items)
+    # Expiring kinds carry the table's TTL attribute as whole epoch seconds
+    ttl = {item["sk"]["S"]: int(item["expires_at"]["N"]) for item in items if "expires_at" in item}
+    assert ttl["s"] == int((T0 + timedelta(minutes=10)).timestamp())
+    assert ttl["lease"] == int((T0 + LEASE).timestamp())
+    assert "movie:x" not in ttl
+
+
+def test_two_accounts_in_one_table_do_not_see_each_other(aws: boto3.Session, state_table: str) -> None:
+    alice, _ = dynamo_store(aws, "alice")
+    bob, _ = dynamo_store(aws, "bob")
+    fill_every_kind(alice)
+    assert bob.acquire_lease("bob-run", T0, T0 + LEASE) is True
+    assert bob.load_sync_state().watermark is None
+    assert bob.load_mappings(T0) == {}
+    assert bob.load_ledger().keys == set()
+    assert bob.list_unmatched() == []
+    assert bob.record_item_failures([5]) == {5: 1}
+    assert bob.list_reports() == []
+    assert bob.list_pins() == {}
+    assert bob.consume_oauth_state("s", T0) is None
+    assert alice.consume_oauth_state("s", T0) == {"v": "1"}
+
+
+def test_expired_items_that_dynamodb_has_not_deleted_yet_are_not_read(aws: boto3.Session, state_table: str) -> None:
+    # DynamoDB's TTL deletes lazily (up to days late); moto never does, which makes it the worst case.
+    store, _ = dynamo_store(aws)
+    store.put_mappings({"seasons:1": ({"episodes": 1}, T0)})
+    assert any(item["sk"]["S"] == "seasons:1" for item in raw_items(aws))
+    assert store.load_mappings(T0 + timedelta(seconds=1)) == {}
+
+
+class ThrottlingClient:
+    """A DynamoDB client whose BatchWriteItem leaves everything but the first request unprocessed, twice."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self.throttled = 0
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+    def batch_write_item(self, **kwargs: Any) -> Any:
+        ((table, requests),) = kwargs["RequestItems"].items()
+        if self.throttled < 2 and len(requests) > 1:
+            self.throttled += 1
+            self._client.batch_write_item(RequestItems={table: requests[:1]})
+            return {"UnprocessedItems": {table: requests[1:]}}
+        return self._client.batch_write_item(**kwargs)
+
+
+def test_unprocessed_batch_writes_are_retried_with_backoff(aws: boto3.Session, state_table: str) -> None:
+    client = ThrottlingClient(aws.client("dynamodb"))
+    waits: list[float] = []
+    store = DynamoStateStore(client, STATE_TABLE, "acct-a", sleep=waits.append)  # type: ignore[arg-type]
+    store.put_mappings({f"show:{n}": ({"trakt": n}, None) for n in range(30)})
+    assert len(store.load_mappings(T0)) == 30
+    assert client.throttled == 2
+    assert len(waits) == 2
+    assert waits[1] > waits[0]
+
+
+# --- wiring -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "eu-west-1",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+        "AWS_ENDPOINT_URL": f"http://{host}:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    yield f"http://{host}:{port}"
+    server.stop()
+
+
+def test_aws_endpoint_url_alone_points_the_stores_at_a_moto_server(moto_server: str) -> None:
+    # Given a moto server with the deployment's table and secrets, found through AWS_ENDPOINT_URL only
+    session = boto3.Session()
+    session.client("dynamodb").create_table(
+        TableName=STATE_TABLE,
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "S"},
+        ],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    sm = session.client("secretsmanager")
+    sm.create_secret(Name="kp", SecretString='{"client_id": "kp-app"}')
+    sm.create_secret(Name="tr", SecretString='{"client_id": "trakt-app"}')
+    settings = Settings(kinopub_secret_id="kp", trakt_secret_id="tr", state_table_name=STATE_TABLE, account_id="me")
+    # When the handler wires its stores from settings
+    state, kinopub, trakt = aws_stores(settings)
+    # Then they talk to that server
+    assert kinopub.load().secret.client_id == "kp-app"
+    assert trakt.load().secret.client_id == "trakt-app"
+    assert state.acquire_lease("run", T0, T0 + LEASE) is True
+    assert session.client("dynamodb").scan(TableName=STATE_TABLE)["Items"][0]["pk"] == {"S": "me#sync"}
+
+
+def test_aws_stores_names_the_missing_variables() -> None:
+    with pytest.raises(ValueError, match="STATE_TABLE_NAME"):
+        aws_stores(Settings(kinopub_secret_id="kp", trakt_secret_id="tr"))
