@@ -5,6 +5,8 @@ PYTHON ?= python3.13
 VENV := .venv
 TOOLS := .tools
 PY := $(VENV)/bin/python
+# Run code the way Lambda imports it: the layer package from /opt/python, the repo for tests and tools.
+RUN := PYTHONPATH=layers/kinotrakt:. $(PY)
 SAM := $(TOOLS)/bin/sam
 CFNLINT := $(TOOLS)/bin/cfn-lint
 SEED ?=
@@ -48,13 +50,13 @@ build: $(TOOLS)/.installed
 	$(SAM) build --template template.yaml
 
 demo: $(VENV)/.installed
-	$(PY) -m tests.sandbox.demo
+	$(RUN) -m tests.sandbox.demo
 
 bench: $(VENV)/.installed
-	$(PY) -m bench
+	$(RUN) -m bench
 
 chaos: $(VENV)/.installed
-	$(PY) -m chaos --schedules $(SCHEDULES) $(if $(SEED),--seed $(SEED),)
+	$(RUN) -m chaos --schedules $(SCHEDULES) $(if $(SEED),--seed $(SEED),)
 
 invoke: build
 	$(SAM) local invoke SyncFunction -e events/schedule.json --env-vars events/env.json

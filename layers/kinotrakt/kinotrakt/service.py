@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from kinotrakt.clock import Clock, Deadline, SystemClock
 from kinotrakt.config import Settings
@@ -12,14 +12,13 @@ from kinotrakt.errors import KinotraktError
 from kinotrakt.http import CallCounter, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth
-from kinotrakt.kinopub.oauth import make_token_keeper as kinopub_keeper
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import StateStore, TokenStore
+from kinotrakt.storage.ports import ServiceSecret, StateStore, TokenStore
 from kinotrakt.sync.pipeline import SyncDeps, SyncOptions, run_sync
 from kinotrakt.sync.report import SyncReport
+from kinotrakt.tokens import Refresher, TokenGrant, TokenKeeper, kinopub_margin, trakt_margin
 from kinotrakt.trakt.client import TraktClient, trakt_transport
 from kinotrakt.trakt.oauth import TraktOAuth
-from kinotrakt.trakt.oauth import make_token_keeper as trakt_keeper
 
 # The lease outlives the longest possible run (Lambda's 15-minute maximum) a little.
 DEFAULT_LEASE = timedelta(minutes=16)
@@ -60,8 +59,13 @@ def execute_sync(
         user_agent=settings.kinopub_user_agent,
         timeout=settings.http_timeout_seconds,
     )
-    kinopub_oauth = KinopubOAuth(kinopub_transport, settings.kinopub_base, "", "")
-    kinopub_tokens = kinopub_keeper(kinopub_store, kinopub_oauth, clock)
+    kinopub_tokens = TokenKeeper(
+        "kinopub",
+        kinopub_store,
+        _refresher(KinopubOAuth, kinopub_transport, settings.kinopub_base),
+        clock,
+        kinopub_margin,
+    )
 
     trakt_http = trakt_transport(
         post_interval_seconds=settings.trakt_post_interval_seconds,
@@ -70,9 +74,9 @@ def execute_sync(
         counter=counter,
         timeout_seconds=settings.http_timeout_seconds,
     )
-    # Both refreshers take the client credentials from the secret they refresh.
-    trakt_oauth = TraktOAuth(trakt_http, settings.trakt_auth_base, "", "")
-    trakt_tokens = trakt_keeper(trakt_store, trakt_oauth, clock)
+    trakt_tokens = TokenKeeper(
+        "trakt", trakt_store, _refresher(TraktOAuth, trakt_http, settings.trakt_auth_base), clock, trakt_margin
+    )
     try:
         client_id = trakt_tokens.client_id()
     except KinotraktError as exc:
@@ -114,3 +118,20 @@ def run_sync_once(
         remaining_seconds=remaining_seconds,
         dry_run=dry_run,
     ).to_dict()
+
+
+class _OAuthClient(Protocol):
+    def __init__(self, transport: Transport, base_url: str, client_id: str, client_secret: str) -> None: ...
+
+    def refresh(self, secret: ServiceSecret) -> TokenGrant: ...
+
+
+def _refresher(oauth: type[_OAuthClient], transport: Transport, base_url: str) -> Refresher:
+    """A refresher that authenticates with the client credentials of the very secret it refreshes
+    (the secret is read once per run; a re-run of ``setup`` takes effect on the next run)."""
+
+    def refresh(secret: ServiceSecret) -> TokenGrant:
+        client_secret = secret.client_secret.get_secret_value() if secret.client_secret else ""
+        return oauth(transport, base_url, secret.client_id or "", client_secret).refresh(secret)
+
+    return refresh

@@ -192,7 +192,8 @@ def _map_dedupe_push(
         return True
     finally:
         cache.flush()
-        _count_added(report, pushed.added)
+        if not options.dry_run:
+            _count_added(report, pushed.added)
         report.not_found = len(pushed.not_found)
         report.unmatched += len(unmatched) - len(pushed.not_found)
         report.unmatched_items = [

@@ -1,0 +1,258 @@
+"""The sync end to end, through the real handler: moto (DynamoDB, Secrets Manager) + fake Kinopub + fake Trakt.
+
+Each test says, Given / When / Then, what a user would see in their Trakt history and in the run report."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from kinotrakt.clock import VirtualClock
+from tests.fakes.fake_kinopub import FakeKinopub
+from tests.fakes.fake_trakt import FakeTrakt
+from tests.sandbox.harness import Sandbox, sandbox
+
+# Kinopub timestamps (unix seconds) of the seeded views; all in June 2025.
+T0 = 1_750_000_000  # 2025-06-15T15:06:40Z
+HOUR = 3600
+DAY = 24 * HOUR
+
+INCEPTION_KP, INCEPTION_TRAKT = 101, 16662
+ARRIVAL_KP, ARRIVAL_TRAKT = 102, 190430
+BM_KP, BM_TRAKT = 201, 41793
+
+
+def minute(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def seed_basic(kp: FakeKinopub, tr: FakeTrakt) -> None:
+    """Two finished movies and three finished Black Mirror episodes, all known to Trakt."""
+    kp.add_movie(INCEPTION_KP, "Начало / Inception", 2010, 1375666)
+    kp.watch(INCEPTION_KP, at=T0)
+    kp.add_movie(ARRIVAL_KP, "Прибытие / Arrival", 2016, 2543164)
+    kp.watch(ARRIVAL_KP, at=T0 + DAY)
+    kp.add_series(BM_KP, "Черное зеркало / Black Mirror", 2011, 2085059, {1: 3, 2: 4})
+    for episode in (1, 2, 3):
+        kp.watch(BM_KP, season=1, episode=episode, at=T0 + 2 * DAY + episode * HOUR)
+    tr.add_movie(INCEPTION_TRAKT, "Inception", 2010, "tt1375666")
+    tr.add_movie(ARRIVAL_TRAKT, "Arrival", 2016, "tt2543164")
+    tr.add_show(BM_TRAKT, "Black Mirror", 2011, "tt2085059", {1: 3, 2: 4})
+
+
+@pytest.fixture
+def clock() -> VirtualClock:
+    # Trakt's write pacing (1 s) runs on this clock, so the suite never sleeps for it.
+    return VirtualClock(datetime.now(UTC))
+
+
+@pytest.fixture
+def box(clock: VirtualClock) -> Iterator[Sandbox]:
+    with sandbox(seed=seed_basic, clock=clock) as sb:
+        yield sb
+
+
+def expected_keys(tr: FakeTrakt) -> set[str]:
+    return {
+        f"movie:tt1375666:{minute(T0)}",
+        f"movie:tt2543164:{minute(T0 + DAY)}",
+        *(
+            f"episode:{tr.episode_id(BM_TRAKT, 1, e)}:{minute(T0 + 2 * DAY + e * HOUR)}"
+            for e in (1, 2, 3)
+        ),
+    }
+
+
+def test_first_run_adds_every_completed_view_and_second_run_adds_nothing(box: Sandbox) -> None:
+    # When the sync runs for the first time
+    first = box.invoke()
+    # Then every completed view is on Trakt exactly once, at its Kinopub minute
+    assert first["status"] == "ok"
+    assert (first["candidates"], first["added_movies"], first["added_episodes"]) == (5, 2, 3)
+    assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
+    assert box.trakt.duplicate_keys() == []
+    assert first["watermark"] is not None
+    # When it runs again right away
+    second = box.invoke()
+    # Then nothing is added and Trakt is not even asked
+    assert second["status"] == "ok"
+    assert second["added_movies"] + second["added_episodes"] == 0
+    assert second["http_calls"] == {"kinopub": 1, "trakt": 0}
+    assert len(box.trakt.plays()) == 5
+
+
+def test_a_new_kinopub_view_adds_only_that_view(box: Sandbox, clock: VirtualClock) -> None:
+    # Given a synced library
+    box.invoke()
+    # When one more episode is finished on Kinopub (now) and the next run comes an hour later
+    now = int(clock.now().timestamp())
+    box.kinopub.watch(BM_KP, season=2, episode=1, at=now)
+    clock.advance(HOUR)
+    report = box.invoke()
+    # Then only that episode is added
+    assert (report["added_movies"], report["added_episodes"]) == (0, 1)
+    new_key = f"episode:{box.trakt.episode_id(BM_TRAKT, 2, 1)}:{minute(now)}"
+    assert set(box.trakt.play_keys()) == expected_keys(box.trakt) | {new_key}
+    assert box.trakt.duplicate_keys() == []
+
+
+def test_same_minute_play_already_on_trakt_is_skipped_and_a_rewatch_is_added(clock: VirtualClock) -> None:
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        seed_basic(kp, tr)
+        # Given Inception already on Trakt at the same minute (seconds differ), from another app
+        tr.add_play("movie", INCEPTION_TRAKT, datetime.fromtimestamp(T0 + 15, UTC).isoformat())
+        # and Arrival on Trakt on another day (an earlier viewing)
+        tr.add_play("movie", ARRIVAL_TRAKT, datetime.fromtimestamp(T0 - 30 * DAY, UTC).isoformat())
+
+    with sandbox(seed=seed, clock=clock) as box:
+        report = box.invoke()
+        assert report["status"] == "ok"
+        # Then the same-minute Inception play is not sent again; Arrival's new viewing is a new play
+        assert report["skipped_duplicates"] == 1
+        assert report["added_movies"] == 1
+        keys = box.trakt.play_keys()
+        assert keys.count(f"movie:tt1375666:{minute(T0)}") == 1
+        assert f"movie:tt2543164:{minute(T0 + DAY)}" in keys
+        assert f"movie:tt2543164:{minute(T0 - 30 * DAY)}" in keys
+        assert box.trakt.duplicate_keys() == []
+
+
+def test_unmatched_items_are_recorded_with_reasons_and_do_not_block_the_rest(clock: VirtualClock) -> None:
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        seed_basic(kp, tr)
+        # a movie without IMDb that Trakt does not know
+        kp.add_movie(103, "Домашнее видео / Home Video", 2019, None)
+        kp.watch(103, at=T0)
+        # an episode Trakt does not have
+        kp.add_series(202, "Сериал / Some Show", 2020, 1234567, {9: 1})
+        kp.watch(202, season=9, episode=1, at=T0)
+        tr.add_show(55555, "Some Show", 2020, "tt1234567", {1: 2})
+        # a movie whose IMDb id Trakt answers not_found for
+        kp.add_movie(104, "Потерянный / Lost Film", 2001, 9999999)
+        kp.watch(104, at=T0)
+
+    with sandbox(seed=seed, clock=clock) as box:
+        report = box.invoke()
+        # Then the rest still lands, the run is ok, and the watermark moves
+        assert report["status"] == "ok"
+        assert (report["added_movies"], report["added_episodes"]) == (2, 3)
+        assert report["unmatched"] == 2
+        assert report["not_found"] == 1
+        reasons = {item["kinopub_id"]: item["reason"] for item in report["unmatched_items"]}
+        assert reasons == {103: "no_imdb_not_found", 202: "episode_not_on_trakt", 104: "trakt_not_found"}
+        stored = {item.kinopub_id: item.reason for item in box.state().list_unmatched()}
+        assert stored == reasons
+        assert report["watermark"] is not None
+        # And a day later (a full rescan) the not_found movie is not re-sent and nothing is searched again
+        box.trakt.clear_requests()
+        clock.advance(25 * HOUR)
+        again = box.invoke()
+        assert again["added_movies"] + again["added_episodes"] == 0
+        assert box.trakt.calls("POST") == []
+        assert box.trakt.calls("GET", "/search") == []
+        assert {item.kinopub_id for item in box.state().list_unmatched()} == {103, 104, 202}
+
+
+def test_persistent_post_failure_keeps_the_watermark_and_the_next_run_completes(box: Sandbox) -> None:
+    # Given Trakt rejects every history write with 503 (nothing applied)
+    box.trakt.add_fault("POST", r"^/sync/history$", status=503, times=-1)
+    report = box.invoke()
+    # Then the run is partial, nothing is on Trakt and the watermark did not move
+    assert report["status"] == "partial"
+    assert report["watermark"] is None
+    assert box.trakt.plays() == []
+    # When the fault clears, the next run adds everything once
+    box.trakt.clear_faults()
+    report = box.invoke()
+    assert report["status"] == "ok"
+    assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
+    assert box.trakt.duplicate_keys() == []
+
+
+def test_a_post_applied_but_answer_lost_creates_no_duplicate_and_loses_nothing(box: Sandbox) -> None:
+    # Given Trakt applies the first history write but the connection drops before the answer
+    box.trakt.add_fault("POST", r"^/sync/history$", action="apply_then_drop", times=1)
+    report = box.invoke()
+    # Then the sync re-reads Trakt instead of re-sending, and every view is there exactly once
+    assert report["status"] == "ok"
+    assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
+    assert box.trakt.duplicate_keys() == []
+    assert len(box.trakt.calls("POST", "/sync/history")) == 1
+    # And a second run agrees nothing is missing
+    assert box.invoke()["added_movies"] == 0
+
+
+def test_deadline_mid_run_ends_partial_and_the_next_run_finishes_without_duplicates(clock: VirtualClock) -> None:
+    # Given one play per batch, so five writes spaced 1 s apart, and a Lambda with 63 s left (60 s margin)
+    with sandbox(seed=seed_basic, clock=clock, env={"SYNC_BATCH_SIZE": "1"}) as box:
+        report = box.invoke(timeout_seconds=63)
+        # Then the run stops early, keeps what it sent, and leaves the watermark alone
+        assert report["status"] == "partial"
+        sent_first = report["added_movies"] + report["added_episodes"]
+        assert 0 < sent_first < 5
+        assert report["watermark"] is None
+        assert len(box.trakt.plays()) == sent_first
+        # When the next run has time, it sends only the rest
+        report = box.invoke()
+        assert report["status"] == "ok"
+        assert report["added_movies"] + report["added_episodes"] == 5 - sent_first
+        assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
+        assert box.trakt.duplicate_keys() == []
+
+
+def test_expired_trakt_token_is_refreshed_first_and_the_new_pair_is_stored(box: Sandbox) -> None:
+    # Given the stored Trakt access token expires within the refresh margin
+    before = box.secret("trakt")
+    assert before.access_token is not None
+    store = box.trakt_store()
+    stored = store.load()
+    soon = int(box.clock.now().timestamp()) + 60
+    week_ago = soon - 7 * DAY  # a 7-day token, issued a week ago
+    expiring = stored.secret.model_copy(update={"expires_at": soon, "issued_at": week_ago})
+    store.save(expiring, expected_version=stored.version)
+    report = box.invoke()
+    # Then the token is refreshed before the first Trakt API call, and the rotated pair is in Secrets Manager
+    assert report["status"] == "ok"
+    after = box.secret("trakt")
+    assert after.access_token is not None and after.refresh_token is not None
+    assert after.access_token.get_secret_value() != before.access_token.get_secret_value()
+    assert box.trakt.token_is_valid(after.access_token.get_secret_value())
+    trakt_calls = [r.path for r in box.trakt.requests]
+    assert trakt_calls.index("/oauth/token") < min(
+        i for i, path in enumerate(trakt_calls) if path.startswith("/sync/")
+    )
+
+
+def test_locked_trakt_account_fails_the_run_and_posts_nothing(box: Sandbox) -> None:
+    # Given Trakt has locked the account (HTTP 423)
+    box.trakt.locked = True
+    report = box.invoke()
+    # Then the run fails with a message telling the user what to do, and nothing is posted
+    assert report["status"] == "failed"
+    assert report["error"]["code"] == "trakt_account_locked"
+    assert "contact Trakt support" in report["error"]["message"]
+    assert box.trakt.calls("POST", "/sync/history") == []
+    assert report["watermark"] is None
+
+
+def test_a_second_invocation_while_the_lease_is_held_is_skipped(box: Sandbox, clock: VirtualClock) -> None:
+    # Given another run holds the lease
+    now = clock.now()
+    assert box.state().acquire_lease("other-run", now, now.replace(year=now.year + 1))
+    report = box.invoke()
+    # Then this run does nothing at all
+    assert report["status"] == "skipped"
+    assert box.kinopub.requests == []
+    assert box.trakt.requests == []
+
+
+def test_dry_run_plans_without_writing(box: Sandbox) -> None:
+    report = box.invoke({"dry_run": True})
+    assert report["status"] == "ok"
+    assert report["dry_run"] is True
+    assert (report["added_movies"], report["added_episodes"]) == (2, 3)
+    assert box.trakt.plays() == []
+    assert report["watermark"] is None
+    assert box.trakt.calls("POST") == []
