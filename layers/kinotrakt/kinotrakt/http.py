@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import random
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -136,10 +136,13 @@ class Transport:
         form: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
         idempotent: bool | None = None,
+        pass_through: Collection[int] = (),
     ) -> requests.Response:
         """Send with the retry policy; return the final response (any status the policy does not retry).
 
-        ``idempotent`` defaults to True for GET and False otherwise."""
+        ``idempotent`` defaults to True for GET and False otherwise. Statuses in ``pass_through`` are returned
+        to the caller untouched, for protocols that give them their own meaning (an OAuth device poll's 429
+        means "poll slower", not "retry now")."""
         safe = method == "GET" if idempotent is None else idempotent
         endpoint = self._endpoint_label(url)
         attempt = 0
@@ -171,6 +174,8 @@ class Transport:
                 continue
 
             status = response.status_code
+            if status in pass_through:
+                return response
             if status == 429:
                 # Rejected before processing, so even a write is safe to repeat after the wait.
                 delay = _retry_after(response)

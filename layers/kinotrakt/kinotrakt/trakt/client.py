@@ -1,0 +1,279 @@
+"""Everything kinotrakt asks the Trakt API, on the shared transport (reference/trakt-api.md, DESIGN §3.4-§3.7).
+
+Error statuses are mapped to typed errors in one place, :func:`raise_for_status`; every call goes through
+:meth:`TraktClient._send`, which adds the headers and does the one refresh + one retry on a 401.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any, Literal
+from urllib.parse import quote, urlsplit
+
+import requests
+from pydantic import TypeAdapter, ValidationError
+
+from kinotrakt import __version__
+from kinotrakt.clock import Clock, Deadline, iso_z
+from kinotrakt.errors import (
+    BadResponse,
+    OutcomeUnknown,
+    TraktAccountLimit,
+    TraktAccountLocked,
+    TraktApiKeyRejected,
+    TraktCloudflareBlocked,
+    TraktUnauthorized,
+    TraktVipRequired,
+)
+from kinotrakt.http import CallCounter, Pacing, Transport, decode_json, is_html
+from kinotrakt.tokens import TokenKeeper
+from kinotrakt.trakt.models import HistoryItem, HistoryKind, HistoryResult, LastActivities, SearchHit, Season
+
+SERVICE = "trakt"
+
+# Trakt: 1 write per second per user, 1000 GETs per 5 minutes per user (reference/trakt-api.md).
+GET_LIMIT = 1000
+GET_WINDOW_SECONDS = 300.0
+
+# (2026) Trakt silently cuts larger `limit` values to 250.
+HISTORY_PAGE_LIMIT = 250
+
+# Lucene specials Trakt's text search interprets (reference/trakt-api.md); `\` first so escapes stay intact.
+_LUCENE_SPECIALS = re.compile(r'([\\+\-&|!(){}\[\]^"~*?:/])')
+
+
+def trakt_user_agent() -> str:
+    """Cloudflare answers requests without a real User-Agent with an HTML 403 (2026)."""
+    return f"kinotrakt/{__version__}"
+
+
+def trakt_headers(client_id: str, access_token: str | None = None) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "trakt-api-key": client_id,
+        "trakt-api-version": "2",
+    }
+    if access_token is not None:
+        headers["Authorization"] = f"Bearer {access_token}"
+    return headers
+
+
+def trakt_endpoint_label(url: str) -> str:
+    """The path with ids replaced by ``{id}``, so per-endpoint call counts stay a short list."""
+    parts = urlsplit(url).path.split("/")
+    return "/".join("{id}" if re.fullmatch(r"\d+|tt\d+", part) else part for part in parts)
+
+
+def trakt_transport(
+    *,
+    post_interval_seconds: float,
+    clock: Clock,
+    deadline: Deadline,
+    counter: CallCounter,
+    timeout_seconds: float = 20.0,
+    session: requests.Session | None = None,
+    rng: random.Random | None = None,
+) -> Transport:
+    """The Trakt transport: writes spaced start to start by ``post_interval_seconds``
+    (``TRAKT_POST_INTERVAL_SECONDS``), GETs kept under Trakt's 1000 per 5 minutes."""
+    return Transport(
+        SERVICE,
+        clock=clock,
+        deadline=deadline,
+        counter=counter,
+        user_agent=trakt_user_agent(),
+        timeout=timeout_seconds,
+        pacing=Pacing(min_write_interval=post_interval_seconds, get_limit=GET_LIMIT, get_window=GET_WINDOW_SECONDS),
+        session=session,
+        endpoint_label=trakt_endpoint_label,
+        rng=rng,
+    )
+
+
+def escape_query(text: str) -> str:
+    """Escape Lucene specials so a title like ``Mission: Impossible`` is searched as written."""
+    return _LUCENE_SPECIALS.sub(r"\\\1", text)
+
+
+def raise_for_status(response: requests.Response) -> None:
+    """Map a Trakt error status to its typed error; return quietly on 2xx.
+
+    429 and 5xx never get here: the transport retries them or raises ServiceUnavailable / OutcomeUnknown.
+    """
+    status = response.status_code
+    if 200 <= status < 300:
+        return
+    if status == 401:
+        raise TraktUnauthorized
+    if status == 403:
+        # Cloudflare answers with an HTML page (`server: cloudflare`); Trakt itself with JSON (2026).
+        raise TraktCloudflareBlocked if is_html(response) else TraktApiKeyRejected
+    if status == 420:
+        raise TraktAccountLimit
+    if status == 423:
+        raise TraktAccountLocked
+    if status == 426:
+        raise TraktVipRequired
+    raise BadResponse(SERVICE, urlsplit(response.url).path, f"answered HTTP {status}", status)
+
+
+def parse_as[T](kind: type[T], response: requests.Response) -> T:
+    """The JSON body validated as ``kind``; a wrong shape is a BadResponse naming only the failing fields
+    (pydantic's own message quotes input values, and a token response holds tokens)."""
+    data = decode_json(response, SERVICE)
+    try:
+        return TypeAdapter(kind).validate_python(data)
+    except ValidationError as exc:
+        fields = sorted({".".join(str(part) for part in error["loc"]) or "<root>" for error in exc.errors()})
+        reason = f"answered an unexpected shape (fields: {', '.join(fields[:5])})"
+        raise BadResponse(SERVICE, urlsplit(response.url).path, reason, response.status_code) from None
+
+
+class TraktWriteOutcomeUnknown(OutcomeUnknown):
+    """A Trakt write (``POST /sync/history``) was sent but its answer was lost: it may have been applied.
+
+    Carries the body so the pipeline can re-read the remote history for that batch and send only what is
+    still missing (DESIGN §3.7); re-sending it blindly would create permanent duplicate plays."""
+
+    def __init__(self, cause: OutcomeUnknown, body: dict[str, Any]) -> None:
+        Exception.__init__(self, f"{cause}; it may have been applied, re-read before sending it again")
+        self.service = cause.service
+        self.method = cause.method
+        self.path = cause.path
+        self.body = body
+
+    @property
+    def movies(self) -> list[dict[str, Any]]:
+        return list(self.body.get("movies", []))
+
+    @property
+    def episodes(self) -> list[dict[str, Any]]:
+        return list(self.body.get("episodes", []))
+
+
+class TraktClient:
+    def __init__(self, transport: Transport, api_base: str, client_id: str, tokens: TokenKeeper) -> None:
+        self._transport = transport
+        self._api_base = api_base.rstrip("/")
+        self._client_id = client_id
+        self._tokens = tokens
+
+    # --- the one way to call Trakt ---------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: Literal["GET", "POST"],
+        path: str,
+        *,
+        params: dict[str, Any] | None = None,
+        json_body: Any = None,
+        authorized: bool,
+    ) -> requests.Response:
+        url = self._api_base + path
+        token = self._tokens.access_token() if authorized else None
+        response = self._request(method, url, params, json_body, token)
+        if response.status_code == 401 and token is not None:
+            # A 401 is a refusal before processing, so even a write is safe to send again with a new token.
+            token = self._tokens.refresh_after_unauthorized(token)
+            response = self._request(method, url, params, json_body, token)
+        raise_for_status(response)
+        return response
+
+    def _request(
+        self, method: str, url: str, params: dict[str, Any] | None, json_body: Any, token: str | None
+    ) -> requests.Response:
+        headers = trakt_headers(self._client_id, token)
+        try:
+            return self._transport.request(method, url, params=params, json_body=json_body, headers=headers)
+        except OutcomeUnknown as exc:
+            raise TraktWriteOutcomeUnknown(exc, json_body if isinstance(json_body, dict) else {}) from None
+
+    # --- mapping (public endpoints: no Bearer needed) ----------------------------------------------------
+
+    def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
+        """Items with this IMDb id, of ``type`` only: an IMDb id can also belong to an episode or a person."""
+        response = self._send("GET", f"/search/imdb/{quote(imdb, safe='')}", params={"type": type}, authorized=False)
+        return [hit for hit in parse_as(list[SearchHit], response) if hit.type == type and hit.media is not None]
+
+    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
+        params: dict[str, Any] = {"query": escape_query(query)}
+        if year is not None:
+            params["years"] = year
+        response = self._send("GET", f"/search/{kind}", params=params, authorized=False)
+        return [hit for hit in parse_as(list[SearchHit], response) if hit.type == kind and hit.media is not None]
+
+    def show_seasons(self, show_trakt_id: int) -> list[Season]:
+        """Every season with its episodes, in one call."""
+        response = self._send(
+            "GET", f"/shows/{show_trakt_id}/seasons", params={"extended": "episodes"}, authorized=False
+        )
+        return parse_as(list[Season], response)
+
+    # --- the remote index (🔒) ------------------------------------------------------------------------
+
+    def last_activities(self) -> LastActivities:
+        return parse_as(LastActivities, self._send("GET", "/sync/last_activities", authorized=True))
+
+    def history(self, kind: HistoryKind, start_at: datetime, end_at: datetime) -> list[HistoryItem]:
+        """Every play of ``kind`` watched between the bounds, newest first, all pages."""
+        params = {"start_at": iso_z(start_at), "end_at": iso_z(end_at)}
+        return self._all_pages(f"/sync/history/{kind}", params)
+
+    def item_history(self, kind: HistoryKind, trakt_id: int) -> list[HistoryItem]:
+        """Every play of one movie or episode, whenever it was watched (dedupes ``unknown``-time views)."""
+        return self._all_pages(f"/sync/history/{kind}/{trakt_id}", {})
+
+    def _all_pages(self, path: str, params: dict[str, Any]) -> list[HistoryItem]:
+        seen: set[int] = set()
+        items: list[HistoryItem] = []
+        for page in self._pages(path, params):
+            for item in page:
+                # A play added while we page shifts older ones down a page: keep each history id once.
+                if item.id not in seen:
+                    seen.add(item.id)
+                    items.append(item)
+        return items
+
+    def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[HistoryItem]]:
+        page = 1
+        while True:
+            response = self._send(
+                "GET", path, params={**params, "page": page, "limit": HISTORY_PAGE_LIMIT}, authorized=True
+            )
+            items = parse_as(list[HistoryItem], response)
+            yield items
+            page_count = _int_header(response, "X-Pagination-Page-Count")
+            if page_count is not None:
+                # The count is for the limit we loop with, which Trakt may have cut; it pages consistently.
+                if page >= page_count:
+                    return
+            elif len(items) < (_int_header(response, "X-Pagination-Limit") or HISTORY_PAGE_LIMIT):
+                return
+            page += 1
+
+    # --- writing (🔒) ---------------------------------------------------------------------------------
+
+    def add_to_history(self, movies: list[dict[str, Any]], episodes: list[dict[str, Any]]) -> HistoryResult:
+        """``POST /sync/history`` once. Never re-sent when the answer is lost: TraktWriteOutcomeUnknown."""
+        body: dict[str, Any] = {}
+        if movies:
+            body["movies"] = movies
+        if episodes:
+            body["episodes"] = episodes
+        response = self._send("POST", "/sync/history", json_body=body, authorized=True)
+        return parse_as(HistoryResult, response)
+
+    def user_settings(self) -> dict[str, Any]:
+        """``/users/settings``: the linked account (the login page shows ``user.username``)."""
+        return parse_as(dict[str, Any], self._send("GET", "/users/settings", authorized=True))
+
+
+def _int_header(response: requests.Response, name: str) -> int | None:
+    raw = response.headers.get(name)
+    try:
+        return int(raw) if raw is not None else None
+    except ValueError:
+        return None

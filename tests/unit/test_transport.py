@@ -1,0 +1,385 @@
+"""The shared transport's policy (DESIGN §4), on a virtual clock and a scripted connection: no real sleeping,
+no network. Every answer is scripted; every request records the virtual time it was sent at."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections import deque
+from collections.abc import Mapping
+from email.utils import format_datetime
+from typing import Literal
+
+import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from requests.adapters import BaseAdapter
+from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
+
+from kinotrakt.clock import Deadline, VirtualClock
+from kinotrakt.errors import OutcomeUnknown, OutOfTime, ServiceUnavailable
+from kinotrakt.http import CallCounter, Pacing, RetryPolicy, Transport
+
+BASE = "http://service.test"
+
+Answer = int | tuple[int, Mapping[str, str]] | Exception
+
+
+class ScriptedAdapter(BaseAdapter):
+    """Answers requests from a script (status, status + headers, or an exception to raise), then 200."""
+
+    def __init__(self, clock: VirtualClock, script: list[Answer] | None = None) -> None:
+        super().__init__()
+        self.clock = clock
+        self.script: deque[Answer] = deque(script or [])
+        self.sent: list[tuple[str, float]] = []  # (method, virtual time sent)
+        self.headers: list[Mapping[str, str]] = []
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        self.sent.append((request.method or "", self.clock.monotonic()))
+        self.headers.append(dict(request.headers))
+        answer: Answer = self.script.popleft() if self.script else 200
+        if isinstance(answer, Exception):
+            raise answer
+        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        response = requests.Response()
+        response.status_code = status
+        response.headers.update(headers)
+        response._content = b"{}"
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def build(
+    script: list[Answer] | None = None,
+    *,
+    remaining: float | None = None,
+    pacing: Pacing | None = None,
+    max_attempts: int = 5,
+) -> tuple[Transport, ScriptedAdapter, VirtualClock]:
+    clock = VirtualClock()
+    adapter = ScriptedAdapter(clock, script)
+    session = requests.Session()
+    session.mount("http://", adapter)
+    transport = Transport(
+        "trakt",
+        clock=clock,
+        deadline=Deadline(clock, remaining, margin=0),
+        counter=CallCounter(),
+        user_agent="kinotrakt/test",
+        retry=RetryPolicy(max_attempts=max_attempts, base_delay=1.0, max_delay=60.0),
+        pacing=pacing,
+        session=session,
+        rng=random.Random(7),
+    )
+    return transport, adapter, clock
+
+
+def connection_refused() -> requests.ConnectionError:
+    """What requests raises when nothing listens: the request never left this machine."""
+    reason = NewConnectionError(None, "Connection refused")  # type: ignore[arg-type]
+    return requests.ConnectionError(MaxRetryError(None, BASE, reason))  # type: ignore[arg-type]
+
+
+def connection_reset() -> requests.ConnectionError:
+    """The server hung up after the request was sent: it may have been applied."""
+    return requests.ConnectionError(ProtocolError("Connection aborted.", ConnectionResetError(104, "reset")))
+
+
+# --- headers -------------------------------------------------------------------------------------------
+
+
+def test_every_request_carries_the_user_agent_the_transport_was_built_with() -> None:
+    # Given a transport built with a User-Agent
+    transport, adapter, _ = build()
+
+    # When it sends a GET and a POST
+    transport.request("GET", f"{BASE}/a")
+    transport.request("POST", f"{BASE}/b", json_body={})
+
+    # Then both carry it (Cloudflare answers 403 HTML to requests without one)
+    assert [h["User-Agent"] for h in adapter.headers] == ["kinotrakt/test", "kinotrakt/test"]
+
+
+# --- pacing --------------------------------------------------------------------------------------------
+
+
+def test_writes_are_spaced_start_to_start_by_the_interval() -> None:
+    # Given a write interval of 1.5 s
+    transport, adapter, clock = build(pacing=Pacing(min_write_interval=1.5))
+
+    # When five writes are sent back to back, with a GET in between
+    for index in range(5):
+        transport.request("POST", f"{BASE}/sync/history", json_body={})
+        if index == 2:
+            transport.request("GET", f"{BASE}/sync/last_activities")
+
+    # Then no two writes started closer than 1.5 s, and the run only waited what the spacing needs
+    writes = [at for method, at in adapter.sent if method == "POST"]
+    assert all(later - earlier >= 1.5 for earlier, later in itertools.pairwise(writes))
+    assert clock.slept == pytest.approx(4 * 1.5)
+
+
+def test_a_write_after_a_long_pause_is_not_delayed() -> None:
+    # Given a write, then 10 s of other work
+    transport, _adapter, clock = build(pacing=Pacing(min_write_interval=1.0))
+    transport.request("POST", f"{BASE}/sync/history", json_body={})
+    clock.advance(10)
+
+    # When the next write is sent
+    transport.request("POST", f"{BASE}/sync/history", json_body={})
+
+    # Then it goes at once
+    assert clock.slept == 0
+
+
+def test_the_get_budget_holds_over_a_long_run() -> None:
+    # Given Trakt's budget of 1000 GETs per 5 minutes
+    transport, adapter, clock = build(pacing=Pacing(get_limit=1000, get_window=300))
+
+    # When 2,500 GETs are sent as fast as the transport allows
+    for _ in range(2500):
+        transport.request("GET", f"{BASE}/search/imdb/tt1")
+
+    # Then no 5-minute window ever held more than 1000 of them
+    times = [at for _, at in adapter.sent]
+    assert max(_in_window(times, start, 300) for start in times) == 1000
+    # and the transport waited only for the budget: 2 full windows
+    assert clock.slept == pytest.approx(600)
+
+
+def _in_window(times: list[float], start: float, window: float) -> int:
+    return sum(1 for at in times if start <= at < start + window)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["GET", "POST"]), st.floats(min_value=0, max_value=4, allow_nan=False)),
+        min_size=1,
+        max_size=80,
+    )
+)
+def test_pacing_holds_for_any_mix_of_requests_and_pauses(steps: list[tuple[str, float]]) -> None:
+    # Given a small budget (5 GETs per 10 s) and a 1 s write interval
+    transport, adapter, clock = build(pacing=Pacing(min_write_interval=1.0, get_limit=5, get_window=10))
+
+    # When any mix of GETs and POSTs is sent, with any pauses of work in between
+    for method, pause in steps:
+        clock.advance(pause)
+        transport.request(method, f"{BASE}/x", json_body={} if method == "POST" else None)
+
+    # Then writes are spaced by the interval and no 10 s window holds more than 5 GETs
+    writes = [at for method, at in adapter.sent if method == "POST"]
+    gets = [at for method, at in adapter.sent if method == "GET"]
+    assert all(later - earlier >= 1.0 - 1e-9 for earlier, later in itertools.pairwise(writes))
+    assert all(_in_window(gets, start, 10) <= 5 for start in gets)
+
+
+# --- 429 -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_429_waits_its_retry_after_plus_a_little_jitter_then_sends_again(method: str) -> None:
+    # Given a server that answers 429 with Retry-After: 30 once
+    transport, adapter, clock = build([(429, {"Retry-After": "30"})])
+
+    # When a request is sent
+    response = transport.request(method, f"{BASE}/sync/history", json_body={})
+
+    # Then it was sent again (a 429 is a refusal, so even a write is safe) after 30-31 s
+    assert response.status_code == 200
+    (_, first), (_, second) = adapter.sent
+    assert 30 <= second - first <= 31
+    assert 30 <= clock.slept <= 31
+
+
+def test_a_retry_after_given_as_an_http_date_is_honoured() -> None:
+    # Given a 429 whose Retry-After is a date 45 s after the server's Date header
+    clock_now = VirtualClock().now()
+    headers = {
+        "Date": format_datetime(clock_now, usegmt=True),
+        "Retry-After": format_datetime(clock_now.replace(second=45), usegmt=True),
+    }
+    transport, _adapter, clock = build([(429, headers)])
+
+    # When a GET is sent
+    transport.request("GET", f"{BASE}/a")
+
+    # Then the transport waited those 45 s (plus jitter)
+    assert 45 <= clock.slept <= 46
+
+
+def test_429s_are_retried_a_bounded_number_of_times() -> None:
+    # Given a server that keeps answering 429
+    transport, adapter, _ = build([(429, {"Retry-After": "1"})] * 10, max_attempts=3)
+
+    # When a GET is sent, Then the transport gives up with a "try next run" error after 3 attempts
+    with pytest.raises(ServiceUnavailable, match="429"):
+        transport.request("GET", f"{BASE}/a")
+    assert len(adapter.sent) == 3
+
+
+# --- temporary failures ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [500, 502, 503, 504, 520, 521, 522])
+def test_a_get_that_meets_a_server_error_is_retried_with_growing_backoff(status: int) -> None:
+    # Given a server that fails three times
+    transport, adapter, _ = build([status, status, status])
+
+    # When a GET is sent
+    response = transport.request("GET", f"{BASE}/a")
+
+    # Then it succeeds on the fourth attempt, after waits that grow (jittered within [ceiling/2, ceiling])
+    assert response.status_code == 200
+    times = [at for _, at in adapter.sent]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+    for attempt, gap in enumerate(gaps, start=1):
+        ceiling = 2 ** (attempt - 1)
+        assert ceiling / 2 <= gap <= ceiling
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.ReadTimeout("read timed out"), requests.ConnectTimeout("connect timed out"), connection_reset()],
+)
+def test_a_get_whose_connection_fails_is_retried(failure: Exception) -> None:
+    # Given a connection that fails once
+    transport, adapter, clock = build([failure])
+
+    # When a GET is sent, Then the second attempt answers
+    assert transport.request("GET", f"{BASE}/a").status_code == 200
+    assert len(adapter.sent) == 2
+    assert clock.slept > 0
+
+
+def test_server_errors_on_a_get_are_retried_a_bounded_number_of_times() -> None:
+    # Given a server that is down for good
+    transport, adapter, _ = build([503] * 10, max_attempts=4)
+
+    # When a GET is sent, Then it stops after 4 attempts with a "the next run will try again" error
+    with pytest.raises(ServiceUnavailable, match="next run"):
+        transport.request("GET", f"{BASE}/a")
+    assert len(adapter.sent) == 4
+
+
+# --- never a blind resend --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [requests.ReadTimeout("read timed out"), connection_reset(), 500, 502, 503, 504, 520, 521, 522],
+    ids=lambda f: str(f) if isinstance(f, int) else type(f).__name__,
+)
+def test_a_write_whose_outcome_is_unknown_is_never_sent_again(failure: Answer) -> None:
+    # Given a write that may have reached the server before the failure
+    transport, adapter, clock = build([failure])
+
+    # When it is sent, Then the caller learns the outcome is unknown, and it was sent exactly once
+    with pytest.raises(OutcomeUnknown) as caught:
+        transport.request("POST", f"{BASE}/sync/history", json_body={"movies": []})
+    assert len(adapter.sent) == 1
+    assert caught.value.path == "/sync/history"
+    assert clock.slept == 0
+
+
+@pytest.mark.parametrize("failure", [requests.ConnectTimeout("connect timed out"), connection_refused()])
+def test_a_write_that_never_left_the_machine_is_retried(failure: Exception) -> None:
+    # Given a connection that could not even be opened
+    transport, adapter, _ = build([failure])
+
+    # When a write is sent, Then it is retried: the server cannot have seen it
+    assert transport.request("POST", f"{BASE}/sync/history", json_body={}).status_code == 200
+    assert len(adapter.sent) == 2
+
+
+def test_a_request_marked_idempotent_is_retried_even_as_a_post() -> None:
+    # Given a POST the caller says is safe to repeat (e.g. asking for a new device code)
+    transport, adapter, _ = build([502])
+
+    # When it meets a 502, Then it is retried
+    assert transport.request("POST", f"{BASE}/oauth/device/code", json_body={}, idempotent=True).status_code == 200
+    assert len(adapter.sent) == 2
+
+
+def test_pass_through_statuses_reach_the_caller_untouched() -> None:
+    # Given a device poll whose 429 means "poll slower", not "retry now"
+    transport, adapter, clock = build([429])
+
+    # When the caller asks for 429 to be passed through
+    response = transport.request("POST", f"{BASE}/oauth/device/token", json_body={}, pass_through=(429,))
+
+    # Then it gets the 429 itself: no retry, no wait
+    assert response.status_code == 429
+    assert len(adapter.sent) == 1
+    assert clock.slept == 0
+
+
+# --- the deadline ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("answer", "method"),
+    [((429, {"Retry-After": "2852"}), "GET"), (503, "GET"), ((429, {"Retry-After": "120"}), "POST")],
+)
+def test_a_wait_that_would_cross_the_deadline_raises_instead_of_sleeping(
+    answer: Answer, method: Literal["GET", "POST"]
+) -> None:
+    # Given 10 s left before the deadline and a server that asks for a longer wait (a 503 backoff is ≥ 0.5 s,
+    # so give it only 0.4 s)
+    remaining = 0.4 if answer == 503 else 10.0
+    transport, adapter, clock = build([answer], remaining=remaining)
+
+    # When a request is sent, Then the transport stops with OutOfTime and never slept
+    with pytest.raises(OutOfTime):
+        transport.request(method, f"{BASE}/a", json_body={} if method == "POST" else None)
+    assert clock.slept == 0
+    assert len(adapter.sent) == 1
+
+
+def test_write_pacing_past_the_deadline_raises_before_sending() -> None:
+    # Given a write just sent, a 5 s interval, and 3 s left
+    transport, adapter, clock = build(pacing=Pacing(min_write_interval=5.0), remaining=3.0)
+    transport.request("POST", f"{BASE}/sync/history", json_body={})
+
+    # When the next write is due, Then it is not sent and nothing slept
+    with pytest.raises(OutOfTime, match="write pacing"):
+        transport.request("POST", f"{BASE}/sync/history", json_body={})
+    assert len(adapter.sent) == 1
+    assert clock.slept == 0
+
+
+def test_no_request_starts_once_the_deadline_has_passed() -> None:
+    # Given a deadline already reached
+    transport, adapter, clock = build(remaining=5.0)
+    clock.advance(5.0)
+
+    # When a request is attempted, Then it is not sent
+    with pytest.raises(OutOfTime):
+        transport.request("GET", f"{BASE}/a")
+    assert adapter.sent == []
+
+
+def test_every_attempt_is_counted_for_the_report() -> None:
+    # Given a GET that needs a retry
+    transport, _, _ = build([502])
+
+    # When it is sent
+    transport.request("GET", f"{BASE}/shows/1/seasons")
+
+    # Then both attempts count towards http_calls
+    assert transport.counter.total("trakt") == 2
