@@ -1,0 +1,156 @@
+"""Auth Lambda: ``GET /trakt/login`` and ``GET /trakt/callback`` (HTTP API, payload v2; DESIGN §2, §6).
+
+Thin: read the query string and the cookie, wire the stores, call :mod:`kinotrakt.web`, render its answer.
+The raw event is never logged (it carries the setup key or an authorization code), and an unexpected error
+becomes a plain 500 page whose log line names only the exception's type.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.shared.cookies import Cookie, SameSite
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from kinotrakt.clock import Clock, Deadline, SystemClock
+from kinotrakt.config import Settings
+from kinotrakt.observability import logger
+from kinotrakt.storage.ports import StateStore, TokenStore
+from kinotrakt.web import pages
+from kinotrakt.web.login import STATE_COOKIE, TraktAuthorization, TraktLoginFlow, WebResponse
+from kinotrakt.web.request import BadRequest, cookie_values, parse_query, query_from_parameters
+
+# The function's timeout is 30 s; keep a few seconds to answer with a page rather than time out.
+DEADLINE_MARGIN_SECONDS = 3.0
+
+app = APIGatewayHttpResolver(debug=False)
+
+
+@dataclass
+class AuthDeps:
+    """Everything a request needs; tests hand in moto-backed stores and a fake Trakt's URLs."""
+
+    settings: Settings
+    state: StateStore
+    trakt_store: TokenStore
+    clock: Clock = field(default_factory=SystemClock)
+    # Builds the Trakt side for one request (it needs that request's deadline); None = the real gateway.
+    trakt: Any = None
+
+    def trakt_for(self, deadline: Deadline) -> TraktAuthorization:
+        if self.trakt is not None:
+            built: TraktAuthorization = self.trakt(deadline)
+            return built
+        from kinotrakt.web.trakt_gateway import TraktGateway
+
+        return TraktGateway(self.settings, self.trakt_store, self.clock, deadline)
+
+
+_production: AuthDeps | None = None
+
+
+def production_deps() -> AuthDeps:
+    """Settings and AWS clients, built once per container (cold start)."""
+    global _production  # noqa: PLW0603 - one set of clients per Lambda container
+    if _production is None:
+        from kinotrakt.storage.aws import aws_stores
+
+        settings = Settings()
+        settings.require_deployment()
+        state, _kinopub, trakt_store = aws_stores(settings)
+        _production = AuthDeps(settings=settings, state=state, trakt_store=trakt_store)
+    return _production
+
+
+def _flow() -> TraktLoginFlow:
+    deps: AuthDeps = app.context.get("deps") or production_deps()
+    context = app.lambda_context
+    remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
+    deadline = Deadline(deps.clock, remaining, DEADLINE_MARGIN_SECONDS)
+    if not deps.settings.trakt_redirect_uri:
+        raise ValueError("TRAKT_REDIRECT_URI is not set")
+    return TraktLoginFlow(
+        state=deps.state,
+        trakt_store=deps.trakt_store,
+        trakt=deps.trakt_for(deadline),
+        clock=deps.clock,
+        authorize_url=str(deps.settings.trakt_authorize_url),
+        redirect_uri=deps.settings.trakt_redirect_uri,
+    )
+
+
+def _query() -> dict[str, str]:
+    event = app.current_event
+    raw = event.raw_query_string
+    if not raw and event.query_string_parameters:
+        raw = query_from_parameters(event.query_string_parameters)
+    return parse_query(raw or "")
+
+
+def _cookies() -> list[str]:
+    event = app.current_event
+    sent = list(event.cookies or [])
+    if not sent:
+        header = event.headers.get("cookie")
+        sent = [header] if header else []
+    return cookie_values(sent, STATE_COOKIE)
+
+
+def _render(answer: WebResponse) -> Response[str]:
+    cookies = [
+        Cookie(
+            name=STATE_COOKIE,
+            value=cookie.value,
+            path="/",
+            secure=True,
+            http_only=True,
+            max_age=cookie.max_age,
+            same_site=SameSite.LAX_MODE,
+        )
+        for cookie in answer.cookies
+    ]
+    return Response(status_code=answer.status, body=answer.body, headers=answer.headers, cookies=cookies)
+
+
+@app.get("/trakt/login")
+def login() -> Response[str]:
+    return _render(_flow().login(_query()))
+
+
+@app.get("/trakt/callback")
+def callback() -> Response[str]:
+    return _render(_flow().callback(_query(), _cookies()))
+
+
+@app.not_found
+def not_found(_: Exception) -> Response[str]:
+    return _render(WebResponse.page(pages.not_found()))
+
+
+# Powertools leaves exception_handler's decorator untyped; the functions below are fully typed.
+@app.exception_handler(BadRequest)  # type: ignore[untyped-decorator]
+def bad_request(exc: BadRequest) -> Response[str]:
+    logger.warning("request refused", extra={"outcome": "bad_request", "reason": exc.reason})
+    return _render(WebResponse.page(pages.bad_request()))
+
+
+@app.exception_handler(Exception)  # type: ignore[untyped-decorator]
+def unexpected(exc: Exception) -> Response[str]:
+    # The type only: a message or a traceback could quote a code, a token or the event.
+    logger.error("auth request failed", extra={"error": type(exc).__name__})
+    return _render(WebResponse.page(pages.internal_error()))
+
+
+def handle(event: dict[str, Any], context: LambdaContext, *, deps: AuthDeps | None = None) -> dict[str, Any]:
+    """Resolve one API Gateway v2 event; ``deps`` defaults to the production wiring."""
+    if deps is not None:
+        app.context["deps"] = deps  # cleared by resolve() when the request is done
+    return app.resolve(event, context)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return handle(event, context)

@@ -1,0 +1,110 @@
+"""One wired auth deployment for tests: moto's table and secrets, a fake Trakt, and the real handler's deps.
+
+Used by the handler integration tests (events straight to ``handle``) and by the browser test (through
+:class:`~tests.browser.adapter.ApiGatewayAdapter`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+from functions.auth.app import AuthDeps, handle
+from pydantic import SecretStr
+
+from kinotrakt.clock import Clock
+from kinotrakt.config import Settings
+from kinotrakt.storage.aws import aws_stores
+from kinotrakt.storage.ports import ServiceSecret, TokenStore
+from tests.browser.adapter import FakeLambdaContext, api_gateway_v2_event
+from tests.fakes.fake_trakt import FakeTrakt
+
+SETUP_KEY = "owner-setup-key-0123456789abcdefghijklmnopqrstuv"
+
+
+@dataclass
+class AuthWorld:
+    fake: FakeTrakt
+    settings: Settings
+    deps: AuthDeps
+    session: boto3.Session
+    setup_key: str = SETUP_KEY
+
+    def call(self, path: str, query: str = "", cookies: tuple[str, ...] = ()) -> dict[str, Any]:
+        """Send one request through the real handler, as API Gateway would."""
+        return handle(api_gateway_v2_event(path, query, cookies=cookies), FakeLambdaContext(), deps=self.deps)
+
+    def trakt_secret(self) -> ServiceSecret:
+        return self.deps.trakt_store.load().secret
+
+    def token_exchanges(self) -> int:
+        return len(self.fake.calls("POST", "/oauth/token"))
+
+
+def seed_trakt_secret(store: TokenStore, fake: FakeTrakt, setup_key: str | None) -> None:
+    stored = store.load()
+    secret = stored.secret.model_copy(
+        update={
+            "client_id": fake.client_id,
+            "client_secret": SecretStr(fake.client_secret),
+            "setup_key": SecretStr(setup_key) if setup_key is not None else None,
+        }
+    )
+    store.save(secret, expected_version=stored.version)
+
+
+def build_world(
+    session: boto3.Session,
+    fake: FakeTrakt,
+    *,
+    kinopub_secret: str,
+    trakt_secret: str,
+    table: str,
+    redirect_uri: str,
+    clock: Clock,
+    setup_key: str | None = SETUP_KEY,
+) -> AuthWorld:
+    settings = Settings(
+        trakt_api_url=fake.base_url,
+        trakt_auth_url=fake.base_url,
+        trakt_authorize_url=f"{fake.base_url}/oauth/authorize",
+        trakt_redirect_uri=redirect_uri,
+        kinopub_secret_id=kinopub_secret,
+        trakt_secret_id=trakt_secret,
+        state_table_name=table,
+    )
+    state, _kinopub, trakt_store = aws_stores(settings, session=session)
+    seed_trakt_secret(trakt_store, fake, setup_key)
+    deps = AuthDeps(settings=settings, state=state, trakt_store=trakt_store, clock=clock)
+    return AuthWorld(fake=fake, settings=settings, deps=deps, session=session)
+
+
+class LogCapture(logging.Handler):
+    """Every line the kinotrakt logger writes, formatted as in CloudWatch (JSON, extras included)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+def capture_kinotrakt_logs() -> Iterator[LogCapture]:
+    from kinotrakt.observability import logger
+
+    capture = LogCapture()
+    capture.setFormatter(logger.registered_formatter)
+    target = logging.getLogger(logger.name)
+    target.addHandler(capture)
+    try:
+        yield capture
+    finally:
+        target.removeHandler(capture)
