@@ -12,7 +12,7 @@ CFNLINT := $(TOOLS)/bin/cfn-lint
 SEED ?=
 SCHEDULES ?= 500
 
-.PHONY: install test lint types validate unit integration build demo bench chaos invoke deploy clean
+.PHONY: install chromium test lint types validate unit integration build demo bench chaos invoke deploy clean
 
 $(VENV)/.installed: requirements-dev.lock layers/kinotrakt/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
@@ -40,7 +40,11 @@ validate: $(TOOLS)/.installed
 	$(SAM) validate --lint --template template.yaml --region eu-west-1
 	$(CFNLINT) template.yaml
 
-unit: $(VENV)/.installed
+# The browser test (tests/browser) drives Debian's headless Chromium; CI runs as root, so install it when missing.
+chromium:
+	@command -v chromium >/dev/null || { apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; }
+
+unit: $(VENV)/.installed chromium
 	$(PY) -m pytest -n 2 tests
 
 # Everything, one command: lint, types, template checks, all test suites.

@@ -125,7 +125,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         adapter.events.append(event)
         if adapter.handler is None:
             raise RuntimeError("ApiGatewayAdapter.handler is not set")
-        result = adapter.handler(event, FakeLambdaContext())
+        # One Lambda container handles one request at a time (and Powertools' resolver relies on it).
+        with adapter.lock:
+            result = adapter.handler(event, FakeLambdaContext())
         adapter.responses.append(result)
         body = result.get("body") or ""
         raw = base64.b64decode(body) if result.get("isBase64Encoded") else body.encode("utf-8")
@@ -147,6 +149,7 @@ class ApiGatewayAdapter:
         self.handler = handler
         self.events: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
+        self.lock = threading.Lock()
         self._server = _Server(self)
         host, port = self._server.server_address[:2]
         self.base_url = f"http://{host!s}:{port}"
