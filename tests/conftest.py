@@ -3,6 +3,8 @@ and the in-memory state store."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,7 +12,9 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.storage.memory import InMemoryStateStore
+from tests.fakes.base import ISSUED_SECRETS
 from tests.infrastructure.cfn import load_template
 
 AWS_REGION = "eu-west-1"
@@ -80,3 +84,42 @@ def secrets(aws: boto3.Session) -> tuple[str, str]:
 @pytest.fixture
 def memory_state() -> InMemoryStateStore:
     return InMemoryStateStore()
+
+
+# --- the no-secret rule (DESIGN §6): no issued token, code or client secret in any log line -----------------
+
+_WORDS = re.compile(r"[A-Za-z0-9_\-]{16,}")
+
+
+class _LogCapture(logging.Handler):
+    """Formats every record the way the Lambda would print it (Powertools' JSON, extras included)."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        formatter = powertools_logger.registered_formatter
+        self.lines.append(formatter.format(record))
+        if record.exc_info:
+            self.lines.append(logging.Formatter().formatException(record.exc_info))
+
+
+@pytest.fixture(autouse=True)
+def no_secret_in_logs() -> Iterator[None]:
+    """Every test, whatever it does: DEBUG logging on, and afterwards no issued credential in the output."""
+    capture = _LogCapture()
+    targets = [logging.getLogger("kinotrakt"), logging.getLogger()]
+    previous = [target.level for target in targets]
+    for target in targets:
+        target.addHandler(capture)
+        target.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        for target, level in zip(targets, previous, strict=True):
+            target.removeHandler(capture)
+            target.setLevel(level)
+    leaked = {word for line in capture.lines for word in _WORDS.findall(line)} & ISSUED_SECRETS
+    where = [line[:300] for line in capture.lines if any(secret in line for secret in leaked)]
+    assert not leaked, f"{len(leaked)} issued credential(s) appeared in log output, e.g. {where[:1]}"

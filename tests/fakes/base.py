@@ -22,6 +22,16 @@ from types import TracebackType
 from typing import Any, Literal, Self
 from urllib.parse import parse_qsl, urlsplit
 
+# Every credential a fake hands out (tokens, codes, client secrets), so the suite can prove that none of them
+# ever reaches a log line (tests/conftest.py checks after every test).
+ISSUED_SECRETS: set[str] = set()
+
+
+def issued(value: str) -> str:
+    ISSUED_SECRETS.add(value)
+    return value
+
+
 FaultAction = Literal["respond", "drop", "apply_then_drop"]
 Clock = Callable[[], float]
 

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.fakes.base import Clock, FakeServer, RecordedRequest, Response, html_response, json_response
+from tests.fakes.base import Clock, FakeServer, RecordedRequest, Response, html_response, issued, json_response
 
 MOVIE_LIKE_TYPES = frozenset({"movie", "documovie", "concert", "3d"})
 SERIES_TYPES = frozenset({"serial", "docuserial", "tvshow"})
@@ -174,7 +174,7 @@ class FakeKinopub(FakeServer):
     ) -> None:
         super().__init__(clock=clock)
         self.client_id = client_id
-        self.client_secret = client_secret
+        self.client_secret = issued(client_secret)
         self.access_token_ttl = access_token_ttl
         self.refresh_token_ttl = refresh_token_ttl
         self.username = username
@@ -487,8 +487,8 @@ class FakeKinopub(FakeServer):
     def _new_grant(self, ttl: float | None = None) -> _Grant:
         now = self.clock()
         grant = _Grant(
-            access_token=secrets.token_hex(16),
-            refresh_token=secrets.token_hex(16),
+            access_token=issued(secrets.token_hex(16)),
+            refresh_token=issued(secrets.token_hex(16)),
             issued_at=int(now),
             expires_at=int(now) + (self.access_token_ttl if ttl is None else ttl),
         )
@@ -547,7 +547,7 @@ class FakeKinopub(FakeServer):
             return _error(400, "invalid_client")
         if grant_type == "device_code":
             device = _DeviceCode(
-                code=secrets.token_hex(16),
+                code=issued(secrets.token_hex(16)),
                 user_code=f"{secrets.randbelow(1_000_000):06d}",
                 expires_at=self.clock() + self.device_expires_in,
                 state="approved" if self.auto_approve else "pending",

@@ -23,7 +23,16 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
-from tests.fakes.base import Clock, FakeServer, RecordedRequest, Response, dumps, html_response, json_response
+from tests.fakes.base import (
+    Clock,
+    FakeServer,
+    RecordedRequest,
+    Response,
+    dumps,
+    html_response,
+    issued,
+    json_response,
+)
 
 PlayKind = Literal["movie", "episode"]
 
@@ -207,7 +216,7 @@ class FakeTrakt(FakeServer):
     ) -> None:
         super().__init__(clock=clock)
         self.client_id = client_id
-        self.client_secret = client_secret
+        self.client_secret = issued(client_secret)
         self.access_token_ttl = access_token_ttl
         self.username = username
         self.device_interval = device_interval
@@ -527,8 +536,8 @@ class FakeTrakt(FakeServer):
     def _new_grant(self, access_ttl: float | None = None) -> _Grant:
         now = self.clock()
         grant = _Grant(
-            access_token=secrets.token_hex(32),
-            refresh_token=secrets.token_hex(32),
+            access_token=issued(secrets.token_hex(32)),
+            refresh_token=issued(secrets.token_hex(32)),
             created_at=int(now),
             expires_at=int(now) + (self.access_token_ttl if access_ttl is None else access_ttl),
         )
@@ -626,7 +635,7 @@ class FakeTrakt(FakeServer):
         challenge = query.get("code_challenge")
         if challenge is not None and query.get("code_challenge_method", "plain") != "S256":
             return html_response(400, "<html><body><h1>Unsupported code_challenge_method</h1></body></html>")
-        code = secrets.token_hex(16)
+        code = issued(secrets.token_hex(16))
         self._auth_codes[code] = _AuthCode(code, redirect_uri, challenge, self.clock() + 600)
         state = query.get("state")
         approve = _with_query(redirect_uri, {"code": code, "state": state})
@@ -684,7 +693,7 @@ class FakeTrakt(FakeServer):
         if request.params().get("client_id") != self.client_id:
             return json_response(401, {"error": "invalid_client"})
         device = _DeviceCode(
-            device_code=secrets.token_hex(32),
+            device_code=issued(secrets.token_hex(32)),
             user_code=secrets.token_hex(4).upper(),
             expires_at=self.clock() + self.device_expires_in,
             state="approved" if self.auto_approve else "pending",
