@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,12 @@ SERVICE = "kinotrakt"
 NAMESPACE = "Kinotrakt"
 
 logger = Logger(service=SERVICE)
+
+# At DEBUG, botocore logs whole request bodies (a PutSecretValue carries the tokens) and urllib3 logs URLs
+# with their query strings. The no-secret rule covers every level (DESIGN §6), so these libraries never
+# log below WARNING, whatever LOG_LEVEL says.
+for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
