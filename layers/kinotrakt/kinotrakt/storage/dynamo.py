@@ -344,6 +344,9 @@ class DynamoStateStore:
     def clear_item_failures(self, item_ids: Iterable[int]) -> None:
         self._delete_all("failures", (str(item_id) for item_id in item_ids))
 
+    def list_item_failures(self) -> dict[int, int]:
+        return {int(_str(item, "sk") or 0): _int(item, "failures") or 0 for item in self._query("failures")}
+
     # run reports -------------------------------------------------------------------------------------------
 
     def put_report(self, report: Mapping[str, Any], at: datetime) -> None:

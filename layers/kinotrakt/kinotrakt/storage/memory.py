@@ -212,6 +212,11 @@ class InMemoryStateStore:
             for item_id in item_ids:
                 self._failures.pop(item_id, None)
 
+    def list_item_failures(self) -> dict[int, int]:
+        self._fault("list_item_failures")
+        with self._lock:
+            return dict(self._failures)
+
     # run reports -------------------------------------------------------------------------------------------
 
     def put_report(self, report: Mapping[str, Any], at: datetime) -> None:

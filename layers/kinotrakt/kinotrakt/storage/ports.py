@@ -180,6 +180,10 @@ class StateStore(Protocol):
 
     def clear_item_failures(self, item_ids: Iterable[int]) -> None: ...
 
+    def list_item_failures(self) -> dict[int, int]:
+        """Every item with a running failure count (one query; a run clears those it read fine)."""
+        ...
+
     # run reports
     def put_report(self, report: Mapping[str, Any], at: datetime) -> None: ...
 
