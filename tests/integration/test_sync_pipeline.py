@@ -58,10 +58,7 @@ def expected_keys(tr: FakeTrakt) -> set[str]:
     return {
         f"movie:tt1375666:{minute(T0)}",
         f"movie:tt2543164:{minute(T0 + DAY)}",
-        *(
-            f"episode:{tr.episode_id(BM_TRAKT, 1, e)}:{minute(T0 + 2 * DAY + e * HOUR)}"
-            for e in (1, 2, 3)
-        ),
+        *(f"episode:{tr.episode_id(BM_TRAKT, 1, e)}:{minute(T0 + 2 * DAY + e * HOUR)}" for e in (1, 2, 3)),
     }
 
 
@@ -216,13 +213,12 @@ def test_expired_trakt_token_is_refreshed_first_and_the_new_pair_is_stored(box: 
     # Then the token is refreshed before the first Trakt API call, and the rotated pair is in Secrets Manager
     assert report["status"] == "ok"
     after = box.secret("trakt")
-    assert after.access_token is not None and after.refresh_token is not None
+    assert after.access_token is not None
+    assert after.refresh_token is not None
     assert after.access_token.get_secret_value() != before.access_token.get_secret_value()
     assert box.trakt.token_is_valid(after.access_token.get_secret_value())
     trakt_calls = [r.path for r in box.trakt.requests]
-    assert trakt_calls.index("/oauth/token") < min(
-        i for i, path in enumerate(trakt_calls) if path.startswith("/sync/")
-    )
+    assert trakt_calls.index("/oauth/token") < min(i for i, path in enumerate(trakt_calls) if path.startswith("/sync/"))
 
 
 def test_locked_trakt_account_fails_the_run_and_posts_nothing(box: Sandbox) -> None:
@@ -256,3 +252,60 @@ def test_dry_run_plans_without_writing(box: Sandbox) -> None:
     assert box.trakt.plays() == []
     assert report["watermark"] is None
     assert box.trakt.calls("POST") == []
+
+
+def test_a_rewatch_on_kinopub_is_a_new_play_and_a_fallback_time_never_drifts(clock: VirtualClock) -> None:
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        seed_basic(kp, tr)
+        # a movie Kinopub marks watched with no `updated` time: the history row's last_seen is the fallback
+        kp.add_movie(105, "Дюна / Dune", 2021, 1160419)
+        kp.watch(105, at=T0)
+        kp.set_state(105, video=1, status=1, updated=None)
+        tr.add_movie(287071, "Dune", 2021, "tt1160419")
+
+    with sandbox(seed=seed, clock=clock) as box:
+        box.invoke()
+        assert f"movie:tt1160419:{minute(T0)}" in box.trakt.play_keys()
+        # When Inception is watched again (Kinopub updates its state and history), and Dune's history row is
+        # bumped without a new completion (the fallback would now say another time)
+        now = int(clock.now().timestamp())
+        box.kinopub.watch(INCEPTION_KP, at=now)
+        box.kinopub.add_history_row(105, box.kinopub.media_id(105, video=1), first_seen=T0, last_seen=now)
+        clock.advance(HOUR)
+        report = box.invoke()
+        # Then the rewatch is a second Inception play, and Dune is not sent again at a drifted time
+        assert (report["added_movies"], report["added_episodes"]) == (1, 0)
+        keys = box.trakt.play_keys()
+        assert f"movie:tt1375666:{minute(now)}" in keys
+        assert f"movie:tt1375666:{minute(T0)}" in keys
+        assert [k for k in keys if k.startswith("movie:tt1160419:")] == [f"movie:tt1160419:{minute(T0)}"]
+        assert box.trakt.duplicate_keys() == []
+
+
+def test_an_unreadable_kinopub_item_holds_the_watermark_for_three_runs_then_is_set_aside(
+    clock: VirtualClock,
+) -> None:
+    with sandbox(seed=seed_basic, clock=clock) as box:
+        # Given Kinopub answers Arrival's watch state with a status value no client understands
+        box.kinopub.items[ARRIVAL_KP].media()[0].status = 7
+        reports = []
+        for _ in range(3):
+            reports.append(box.invoke())
+            clock.advance(HOUR)
+        # Then the other views are synced, but the watermark waits for Arrival for three runs
+        assert [r["status"] for r in reports] == ["partial", "partial", "ok"]
+        assert reports[0]["failed_items"][0]["kinopub_id"] == ARRIVAL_KP
+        assert reports[0]["watermark"] is None
+        assert reports[1]["watermark"] is None
+        assert reports[2]["watermark"] is not None
+        assert reports[0]["added_movies"] == 1
+        # and after the third failure Arrival is recorded as unmatched (kinopub_error), with its reason
+        assert [(u.kinopub_id, u.reason) for u in box.state().list_unmatched()] == [(ARRIVAL_KP, "kinopub_error")]
+        # When Kinopub answers properly again, the next full rescan syncs it and clears the record
+        box.kinopub.items[ARRIVAL_KP].media()[0].status = 1
+        clock.advance(25 * HOUR)
+        report = box.invoke()
+        assert report["status"] == "ok"
+        assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
+        assert box.state().list_unmatched() == []
+        assert box.state().list_item_failures() == {}

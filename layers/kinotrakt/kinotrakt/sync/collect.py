@@ -69,6 +69,7 @@ def collect(
     ledger = sent_watched_at or {}
     for item in window.items.values():
         result.items_examined += 1
+        result.examined.append(item.id)
         if item.type not in MOVIE_TYPES and item.type not in SERIES_TYPES:
             result.skipped.append(SkippedItem(item.id, item.title, f"unknown_type: {item.type or '(none)'}"))
             continue
@@ -221,8 +222,14 @@ def episode_views(
 
 
 def _sent_value_wins(view: CompletedView, ledger: Mapping[str, str]) -> CompletedView:
+    """Reuse the value the ledger sent, but only instead of a *fallback* time.
+
+    A fallback (``last_seen``, ``unknown``) can change between runs without a new viewing — a history row
+    outside this run's window, a row deleted — and a changed value would be sent again as a second play.
+    Kinopub's own ``updated`` only changes when the watched state changes, which is a new completion (a
+    rewatch, or the item marked watched again): that must reach Trakt as a new play."""
     sent = ledger.get(view.view_ref)
-    if sent is None:
+    if sent is None or view.watched_at_source == "updated":
         return view
     if sent == UNKNOWN:
         return dataclasses.replace(view, watched_at=None, watched_at_source="ledger")

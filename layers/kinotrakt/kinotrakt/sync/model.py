@@ -70,5 +70,6 @@ class CollectResult:
     failures: list[ItemFailure] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     items_examined: int = 0
+    examined: list[int] = field(default_factory=list)  # Kinopub item ids read this run (failed ones too)
     history_pages: int = 0
     full_scan: bool = False

@@ -123,16 +123,21 @@ def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
 
 
 def _record_failures(state: StateStore, collected: CollectResult, report: SyncReport) -> bool:
-    """Failed Kinopub items hold the watermark back, until they have failed MAX_ITEM_FAILURES runs."""
+    """Failed Kinopub items hold the watermark back, until they have failed MAX_ITEM_FAILURES runs in a row.
+    Returns True while some failed item still holds it back."""
     report.failed_items = [
         {"kinopub_id": f.kinopub_id, "title": f.title, "reason": f.reason} for f in collected.failures
     ]
+    failed_ids = {f.kinopub_id for f in collected.failures}
+    recovered = (set(state.list_item_failures()) & set(collected.examined)) - failed_ids
+    if recovered:
+        state.clear_item_failures(recovered)
+        state.remove_unmatched(f"item:{item_id}" for item_id in recovered)
     if not collected.failures:
         return False
-    counts = state.record_item_failures(f.kinopub_id for f in collected.failures)
+    counts = state.record_item_failures(failed_ids)
     given_up = [f for f in collected.failures if counts.get(f.kinopub_id, 0) >= MAX_ITEM_FAILURES]
     if given_up:
-        now = report.started_at
         state.put_unmatched(
             [
                 UnmatchedItem(
@@ -141,7 +146,7 @@ def _record_failures(state: StateStore, collected: CollectResult, report: SyncRe
                     f.title,
                     "kinopub_error",
                     f"failed to read {MAX_ITEM_FAILURES} runs in a row: {f.reason}",
-                    seen_at=now,
+                    seen_at=report.started_at,
                 )
                 for f in given_up
             ]
