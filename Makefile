@@ -34,7 +34,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 types: $(VENV)/.installed
-	$(VENV)/bin/mypy layers/kinotrakt/kinotrakt functions tests bench chaos
+	$(VENV)/bin/mypy layers/kinotrakt/kinotrakt functions tests $(wildcard bench chaos)
 
 validate: $(TOOLS)/.installed
 	$(SAM) validate --lint --template template.yaml --region eu-west-1
