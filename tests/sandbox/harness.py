@@ -151,10 +151,12 @@ class Sandbox:
             store.save(secret, expected_version=stored.version)
 
     def invoke(
-        self, event: Mapping[str, Any] | None = None, *, timeout_seconds: float = 600.0, clock: Clock | None = None
+        self, event: Any = None, *, timeout_seconds: float = 600.0, clock: Clock | None = None
     ) -> dict[str, Any]:
-        """The real ``functions/sync/app.py:lambda_handler`` with this sandbox's environment."""
-        event = dict(event) if event is not None else json.loads((REPO / "events" / "schedule.json").read_text())
+        """The real ``functions/sync/app.py:lambda_handler`` with this sandbox's environment
+        (``event`` defaults to ``events/schedule.json``)."""
+        if event is None:
+            event = json.loads((REPO / "events" / "schedule.json").read_text())
         with patched_environ(self.env):
             module = load_handler("sync")
             context = FakeLambdaContext(clock or self.clock, timeout_seconds)

@@ -1,0 +1,125 @@
+"""The scheduled handler as Lambda runs it (Powertools decorators included): metrics, the summary log
+line with the scheduler's execution id as correlation id, and the event shapes it accepts."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from kinotrakt.observability import logger as powertools_logger
+from tests.integration.test_sync_pipeline import seed_basic
+from tests.sandbox.harness import Sandbox, sandbox
+
+DESIGN_METRICS = {
+    "Candidates",
+    "AddedMovies",
+    "AddedEpisodes",
+    "SkippedDuplicates",
+    "NotFound",
+    "Unmatched",
+    "RunFailed",
+    "RunPartial",
+    "AuthRequired",
+    "HttpCalls",
+}
+REPORT_FIELDS = {
+    "status",
+    "candidates",
+    "added_movies",
+    "added_episodes",
+    "skipped_duplicates",
+    "not_found",
+    "unmatched",
+    "watermark",
+    "http_calls",
+}
+
+
+class _Lines(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[dict[str, object]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(json.loads(powertools_logger.registered_formatter.format(record)))
+
+
+@pytest.fixture
+def box() -> Iterator[Sandbox]:
+    with sandbox(seed=seed_basic) as sb:  # the system clock: the real lambda_handler path
+        yield sb
+
+
+@pytest.fixture
+def log_lines() -> Iterator[_Lines]:
+    lines = _Lines()
+    logging.getLogger("kinotrakt").addHandler(lines)
+    yield lines
+    logging.getLogger("kinotrakt").removeHandler(lines)
+
+
+def emf_metrics(out: str) -> dict[str, float]:
+    values: dict[str, float] = {}
+    for line in out.splitlines():
+        if line.startswith("{") and '"_aws"' in line:
+            blob = json.loads(line)
+            for directive in blob["_aws"]["CloudWatchMetrics"]:
+                assert directive["Namespace"] == "Kinotrakt"
+                for metric in directive["Metrics"]:
+                    value = blob[metric["Name"]]
+                    values[metric["Name"]] = value[0] if isinstance(value, list) else value
+    return values
+
+
+def test_a_run_emits_every_design_metric_and_one_summary_line(
+    box: Sandbox, capsys: pytest.CaptureFixture[str], log_lines: _Lines
+) -> None:
+    event = {"scheduled_time": "2026-11-27T10:00:00Z", "execution_id": "exec-1234"}
+    report = box.invoke(event)
+    metrics = emf_metrics(capsys.readouterr().out)
+    # Then CloudWatch gets every DESIGN §5 metric, with this run's figures
+    assert set(metrics) >= DESIGN_METRICS
+    assert metrics["AddedMovies"] == 2
+    assert metrics["AddedEpisodes"] == 3
+    assert metrics["RunFailed"] == 0
+    assert metrics["HttpCalls"] == report["http_calls"]["kinopub"] + report["http_calls"]["trakt"]
+    # And one "sync run finished" line carries the report, correlated with the scheduler's execution id
+    finished = [r for r in log_lines.records if r["message"] == "sync run finished"]
+    assert len(finished) == 1
+    assert set(finished[0]) >= REPORT_FIELDS
+    assert finished[0]["correlation_id"] == "exec-1234"
+    assert finished[0]["status"] == "ok"
+
+
+def test_a_failed_run_is_a_report_and_a_runfailed_metric_not_a_lambda_error(
+    box: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given the Trakt link was revoked: no valid refresh token
+    store = box.trakt_store()
+    stored = store.load()
+    store.save(
+        stored.secret.model_copy(update={"refresh_token": None, "access_token": None}), expected_version=stored.version
+    )
+    report = box.invoke({})
+    metrics = emf_metrics(capsys.readouterr().out)
+    assert report["status"] == "failed"
+    assert report["error"]["code"] == "relink_required"
+    assert "python -m kinotrakt link trakt" in report["error"]["message"]
+    assert metrics["RunFailed"] == 1
+    assert metrics["AuthRequired"] == 1
+
+
+@pytest.mark.parametrize("event", [{}, {"dry_run": True}, {"scheduled_time": "x", "execution_id": "y", "extra": 1}])
+def test_accepted_events(box: Sandbox, event: dict[str, object]) -> None:
+    assert box.invoke(event)["status"] == "ok"
+
+
+@pytest.mark.parametrize("event", [{"dry_run": "yes"}, {"dry_run": 1}, ["not", "an", "object"]])
+def test_malformed_events_are_refused_before_any_call(box: Sandbox, event: object) -> None:
+    with pytest.raises(ValueError, match="unexpected sync event"):
+        box.invoke(event)
+    assert box.kinopub.requests == []
+    assert box.trakt.requests == []
