@@ -46,6 +46,7 @@ def handle(
         parsed = SyncEvent.model_validate(event if event is not None else {})
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
+        emit_run_metrics({"status": "failed"})
         raise ValueError(f"unexpected sync event (fields: {fields}); send {{}} or the scheduler Input") from None
     state, kinopub_store, trakt_store = stores or _aws_stores()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
