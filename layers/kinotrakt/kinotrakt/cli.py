@@ -44,6 +44,7 @@ DEFAULT_STACK = "kinotrakt"
 # Kinopub's refresh token reportedly dies after ~30 days unused (reference/kinopub-api.md).
 KINOPUB_REFRESH_LIFETIME = timedelta(days=30)
 _SAVE_ATTEMPTS = 3
+UNUSED_TABLE = "unused-by-this-command"
 
 Service = Literal["kinopub", "trakt"]
 
@@ -223,8 +224,11 @@ class Context:
         kinopub = self.args.kinopub_secret or base.kinopub_secret_id or f"{stack}/kinopub"
         trakt = self.args.trakt_secret or base.trakt_secret_id or f"{stack}/trakt"
         table = self.args.table or base.state_table_name
-        if not table:
+        if not table and self.args.needs_state:
             table = self.stack_outputs.get("StateTableName", "")
+        elif not table:
+            # setup, link and unlink only touch the secrets; the state store is built but never called.
+            table = UNUSED_TABLE
         if not table:
             raise CliError(
                 f"cannot find the state table: pass --table, set STATE_TABLE_NAME, or deploy the stack "
@@ -764,7 +768,7 @@ def build_parser() -> argparse.ArgumentParser:
         setup.add_argument(f"--{service}-client-secret", help=f"{label} client_secret (asked for when omitted)")
     setup.add_argument("--login-url", help="the stack output LoginUrl, or the HTTP API's base URL")
     setup.add_argument("--new-key", action="store_true", help="replace the setup key (old login links stop working)")
-    setup.set_defaults(handler=cmd_setup)
+    setup.set_defaults(handler=cmd_setup, needs_state=False)
 
     link = commands.add_parser(
         "link",
@@ -773,7 +777,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show a code to enter on the service's site, wait for approval, store the tokens.",
     )
     link.add_argument("service", choices=["kinopub", "trakt"])
-    link.set_defaults(handler=cmd_link)
+    link.set_defaults(handler=cmd_link, needs_state=False)
 
     unlink = commands.add_parser(
         "unlink",
@@ -783,7 +787,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     unlink.add_argument("service", choices=["kinopub", "trakt"])
     unlink.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    unlink.set_defaults(handler=cmd_unlink)
+    unlink.set_defaults(handler=cmd_unlink, needs_state=False)
 
     sync = commands.add_parser(
         "sync",
@@ -793,7 +797,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.add_argument("--dry-run", action="store_true", help="plan and report; write nothing, keep the watermark")
     sync.add_argument("--sandbox", action="store_true", help="run offline against the demo sandbox instead")
-    sync.set_defaults(handler=cmd_sync)
+    sync.set_defaults(handler=cmd_sync, needs_state=True)
 
     status = commands.add_parser(
         "status",
@@ -802,7 +806,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Show the last runs, the watermark, when tokens expire, and how many items are unmatched.",
     )
     status.add_argument("--runs", type=int, default=5, help="how many runs to show (default 5)")
-    status.set_defaults(handler=cmd_status)
+    status.set_defaults(handler=cmd_status, needs_state=True)
 
     unmatched = commands.add_parser(
         "unmatched",
@@ -810,7 +814,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="list what could not be matched on Trakt, and why",
         description="List the Kinopub items and episodes that could not be matched to Trakt, with the reason.",
     )
-    unmatched.set_defaults(handler=cmd_unmatched)
+    unmatched.set_defaults(handler=cmd_unmatched, needs_state=True)
 
     mapping = commands.add_parser(
         "map",
@@ -827,7 +831,7 @@ def build_parser() -> argparse.ArgumentParser:
     mapping.add_argument(
         "--season-offset", type=int, default=0, help="Trakt season = Kinopub season + N (shows only; default 0)"
     )
-    mapping.set_defaults(handler=cmd_map)
+    mapping.set_defaults(handler=cmd_map, needs_state=True)
     return parser
 
 

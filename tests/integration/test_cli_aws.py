@@ -1,0 +1,122 @@
+"""The CLI's own AWS wiring (no injected stores): a moto server stands in for AWS through ``--endpoint-url``,
+and a CloudFormation stack's outputs and secret names are all it needs to find the deployment."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Iterator
+
+import boto3
+import pytest
+import requests
+from moto.server import ThreadedMotoServer
+
+from kinotrakt.cli import CliDeps, main
+from kinotrakt.config import Settings
+from tests.conftest import template_properties
+
+REGION = "eu-west-1"
+STACK = "mykt"
+TABLE = "mykt-StateTable-1A2B3C"
+
+
+@pytest.fixture
+def moto_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_CONFIG_FILE": "/nonexistent/aws-config",
+        "AWS_SHARED_CREDENTIALS_FILE": "/nonexistent/aws-credentials",
+    }.items():
+        monkeypatch.setenv(name, value)
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION", "AWS_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    url = f"http://{host}:{port}"
+    # The server keeps moto's in-process state: start every test from an empty account.
+    requests.post(f"{url}/moto-api/reset", timeout=10).raise_for_status()
+    try:
+        yield url
+    finally:
+        requests.post(f"{url}/moto-api/reset", timeout=10)
+        server.stop()
+
+
+@pytest.fixture
+def deployed_stack(moto_server: str) -> str:
+    """What `sam deploy` leaves behind, as far as the CLI looks: the stack's outputs, its table, its secrets."""
+    session = boto3.Session(region_name=REGION)
+    dynamodb = session.client("dynamodb", endpoint_url=moto_server)
+    table = template_properties("StateTable")
+    dynamodb.create_table(
+        TableName=TABLE,
+        AttributeDefinitions=table["AttributeDefinitions"],
+        KeySchema=table["KeySchema"],
+        BillingMode=table["BillingMode"],
+    )
+    secrets = session.client("secretsmanager", endpoint_url=moto_server)
+    for service, logical_id in (("kinopub", "KinopubSecret"), ("trakt", "TraktSecret")):
+        secrets.create_secret(Name=f"{STACK}/{service}", SecretString=template_properties(logical_id)["SecretString"])
+    template = {
+        "Resources": {"Topic": {"Type": "AWS::SNS::Topic"}},
+        "Outputs": {
+            "StateTableName": {"Value": TABLE},
+            "LoginUrl": {"Value": "https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key=<setup_key>"},
+        },
+    }
+    session.client("cloudformation", endpoint_url=moto_server).create_stack(
+        StackName=STACK, TemplateBody=json.dumps(template)
+    )
+    return moto_server
+
+
+def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None:
+    # Given a deployed stack and no KINOPUB_SECRET_ID / TRAKT_SECRET_ID / STATE_TABLE_NAME in the environment
+    out, err = io.StringIO(), io.StringIO()
+    deps = CliDeps(settings=Settings(), out=out, err=err, interactive=lambda: False)
+    argv = [
+        "--endpoint-url",
+        deployed_stack,
+        "--region",
+        REGION,
+        "--stack",
+        STACK,
+        "setup",
+        "--kinopub-client-id",
+        "kp-id",
+        "--kinopub-client-secret",
+        "kp-secret-value-123456",
+        "--trakt-client-id",
+        "tr-id",
+        "--trakt-client-secret",
+        "tr-secret-value-123456",
+    ]
+
+    # When the owner runs setup with only the stack's name
+    code = main(argv, deps=deps)
+
+    # Then the credentials land in <stack>/kinopub and <stack>/trakt, and the login link comes from the outputs
+    assert code == 0, err.getvalue()
+    secrets = boto3.Session(region_name=REGION).client("secretsmanager", endpoint_url=deployed_stack)
+    trakt = json.loads(secrets.get_secret_value(SecretId=f"{STACK}/trakt")["SecretString"])
+    kinopub = json.loads(secrets.get_secret_value(SecretId=f"{STACK}/kinopub")["SecretString"])
+    assert (kinopub["client_id"], trakt["client_id"]) == ("kp-id", "tr-id")
+    assert f"https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={trakt['setup_key']}" in out.getvalue()
+    assert "secret-value" not in out.getvalue() + err.getvalue()
+
+    # And the commands that need the table find it through the stack output
+    status = io.StringIO()
+    assert main([*argv[:6], "status"], deps=CliDeps(settings=Settings(), out=status, err=err)) == 0
+    assert "Kinopub: not linked (python -m kinotrakt link kinopub)" in status.getvalue()
+
+
+def test_an_unreachable_secret_is_one_line_naming_it(deployed_stack: str) -> None:
+    err = io.StringIO()
+    argv = ["--endpoint-url", deployed_stack, "--region", REGION, "--stack", "nope", "link", "trakt"]
+    assert main(argv, deps=CliDeps(settings=Settings(), out=io.StringIO(), err=err)) == 1
+    assert err.getvalue().startswith("error: AWS: ")
+    assert err.getvalue().count("\n") == 1
+    assert "ResourceNotFoundException" in err.getvalue()
