@@ -13,11 +13,13 @@ import boto3
 import pytest
 from pydantic import SecretStr
 
-from kinotrakt.cli import AwsTarget, CliDeps, Stores, main
+from kinotrakt.cli import AwsTarget, CliDeps, Stores, main, update_secret
 from kinotrakt.clock import VirtualClock
 from kinotrakt.config import Settings
+from kinotrakt.errors import ConcurrentTokenWrite
 from kinotrakt.storage.aws import aws_stores
-from kinotrakt.storage.ports import Pin, ServiceSecret, UnmatchedItem
+from kinotrakt.storage.memory import InMemoryTokenStore
+from kinotrakt.storage.ports import Pin, ServiceSecret, StoredSecret, UnmatchedItem
 from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
 from tests.fakes.base import ISSUED_SECRETS
 from tests.fakes.fake_kinopub import FakeKinopub
@@ -570,3 +572,34 @@ def test_a_missing_table_is_one_clear_line(world: CliWorld) -> None:
     assert main(["status"], deps=deps) == 1
     assert err.getvalue().count("\n") == 1
     assert "--table" in err.getvalue()
+
+
+class RacedTokenStore(InMemoryTokenStore):
+    """Another writer (the sync refreshing) lands between our read and our write, ``races`` times."""
+
+    def __init__(self, secret: ServiceSecret, races: int) -> None:
+        super().__init__(secret)
+        self.races = races
+
+    def save(self, secret: ServiceSecret, *, expected_version: str | None) -> StoredSecret:
+        if self.races > 0:
+            self.races -= 1
+            current = self.load()
+            refreshed = current.secret.model_copy(update={"access_token": SecretStr(f"refreshed-{self.races}")})
+            super().save(refreshed, expected_version=current.version)
+        return super().save(secret, expected_version=expected_version)
+
+
+def test_a_write_racing_the_sync_is_redone_on_the_fresh_secret() -> None:
+    store = RacedTokenStore(ServiceSecret(client_id="cid", access_token=SecretStr("old")), races=1)
+    updated = update_secret(store, lambda secret: secret.model_copy(update={"setup_key": SecretStr("k")}))
+    assert updated.setup_key == SecretStr("k")
+    stored = store.load().secret
+    assert stored.setup_key == SecretStr("k")
+    assert stored.access_token == SecretStr("refreshed-0")  # the sync's refresh is kept, not overwritten
+
+
+def test_a_write_that_keeps_racing_gives_up() -> None:
+    store = RacedTokenStore(ServiceSecret(client_id="cid"), races=10)
+    with pytest.raises(ConcurrentTokenWrite):
+        update_secret(store, lambda secret: secret)

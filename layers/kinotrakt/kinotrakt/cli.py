@@ -272,17 +272,18 @@ class Context:
 
 def update_secret(store: TokenStore, change: Callable[[ServiceSecret], ServiceSecret]) -> ServiceSecret:
     """Read, change, write with the version read; again if the sync refreshed the secret in between."""
-    for attempt in range(1, _SAVE_ATTEMPTS + 1):
+    attempt = 0
+    while True:
+        attempt += 1
         stored = store.load()
         updated = change(stored.secret)
         try:
             store.save(updated, expected_version=stored.version)
         except ConcurrentTokenWrite:
-            if attempt == _SAVE_ATTEMPTS:
+            if attempt >= _SAVE_ATTEMPTS:
                 raise
-            continue
-        return updated
-    raise AssertionError("unreachable")  # pragma: no cover
+        else:
+            return updated
 
 
 def _cleared(secret: ServiceSecret) -> ServiceSecret:
@@ -298,8 +299,8 @@ def _cleared(secret: ServiceSecret) -> ServiceSecret:
 def cmd_setup(ctx: Context) -> int:
     args = ctx.args
     for service in ("kinopub", "trakt"):
-        client_id = args.__dict__[f"{service}_client_id"]
-        client_secret = args.__dict__[f"{service}_client_secret"]
+        client_id = getattr(args, f"{service}_client_id")
+        client_secret = getattr(args, f"{service}_client_secret")
         store = ctx.token_store(service)
         current = store.load().secret
         client_id = client_id or _ask(ctx, f"{_label(service)} client_id", current.client_id, secret=False)
@@ -334,10 +335,16 @@ def cmd_setup(ctx: Context) -> int:
             return secret
         return secret.model_copy(update={"setup_key": new_setup_key()})
 
+    previous = ctx.stores.trakt.load().secret.setup_key
     trakt_secret = update_secret(ctx.stores.trakt, set_key)
     assert trakt_secret.setup_key is not None  # noqa: S101 - set_key guarantees it
     key = trakt_secret.setup_key.get_secret_value()
-    ctx.say("Setup key: " + ("generated." if args.new_key else "ready (kept if it existed; --new-key replaces it)."))
+    if previous is None:
+        ctx.say("Setup key: generated.")
+    elif args.new_key:
+        ctx.say("Setup key: replaced; login links with the old key no longer work.")
+    else:
+        ctx.say("Setup key: kept (--new-key replaces it).")
 
     login = _login_url(ctx, key)
     ctx.say()
