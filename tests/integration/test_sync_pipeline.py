@@ -309,3 +309,39 @@ def test_an_unreadable_kinopub_item_holds_the_watermark_for_three_runs_then_is_s
         assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
         assert box.state().list_unmatched() == []
         assert box.state().list_item_failures() == {}
+
+
+class TickingClock(VirtualClock):
+    """Every look at the clock costs a second: the time Kinopub's answers take in real life."""
+
+    def monotonic(self) -> float:
+        self.advance(1.0)
+        return super().monotonic()
+
+
+def test_a_library_too_big_for_one_run_is_scanned_across_runs_without_rereading(clock: VirtualClock) -> None:
+    movies = range(1000, 1040)
+
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        for n in movies:
+            kp.add_movie(n, f"Фильм / Film {n}", 2000, 1_000_000 + n)
+            kp.watch(n, at=T0 + n * 60)
+            tr.add_movie(n, f"Film {n}", 2000, f"tt{1_000_000 + n}")
+
+    ticking = TickingClock(clock.now())
+    with sandbox(seed=seed, clock=ticking) as box:
+        # Given each run has only 50 s (plus the 60 s margin) and every request costs time
+        reports = [box.invoke(timeout_seconds=110)]
+        while reports[-1]["status"] != "ok" and len(reports) < 20:
+            reports.append(box.invoke(timeout_seconds=110))
+        # Then the first run could not do it all, but every run made progress and the scan finished
+        assert len(reports) > 2
+        assert reports[0]["status"] == "partial"
+        assert reports[-1]["status"] == "ok"
+        assert all(r["added_movies"] > 0 for r in reports[:-1])
+        assert len(box.trakt.plays()) == len(movies)
+        assert box.trakt.duplicate_keys() == []
+        # and no item was read twice on the way
+        watched_ids = [r.query["id"] for r in box.kinopub.calls("GET", "/v1/watching")]
+        assert sorted(watched_ids) == sorted(str(n) for n in movies)
+        assert reports[-1]["watermark"] is not None

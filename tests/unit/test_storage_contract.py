@@ -152,6 +152,22 @@ def test_full_scan_time_and_last_activities_round_trip_without_touching_the_wate
 # --- mapping cache ----------------------------------------------------------------------------------------
 
 
+def test_an_unfinished_full_scan_remembers_its_finished_items_until_cleared(backend: Backend) -> None:
+    store = backend.store
+    store.advance_watermark(T0)
+    assert store.load_sync_state().scan_done == frozenset()
+    # When a full scan stops early having finished two items, then two more
+    store.set_scan_progress([101, 102])
+    store.set_scan_progress([101, 102, 5000, 7])
+    # Then the next run sees exactly those, and the watermark is untouched
+    state = store.load_sync_state()
+    assert state.scan_done == frozenset({101, 102, 5000, 7})
+    assert state.watermark == T0
+    # When the scan completes, the progress is cleared
+    store.set_scan_progress(None)
+    assert store.load_sync_state().scan_done == frozenset()
+
+
 def test_cached_mappings_expire_at_their_time_and_permanent_ones_stay(backend: Backend) -> None:
     store = backend.store
     season_table = {"show": 1390, "seasons": {"1": {"1": 73640, "2": 73641}}}

@@ -8,7 +8,7 @@ pk                            sk                      attributes
 ============================  ======================  =====================================================
 ``<acct>#sync``               ``lease``               ``owner``, ``expires_at``
 ``<acct>#sync``               ``state``               ``last_success_at`` (``iso_z``), ``last_full_scan``,
-                                                      ``last_activities`` (JSON)
+                                                      ``last_activities`` (JSON), ``scan_done`` (JSON ids)
 ``<acct>#map``                mapping key             ``value`` (JSON), optional ``expires_at``
 ``<acct>#ledger``             ``<sent_at>#<uuid>``    ``entries``: JSON ``[[key, view_ref, watched_at], ...]``
 ``<acct>#unmatched``          item key                ``kinopub_id``, ``title``, ``reason``, ``detail``,
@@ -201,10 +201,12 @@ class DynamoStateStore:
         watermark = _str(item, "last_success_at")
         full_scan = _str(item, "last_full_scan")
         activities = _str(item, "last_activities")
+        scan_done = _str(item, "scan_done")
         return SyncState(
             watermark=parse_iso(watermark) if watermark else None,
             last_full_scan=parse_iso(full_scan) if full_scan else None,
             last_activities=json.loads(activities) if activities else None,
+            scan_done=frozenset(int(i) for i in json.loads(scan_done)) if scan_done else frozenset(),
         )
 
     def advance_watermark(self, value: datetime) -> datetime:
@@ -241,6 +243,19 @@ class DynamoStateStore:
             Key=self._key("sync", "state"),
             UpdateExpression="SET last_activities = :v",
             ExpressionAttributeValues={":v": _s(json.dumps(value))},
+        )
+
+    def set_scan_progress(self, done: Iterable[int] | None) -> None:
+        if done is None:
+            self._client.update_item(
+                TableName=self._table, Key=self._key("sync", "state"), UpdateExpression="REMOVE scan_done"
+            )
+            return
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key("sync", "state"),
+            UpdateExpression="SET scan_done = :v",
+            ExpressionAttributeValues={":v": _s(json.dumps(sorted(done)))},
         )
 
     # mapping cache -----------------------------------------------------------------------------------------

@@ -82,6 +82,7 @@ class InMemoryStateStore:
         self._ledger: dict[tuple[str, int], str] = {}  # (sent_at, sequence) -> JSON entries
         self._ledger_sequence = count()
         self._unmatched: dict[str, UnmatchedItem] = {}
+        self._scan_done: set[int] = set()
         self._failures: dict[int, int] = {}
         self._reports: dict[str, str] = {}
         self._pins: dict[int, Pin] = {}
@@ -116,6 +117,7 @@ class InMemoryStateStore:
                 watermark=parse_iso(self._watermark) if self._watermark else None,
                 last_full_scan=parse_iso(self._last_full_scan) if self._last_full_scan else None,
                 last_activities=json.loads(self._last_activities) if self._last_activities else None,
+                scan_done=frozenset(self._scan_done),
             )
 
     def advance_watermark(self, value: datetime) -> datetime:
@@ -135,6 +137,11 @@ class InMemoryStateStore:
         self._fault("set_last_activities")
         with self._lock:
             self._last_activities = None if value is None else json.dumps(value)
+
+    def set_scan_progress(self, done: Iterable[int] | None) -> None:
+        self._fault("set_scan_progress")
+        with self._lock:
+            self._scan_done = set() if done is None else set(done)
 
     # mapping cache -----------------------------------------------------------------------------------------
 

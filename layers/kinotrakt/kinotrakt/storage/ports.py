@@ -70,6 +70,9 @@ class SyncState:
     last_full_scan: datetime | None = None
     # Trakt /sync/last_activities as last seen together with a complete remote index.
     last_activities: Mapping[str, Any] | None = None
+    # A full scan that did not fit in one run: the Kinopub items it has already finished, so the next run
+    # continues where it stopped instead of starting over (and never getting past the same point).
+    scan_done: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,10 @@ class StateStore(Protocol):
     def set_last_full_scan(self, value: datetime) -> None: ...
 
     def set_last_activities(self, value: Mapping[str, Any] | None) -> None: ...
+
+    def set_scan_progress(self, done: Iterable[int] | None) -> None:
+        """Remember the items an unfinished full scan has finished (None: no scan in progress)."""
+        ...
 
     # mapping cache (shows, season tables, negative results)
     def load_mappings(self, now: datetime) -> dict[str, dict[str, Any]]:

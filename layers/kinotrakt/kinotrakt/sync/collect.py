@@ -8,13 +8,13 @@ turn into duplicate plays on Trakt.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from kinotrakt.clock import parse_iso
-from kinotrakt.errors import BadResponse, ServiceUnavailable
+from kinotrakt.errors import BadResponse, OutOfTime, ServiceUnavailable
 from kinotrakt.kinopub.client import SERVICE
 from kinotrakt.kinopub.models import BrokenRow, HistoryItem, HistoryPage, WatchingItem, original_title
 from kinotrakt.observability import logger
@@ -56,18 +56,29 @@ def collect(
     *,
     since: datetime | None,
     sent_watched_at: Mapping[str, str] | None = None,
+    skip: Collection[int] = (),
+    stop: Callable[[], bool] | None = None,
 ) -> CollectResult:
     """Completed views of the items with history rows at or after ``since`` (every item when None).
 
     ``sent_watched_at`` maps ``CompletedView.view_ref`` to the value the ledger already sent (ISO minute or
     ``unknown``); it wins over a fresh resolution, so a fallback time never changes once sent.
-    A failing history page propagates (the run ends partial); a failing item is reported and skipped."""
+    A failing history page propagates (the run ends partial); a failing item is reported and skipped.
+    Items in ``skip`` (finished earlier by the same full scan) are not read again. When ``stop()`` says so
+    (the pipeline keeps time to push what was read) or the deadline comes, the result so far is returned
+    with ``interrupted`` set."""
     window = read_history(client, since)
     result = CollectResult(history_pages=window.pages, full_scan=since is None)
     for item_id, row in window.broken.items():
         result.failures.append(ItemFailure(item_id, row.title, f"kinopub /v1/history row: {row.reason}"))
     ledger = sent_watched_at or {}
     for item in window.items.values():
+        if item.id in skip:
+            continue
+        if stop is not None and stop():
+            result.interrupted = True
+            logger.warning("kinopub reading paused to keep time for Trakt", extra={"items_read": result.items_examined})
+            break
         result.items_examined += 1
         result.examined.append(item.id)
         if item.type not in MOVIE_TYPES and item.type not in SERIES_TYPES:
@@ -80,6 +91,13 @@ def collect(
                 if item.type in MOVIE_TYPES
                 else episode_views(item, state, window.last_seen)
             )
+        except OutOfTime:
+            # Not read: the next run (or the rest of this full scan) reads it.
+            result.items_examined -= 1
+            result.examined.pop()
+            result.interrupted = True
+            logger.warning("kinopub reading stopped by the deadline", extra={"items_read": result.items_examined})
+            break
         except (BadResponse, ServiceUnavailable) as exc:
             logger.warning("kinopub item unreadable", extra={"kinopub_id": item.id, "reason": str(exc)})
             result.failures.append(ItemFailure(item.id, item.title, str(exc)))

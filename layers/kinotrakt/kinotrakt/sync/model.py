@@ -73,3 +73,4 @@ class CollectResult:
     examined: list[int] = field(default_factory=list)  # Kinopub item ids read this run (failed ones too)
     history_pages: int = 0
     full_scan: bool = False
+    interrupted: bool = False  # the deadline came before every item was read

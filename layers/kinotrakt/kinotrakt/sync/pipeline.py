@@ -26,6 +26,9 @@ from kinotrakt.trakt.client import TraktClient
 
 # DESIGN §4: an item that fails to read 3 runs in a row stops holding the watermark back.
 MAX_ITEM_FAILURES = 3
+# Of a run's time budget, the share (at least this many seconds, at most half) kept for mapping and pushing.
+PUSH_RESERVE_SHARE = 0.3
+MIN_PUSH_RESERVE_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -84,14 +87,31 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     sync_state = state.load_sync_state()
     started = clock.now()
     last_full = sync_state.last_full_scan
+    # A full scan that did not fit in earlier runs goes on where it stopped (``scan_done``).
     report.full_scan = (
-        sync_state.watermark is None or last_full is None or started - last_full >= options.full_rescan_every
+        bool(sync_state.scan_done)
+        or sync_state.watermark is None
+        or last_full is None
+        or started - last_full >= options.full_rescan_every
     )
     since = None if report.full_scan or sync_state.watermark is None else sync_state.watermark - options.overlap
+    already_scanned = sync_state.scan_done if report.full_scan else frozenset()
     ledger = state.load_ledger()
 
     # Step 3: collect completed views (read only).
-    collected = collect(deps.kinopub, since=since, sent_watched_at=ledger.watched_at_by_view)
+    # Reading Kinopub stops early enough to leave time to map and push what was read: a library too big
+    # for one run then progresses run by run instead of re-reading the same items until the deadline.
+    budget = deps.deadline.remaining()
+    reserve = min(budget / 2, max(MIN_PUSH_RESERVE_SECONDS, budget * PUSH_RESERVE_SHARE))
+    collected = collect(
+        deps.kinopub,
+        since=since,
+        sent_watched_at=ledger.watched_at_by_view,
+        skip=already_scanned,
+        stop=lambda: deps.deadline.remaining() < reserve,
+    )
+    if collected.interrupted:
+        report.error = {"code": "out_of_time", "message": "Kinopub reading paused; the next run continues"}
     report.candidates = len(collected.views)
     report.items_examined = collected.items_examined
     report.skipped_items = [
@@ -103,19 +123,25 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     fresh = [v for v in collected.views if not _already_synced(v, ledger)]
     report.skipped_duplicates = len(collected.views) - len(fresh)
 
-    interrupted = False
-    if fresh:
-        interrupted = _map_dedupe_push(deps, options, report, fresh, ledger)
-
+    pending = _map_dedupe_push(deps, options, report, fresh, ledger) if fresh else []
+    interrupted = collected.interrupted or bool(pending)
+    if options.dry_run:
+        if interrupted or holding_back:
+            report.status = "partial"
+        return
     if interrupted or holding_back:
         report.status = "partial"
-        return
-    if options.dry_run:
+        if report.full_scan:
+            # Remember the items this scan has finished, so the next run does not read them again.
+            unfinished = {v.kinopub_id for v in pending} | {f.kinopub_id for f in collected.failures}
+            state.set_scan_progress(already_scanned | (set(collected.examined) - unfinished))
         return
     # Step 9: everything read was synced (or recorded as unmatched): the watermark may move forward.
     state.advance_watermark(started)
     if report.full_scan:
         state.set_last_full_scan(started)
+        if already_scanned:
+            state.set_scan_progress(None)
 
 
 def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
@@ -162,23 +188,26 @@ def _record_failures(state: StateStore, collected: CollectResult, report: SyncRe
 
 def _map_dedupe_push(
     deps: SyncDeps, options: SyncOptions, report: SyncReport, fresh: Sequence[CompletedView], ledger: Ledger
-) -> bool:
-    """Steps 4-7. Returns True when the run stopped early (deadline) with work left for the next run."""
+) -> list[CompletedView]:
+    """Steps 4-7. Returns the views left for the next run when the deadline stopped the run early."""
     clock, state, trakt = deps.clock, deps.state, deps.trakt
     cache = MappingCache(state, clock)
     mapper = Mapper(trakt, cache, state.list_pins(), clock)
     previously_unmatched = {item.key for item in state.list_unmatched()}
     unmatched: list[UnmatchedItem] = []
     pushed = PushResult()
+    handled: set[str] = set()  # view_refs settled this run: unmatched, duplicate, sent or not_found
     try:
         mapped = mapper.map(fresh)
         unmatched.extend(mapped.unmatched)
+        handled.update({v.view_ref for v in fresh} - {c.view.view_ref for c in mapped.mapped})
         remote = build_remote_index(trakt, mapped.mapped, clock.now())
         planned = dedupe(mapped.mapped, remote, ledger, trakt)
         report.skipped_duplicates += len(planned.duplicates)
+        handled.update(c.view.view_ref for c in planned.duplicates)
         if options.dry_run:
             _count_added(report, planned.to_send)
-            return False
+            return []
         # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
         _remember(state, planned.duplicates, clock)
 
@@ -190,11 +219,12 @@ def _map_dedupe_push(
 
         pusher = Pusher(trakt, state, clock, deps.deadline, options.batch_size, not_found)
         pusher.push(planned.to_send, pushed)
-        return False
+        return []
     except OutOfTime as exc:
         report.error = {"code": exc.code, "message": str(exc)}
         logger.warning("stopping early: the Lambda deadline is near", extra={"error": str(exc)})
-        return True
+        handled.update(c.view.view_ref for c in [*pushed.added, *pushed.not_found])
+        return [v for v in fresh if v.view_ref not in handled]
     finally:
         cache.flush()
         if not options.dry_run:
