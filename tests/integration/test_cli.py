@@ -13,13 +13,14 @@ import boto3
 import pytest
 from pydantic import SecretStr
 
-from kinotrakt.cli import AwsTarget, CliDeps, Stores, main, update_secret
+from kinotrakt.cli import AwsTarget, CliDeps, Stores, main
 from kinotrakt.clock import VirtualClock
 from kinotrakt.config import Settings
 from kinotrakt.errors import ConcurrentTokenWrite
 from kinotrakt.storage.aws import aws_stores
 from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import Pin, ServiceSecret, StoredSecret, UnmatchedItem
+from kinotrakt.tokens import update_secret
 from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
 from tests.fakes.base import ISSUED_SECRETS
 from tests.fakes.fake_kinopub import FakeKinopub

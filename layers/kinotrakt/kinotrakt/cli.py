@@ -30,11 +30,11 @@ from pydantic import SecretStr, ValidationError
 from kinotrakt import __version__
 from kinotrakt.clock import Clock, Deadline, SystemClock, utc_from_epoch
 from kinotrakt.config import Settings
-from kinotrakt.errors import ConcurrentTokenWrite, KinotraktError, NotConfigured
+from kinotrakt.errors import KinotraktError, NotConfigured
 from kinotrakt.http import CallCounter, Transport
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import Pin, ServiceSecret, StateStore, TokenStore
-from kinotrakt.tokens import TokenGrant, apply_grant
+from kinotrakt.tokens import TokenGrant, apply_grant, update_secret
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -43,7 +43,6 @@ EXIT_USAGE = 2
 DEFAULT_STACK = "kinotrakt"
 # Kinopub's refresh token reportedly dies after ~30 days unused (reference/kinopub-api.md).
 KINOPUB_REFRESH_LIFETIME = timedelta(days=30)
-_SAVE_ATTEMPTS = 3
 UNUSED_TABLE = "unused-by-this-command"
 
 Service = Literal["kinopub", "trakt"]
@@ -268,22 +267,6 @@ class Context:
             user_agent=self.settings.kinopub_user_agent,
             timeout=self.settings.http_timeout_seconds,
         )
-
-
-def update_secret(store: TokenStore, change: Callable[[ServiceSecret], ServiceSecret]) -> ServiceSecret:
-    """Read, change, write with the version read; again if the sync refreshed the secret in between."""
-    attempt = 0
-    while True:
-        attempt += 1
-        stored = store.load()
-        updated = change(stored.secret)
-        try:
-            store.save(updated, expected_version=stored.version)
-        except ConcurrentTokenWrite:
-            if attempt >= _SAVE_ATTEMPTS:
-                raise
-        else:
-            return updated
 
 
 def _cleared(secret: ServiceSecret) -> ServiceSecret:

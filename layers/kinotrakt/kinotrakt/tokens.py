@@ -16,11 +16,14 @@ from typing import Literal, Protocol
 from pydantic import SecretStr
 
 from kinotrakt.clock import Clock
-from kinotrakt.errors import ConcurrentTokenWrite, NotConfigured, RelinkRequired
+from kinotrakt.errors import ConcurrentTokenWrite, KinotraktError, NotConfigured, RelinkRequired
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import ServiceSecret, StoredSecret, TokenStore
 
 Service = Literal["kinopub", "trakt"]
+
+# Waits between tries to store a refreshed pair (see TokenKeeper._save_refreshed).
+SAVE_RETRY_DELAYS = (1.0, 2.0, 4.0)
 
 
 @dataclass(frozen=True)
@@ -148,7 +151,7 @@ class TokenKeeper:
         updated = apply_grant(secret, grant, self._clock.now())
         # Persist before anything else: the old refresh token is already dead.
         try:
-            self._stored = self._store.save(updated, expected_version=stored.version)
+            self._stored = self._save_refreshed(updated, expected_version=stored.version)
         except ConcurrentTokenWrite:
             # Someone wrote a pair while we refreshed: theirs is valid too, so keep it rather than clobber it.
             logger.warning(
@@ -160,3 +163,44 @@ class TokenKeeper:
                 raise RelinkRequired(self.service, "the secret was cleared during a refresh") from None
             return token.get_secret_value()
         return grant.access_token
+
+    def _save_refreshed(self, secret: ServiceSecret, *, expected_version: str | None) -> StoredSecret:
+        """Store a freshly refreshed pair, trying again when the store fails (a throttled or failed Secrets
+        Manager call, after the SDK's own retries): a pair that is never stored is a lost account link.
+        A write that was applied although it reported a failure shows up as ConcurrentTokenWrite on the
+        next try, and the caller then reads that (our) version back."""
+        for delay in SAVE_RETRY_DELAYS:
+            try:
+                return self._store.save(secret, expected_version=expected_version)
+            except KinotraktError:
+                raise
+            except Exception as exc:
+                logger.warning(
+                    "could not store the refreshed token pair; trying again",
+                    extra={"service": self.service, "error": type(exc).__name__, "retry_in": delay},
+                )
+                self._clock.sleep(delay)
+        return self._store.save(secret, expected_version=expected_version)
+
+
+# Secrets Manager refuses a write based on a stale read; the sync may refresh the secret meanwhile.
+SAVE_ATTEMPTS = 3
+
+
+def update_secret(store: TokenStore, change: Callable[[ServiceSecret], ServiceSecret]) -> ServiceSecret:
+    """Read, change, write with the version read; again (up to SAVE_ATTEMPTS) if someone wrote in between.
+
+    For the writers outside a sync run (the CLI, the login callback): they never clobber a refresh."""
+    attempt = 0
+    while True:
+        attempt += 1
+        stored = store.load()
+        updated = change(stored.secret)
+        try:
+            store.save(updated, expected_version=stored.version)
+        except ConcurrentTokenWrite:
+            if attempt >= SAVE_ATTEMPTS:
+                raise
+            logger.warning("secret changed while writing it; writing again on the newer version")
+        else:
+            return updated

@@ -27,10 +27,10 @@ from urllib.parse import urlencode
 from pydantic import SecretStr
 
 from kinotrakt.clock import Clock
-from kinotrakt.errors import ConcurrentTokenWrite, KinotraktError, NotConfigured
+from kinotrakt.errors import KinotraktError, NotConfigured
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import ServiceSecret, StateStore, TokenStore
-from kinotrakt.tokens import TokenGrant, apply_grant
+from kinotrakt.tokens import TokenGrant, apply_grant, update_secret
 from kinotrakt.trakt.oauth import TraktAuthorizationRefused
 from kinotrakt.web import pages
 from kinotrakt.web.pkce import new_verifier, s256_challenge
@@ -38,8 +38,6 @@ from kinotrakt.web.request import ERROR_CODE, TOKEN, BadRequest, token_param
 
 STATE_COOKIE = "__Host-kinotrakt-state"
 STATE_TTL = timedelta(minutes=10)
-# Secrets Manager refuses a write based on a stale read; the sync may refresh an old link meanwhile.
-_SAVE_ATTEMPTS = 3
 _USERNAME_MAX = 100
 
 
@@ -200,19 +198,12 @@ class TraktLoginFlow:
         return code, stored["code_verifier"]
 
     def _save(self, grant: TokenGrant) -> None:
-        for attempt in range(1, _SAVE_ATTEMPTS + 1):
-            stored = self._trakt_store.load()
-            updated = apply_grant(stored.secret, grant, self._clock.now()).model_copy(
-                # The refresh must send the redirect URI these tokens were issued for.
-                update={"redirect_uri": self._redirect_uri}
-            )
-            try:
-                self._trakt_store.save(updated, expected_version=stored.version)
-                return
-            except ConcurrentTokenWrite:
-                if attempt == _SAVE_ATTEMPTS:
-                    raise
-                logger.warning("trakt secret changed while linking; writing the new link again")
+        now = self._clock.now()
+        # The refresh must send the redirect URI these tokens were issued for.
+        update_secret(
+            self._trakt_store,
+            lambda secret: apply_grant(secret, grant, now).model_copy(update={"redirect_uri": self._redirect_uri}),
+        )
 
     def _final(self, page: pages.Page) -> WebResponse:
         """The callback's page; it also clears the state cookie, which is of no use after a callback."""
