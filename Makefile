@@ -14,11 +14,13 @@ SCHEDULES ?= 500
 
 .PHONY: install chromium test lint types validate unit integration build demo bench chaos invoke deploy clean
 
+# The .pth line lets `.venv/bin/python -m kinotrakt ...` find the layer's package, as Lambda does under /opt/python.
 $(VENV)/.installed: requirements-dev.lock layers/kinotrakt/requirements.txt
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.lock
+	echo "$(CURDIR)/layers/kinotrakt" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/kinotrakt-layer.pth"
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.lock
