@@ -345,3 +345,27 @@ def test_a_library_too_big_for_one_run_is_scanned_across_runs_without_rereading(
         watched_ids = [r.query["id"] for r in box.kinopub.calls("GET", "/v1/watching")]
         assert sorted(watched_ids) == sorted(str(n) for n in movies)
         assert reports[-1]["watermark"] is not None
+
+
+def test_a_finished_multi_part_documentary_that_trakt_lists_as_a_show_is_unmatched_with_that_reason(
+    clock: VirtualClock,
+) -> None:
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        seed_basic(kp, tr)
+        # Given a movie-like Kinopub item (documovie, several videos, all finished) that Trakt has as a show
+        kp.add_movie(
+            106, "Битлз: Вернись / The Beatles: Get Back", 2021, 9735318, type="documovie", subtype="multi", videos=3
+        )
+        for video in (1, 2, 3):
+            kp.watch(106, video=video, at=T0 + video * HOUR)
+        tr.add_show(170000, "The Beatles: Get Back", 2021, "tt9735318", {1: 3})
+
+    with sandbox(seed=seed, clock=clock) as box:
+        report = box.invoke()
+        # Then the rest is synced, and the documentary is unmatched with a reason the user can act on
+        assert report["status"] == "ok"
+        assert report["not_found"] == 1
+        item = next(u for u in report["unmatched_items"] if u["kinopub_id"] == 106)
+        assert item["reason"] == "listed_as_show"
+        assert "as a show" in item["detail"]
+        assert not any(k.startswith("movie:tt9735318") for k in box.trakt.play_keys())

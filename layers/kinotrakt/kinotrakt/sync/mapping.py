@@ -155,10 +155,18 @@ class Mapper:
             return MappedView(view, movie_key(view.watched_at, imdb=str(imdb)), str(imdb), trakt_id)
         return MappedView(view, movie_key(view.watched_at, imdb=None, trakt_id=trakt_id), None, trakt_id)
 
-    def record_movie_not_found(self, view: CompletedView, reason: str, detail: str) -> None:
-        """Trakt answered not_found for a movie we sent by IMDb: remember it so it is not re-sent every run."""
-        if view.imdb:
-            self._cache.put(f"movie:imdb:{view.imdb}", {"miss": reason, "detail": detail}, NOT_FOUND_TTL)
+    def record_movie_not_found(self, view: CompletedView) -> tuple[str, str]:
+        """Trakt answered not_found for a movie we sent by IMDb: find out why (a movie-like Kinopub item that
+        Trakt lists as a show, e.g. a multi-part documentary), and remember it so it is not re-sent every run.
+        Returns (reason, detail)."""
+        if not view.imdb:
+            return "trakt_not_found", "Trakt answered not_found for the ids we sent"
+        if self._trakt.search_imdb(view.imdb, "show"):
+            reason, detail = "listed_as_show", f"Trakt lists IMDb {view.imdb} as a show, not a movie"
+        else:
+            reason, detail = "trakt_not_found", f"Trakt has no movie with IMDb {view.imdb}"
+        self._cache.put(f"movie:imdb:{view.imdb}", {"miss": reason, "detail": detail}, NOT_FOUND_TTL)
+        return reason, detail
 
     # --- shows and episodes -------------------------------------------------------------------------------
 

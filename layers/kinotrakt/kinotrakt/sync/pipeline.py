@@ -212,10 +212,11 @@ def _map_dedupe_push(
         _remember(state, planned.duplicates, clock)
 
         def not_found(candidate: MappedView) -> None:
-            mapper.record_movie_not_found(
-                candidate.view, "trakt_not_found", "Trakt answered not_found for the ids we sent"
-            )
-            unmatched.append(unmatched_item(candidate.view, "trakt_not_found", "Trakt answered not_found", clock.now()))
+            if candidate.kind == "movie":
+                reason, detail = mapper.record_movie_not_found(candidate.view)
+            else:
+                reason, detail = "trakt_not_found", "Trakt answered not_found for the episode id we sent"
+            unmatched.append(unmatched_item(candidate.view, reason, detail, clock.now()))
 
         pusher = Pusher(trakt, state, clock, deps.deadline, options.batch_size, not_found)
         pusher.push(planned.to_send, pushed)

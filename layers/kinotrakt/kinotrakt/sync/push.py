@@ -86,10 +86,11 @@ class Pusher:
                     return
                 continue
             missing = _not_found(pending, answer)
+            # The ledger first: what Trakt accepted must be remembered even if looking into the rest fails.
+            self._accept([c for c in pending if c not in missing], result)
+            result.not_found.extend(missing)
             for candidate in missing:
                 self._on_not_found(candidate)
-            result.not_found.extend(missing)
-            self._accept([c for c in pending if c not in missing], result)
             return
 
     def _accept(self, accepted: list[MappedView], result: PushResult) -> None:
