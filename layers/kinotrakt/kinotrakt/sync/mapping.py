@@ -246,33 +246,33 @@ class Mapper:
     ) -> dict[str, Any]:
         cached = self._cache.get(key)
         if cached is None:
-            cached, ttl_used = self._search_title(view, kind)
-            self._cache.put(key, cached, ttl if "miss" not in cached else ttl_used)
+            cached = self._search_title(view, kind)
+            self._cache.put(key, cached, NEGATIVE_TTL if "miss" in cached else ttl)
         if "miss" in cached:
             raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
         return cached
 
-    def _search_title(self, view: CompletedView, kind: Literal["movie", "show"]) -> tuple[dict[str, Any], timedelta]:
+    def _search_title(self, view: CompletedView, kind: Literal["movie", "show"]) -> dict[str, Any]:
         hits = self._trakt.search_text(kind, view.original_title, view.year)
         wanted = [hit.media for hit in hits if hit.type == kind and hit.media is not None]
         exact = [media for media in wanted if _same_title(media.title, view.original_title)]
         if view.year is not None:
             exact = [media for media in exact if media.year == view.year]
         if len(exact) == 1 and exact[0].ids.trakt is not None:
-            return {"trakt": exact[0].ids.trakt, "imdb": exact[0].ids.imdb}, NEGATIVE_TTL
+            return {"trakt": exact[0].ids.trakt, "imdb": exact[0].ids.imdb}
         year = f" ({view.year})" if view.year else ""
         if len(exact) > 1:
             detail = f"{len(exact)} Trakt {kind}s match “{view.original_title}”{year}; pin one with `kinotrakt map`"
-            return {"miss": "ambiguous", "detail": detail}, NEGATIVE_TTL
+            return {"miss": "ambiguous", "detail": detail}
         if kind == "movie":
             other = self._trakt.search_text("show", view.original_title, view.year)
             if any(
                 hit.type == "show" and hit.show and _same_title(hit.show.title, view.original_title) for hit in other
             ):
                 detail = f"Trakt lists “{view.original_title}”{year} only as a show"
-                return {"miss": "listed_as_show", "detail": detail}, NEGATIVE_TTL
+                return {"miss": "listed_as_show", "detail": detail}
         detail = f"no IMDb id on Kinopub and no Trakt {kind} titled “{view.original_title}”{year}"
-        return {"miss": "no_imdb_not_found", "detail": detail}, NEGATIVE_TTL
+        return {"miss": "no_imdb_not_found", "detail": detail}
 
 
 def _same_title(left: str | None, right: str) -> bool:
