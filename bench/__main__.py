@@ -1,0 +1,118 @@
+"""``make bench``: calls, simulated time under Trakt's limits, CPU and memory of the real sync handler against
+generated libraries, compared with the lower bound the data allows (issue 8). Writes ``build/bench.json``.
+
+Each library runs in a fresh worker process (bench/worker.py), which starts its own services process (the fakes
+and moto, bench/world.py). Timings are reported, never enforced; the exit status is 1 only when a run left a
+duplicate play on Trakt or did not run at all.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.footprint import measure_import, measure_layer
+from bench.report import document, table
+from bench.worker import LIBRARIES, REPO
+
+OUT = REPO / "build" / "bench.json"
+LOGS = REPO / "build" / "bench-logs"
+
+
+def run_worker(library: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One worker process; its stdout (the handler's JSON log lines and metrics) goes to build/bench-logs."""
+    LOGS.mkdir(parents=True, exist_ok=True)
+    name = library.split(":", maxsplit=1)[0]
+    with tempfile.TemporaryDirectory() as tmp, (LOGS / f"{name}-{mode}.jsonl").open("w") as log:
+        out = Path(tmp) / "results.json"
+        command = [
+            sys.executable,
+            "-m",
+            "bench.worker",
+            "--library",
+            library,
+            "--mode",
+            mode,
+            "--out",
+            str(out),
+            "--seed",
+            str(args.seed),
+            "--latency-ms",
+            str(args.latency_ms),
+        ]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "layers" / "kinotrakt"), str(REPO)])}
+        subprocess.run(command, stdout=log, check=True, cwd=REPO, env=env)  # noqa: S603 - our interpreter, our module
+        results: list[dict[str, Any]] = json.loads(out.read_text())
+        return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument(
+        "--libraries",
+        default=",".join(LIBRARIES),
+        help="comma-separated: small, medium, large, or name:movies:shows:episodes (default: all three)",
+    )
+    parser.add_argument("--no-budget", action="store_true", help="skip the large backfill under 15-minute runs")
+    parser.add_argument("--latency-ms", type=float, default=200.0, help="per request in the budget scenario")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--no-tracemalloc", action="store_true", help="skip the backfills' allocation-tracing pass")
+    parser.add_argument("--skip-footprint", action="store_true", help="skip the import-time and layer measurements")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    started = time.perf_counter()
+
+    footprint: dict[str, Any] = {}
+    import_ms = layer_mb = None
+    if not args.skip_footprint:
+        print("measuring the handler's cold import and the layer size ...", file=sys.stderr, flush=True)
+        imported = measure_import()
+        layer = measure_layer()
+        import_ms, layer_mb = imported.handler_ms, layer.unzipped_mb
+        footprint = {
+            "import_median_ms": imported.handler_median_ms,
+            "import_wall_ms": imported.handler_wall_ms,
+            "import_cpu_ms": imported.handler_cpu_ms,
+            "first_event_import_ms": imported.first_event_ms,
+            "import_runs": imported.runs,
+            "layer_zipped_mb": layer.zipped_mb,
+            "layer_source": layer.source,
+        }
+
+    results: list[dict[str, Any]] = []
+    for library in args.libraries.split(","):
+        print(f"library {library}:", file=sys.stderr, flush=True)
+        rows = run_worker(library, "standard", args)
+        if not args.no_tracemalloc:
+            # A second backfill of the same library with tracemalloc on: the pipeline's own peak allocations.
+            traced = run_worker(library, "memory", args)[0]
+            for row in rows:
+                if row["scenario"] == traced["scenario"]:
+                    row["pipeline_peak_mb"] = traced["pipeline_peak_mb"]
+        results += rows
+    if not args.no_budget:
+        print("large backfill under a 15-minute budget:", file=sys.stderr, flush=True)
+        results += run_worker("large", "budget", args)
+
+    doc = document(
+        import_ms=import_ms,
+        layer_mb=layer_mb,
+        results=results,
+        extra={"footprint": footprint, "bench_wall_seconds": round(time.perf_counter() - started, 1)},
+    )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(doc, indent=2) + "\n")
+    print(table(doc))
+    print(f"\nwritten to {args.out} in {doc['bench_wall_seconds']:.0f} s")
+    return 1 if any(r["duplicates"] for r in results) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The fewest calls and the least time a run needs, computed from the data alone (no product code).
+
+What a correct sync must at least ask, by DESIGN §3:
+- Kinopub: the history pages down to the first row older than the window (every page on a full scan), and one
+  ``/v1/watching`` per item with a non-deleted row in the window;
+- Trakt, only when some completed view is not yet in the ledger: one ``/search`` and one ``/seasons`` per show
+  whose mapping is not cached (a movie with an IMDb id needs no lookup, one without needs a text search), the
+  remote index pages of each kind with timed candidates (250 plays a page, from two days before the earliest
+  candidate), and ``ceil(new plays / batch)`` history POSTs; nothing at all when nothing is new;
+- plus a token refresh per service whose access token expires within its refresh margin.
+
+The time floor is what Trakt's limits allow for those calls with zero network latency: writes one per second
+(start to start), GETs 1000 per sliding 5 minutes. GETs and writes have separate budgets, so the floor is the
+larger of the two; a client that must finish its GETs before its first write cannot reach it when both are long
+(``min_sequential_seconds``). With a latency model, every call also costs its latency, one at a time.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+HISTORY_PERPAGE = 50  # Kinopub's maximum perpage
+TRAKT_PAGE = 250  # Trakt's cap on `limit` (2026)
+WINDOW_LEAD_SECONDS = 2 * 86400  # the remote index starts two days before the earliest candidate
+WRITE_INTERVAL = 1.0  # Trakt: 1 write per second per user
+GET_LIMIT = 1000  # Trakt: 1000 GETs ...
+GET_WINDOW = 300.0  # ... per 5 minutes per user
+
+ViewKind = Literal["movie", "episode"]
+
+
+@dataclass(frozen=True)
+class Row:
+    """A Kinopub history row as ``/v1/history`` serves it (newest first by ``last_seen``)."""
+
+    item_id: int
+    last_seen: int
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class View:
+    """A completed view the data holds, with the dedupe key it must end up under on Trakt.
+
+    ``lookup`` names the Trakt lookup mapping needs (``show:<imdb>``, ``title:<item>``) or None (a movie sent
+    by its IMDb id); ``key`` is None when Trakt does not have the title (it can never be posted)."""
+
+    item_id: int
+    kind: ViewKind
+    watched_at: int | None
+    key: str | None
+    lookup: str | None
+
+
+@dataclass(frozen=True)
+class Dataset:
+    rows: Sequence[Row]
+    views: Sequence[View]
+    trakt_minutes: Mapping[ViewKind, Sequence[int]]  # sorted play minutes (epoch seconds) per kind
+    trakt_keys: frozenset[str]
+
+
+@dataclass(frozen=True)
+class Bound:
+    kinopub_history_pages: int = 0
+    kinopub_watching: int = 0
+    kinopub_refresh: int = 0
+    trakt_searches: int = 0
+    trakt_seasons: int = 0
+    trakt_history_pages: int = 0
+    trakt_posts: int = 0
+    trakt_refresh: int = 0
+    new_plays: int = 0
+    fresh_views: int = 0
+    items_touched: int = 0
+    lookups: tuple[str, ...] = field(default=(), repr=False)
+
+    @property
+    def kinopub(self) -> int:
+        return self.kinopub_history_pages + self.kinopub_watching + self.kinopub_refresh
+
+    @property
+    def trakt(self) -> int:
+        return (
+            self.trakt_searches + self.trakt_seasons + self.trakt_history_pages + self.trakt_posts + self.trakt_refresh
+        )
+
+    @property
+    def trakt_gets(self) -> int:
+        return self.trakt_searches + self.trakt_seasons + self.trakt_history_pages
+
+    def as_dict(self) -> dict[str, int]:
+        return {
+            "kinopub_history_pages": self.kinopub_history_pages,
+            "kinopub_watching": self.kinopub_watching,
+            "kinopub_refresh": self.kinopub_refresh,
+            "trakt_searches": self.trakt_searches,
+            "trakt_seasons": self.trakt_seasons,
+            "trakt_history_pages": self.trakt_history_pages,
+            "trakt_posts": self.trakt_posts,
+            "trakt_refresh": self.trakt_refresh,
+            "items_touched": self.items_touched,
+            "fresh_views": self.fresh_views,
+            "new_plays": self.new_plays,
+        }
+
+
+def history_window(rows: Sequence[Row], since: float | None) -> tuple[int, list[int]]:
+    """(pages to read, items to examine): pages until one holds a row older than ``since``, or the last page."""
+    total_pages = max(1, math.ceil(len(rows) / HISTORY_PERPAGE))
+    if since is None:
+        pages = total_pages
+        window: Iterable[Row] = rows
+    else:
+        first_older = next((i for i, row in enumerate(rows) if row.last_seen < since), None)
+        pages = total_pages if first_older is None else first_older // HISTORY_PERPAGE + 1
+        window = rows if first_older is None else rows[:first_older]
+    items = list(dict.fromkeys(row.item_id for row in window if not row.deleted))
+    return pages, items
+
+
+def remote_pages(minutes: Sequence[int], start: int) -> int:
+    """Pages of Trakt history from ``start`` to now: at least one, even when it comes back empty."""
+    plays = len(minutes) - bisect_left(minutes, start)
+    return max(1, math.ceil(plays / TRAKT_PAGE))
+
+
+def lower_bound(
+    data: Dataset,
+    *,
+    since: float | None,
+    ledger_keys: frozenset[str] | set[str],
+    cached_lookups: frozenset[str] | set[str],
+    batch_size: int,
+    refresh: Mapping[str, bool] | None = None,
+) -> Bound:
+    """The fewest calls one complete run makes (see the module docstring)."""
+    refresh = refresh or {}
+    pages, items = history_window(data.rows, since)
+    touched = set(items)
+    fresh = [v for v in data.views if v.item_id in touched and (v.key is None or v.key not in ledger_keys)]
+    lookups = tuple(dict.fromkeys(v.lookup for v in fresh if v.lookup is not None and v.lookup not in cached_lookups))
+    shows = sum(1 for lookup in lookups if lookup.startswith("show:"))
+    titles = len(lookups) - shows
+    mapped = [v for v in fresh if v.key is not None]
+    history_pages = 0
+    for kind in ("movie", "episode"):
+        times = [v.watched_at for v in mapped if v.kind == kind and v.watched_at is not None]
+        if times:
+            history_pages += remote_pages(data.trakt_minutes.get(kind, ()), min(times) - WINDOW_LEAD_SECONDS)
+    new = {v.key for v in mapped if v.key not in data.trakt_keys}
+    return Bound(
+        kinopub_history_pages=pages,
+        kinopub_watching=len(items),
+        kinopub_refresh=int(refresh.get("kinopub", False)),
+        trakt_searches=shows + titles,
+        trakt_seasons=shows,
+        trakt_history_pages=history_pages,
+        trakt_posts=math.ceil(len(new) / batch_size),
+        trakt_refresh=int(refresh.get("trakt", False)) if lookups or mapped else 0,
+        new_plays=len(new),
+        fresh_views=len(fresh),
+        items_touched=len(items),
+        lookups=lookups,
+    )
+
+
+def min_seconds(bound: Bound, *, latency: Mapping[str, float] | None = None) -> float:
+    """The least time Trakt's limits (and the latency model, if any) allow for the bound's calls."""
+    writes = bound.trakt_posts
+    gets = bound.trakt_gets
+    limits = max(
+        (writes - 1) * WRITE_INTERVAL if writes else 0.0,
+        GET_WINDOW * ((gets - 1) // GET_LIMIT) if gets else 0.0,
+    )
+    return max(limits, _latency_floor(bound, latency))
+
+
+def min_sequential_seconds(bound: Bound, *, latency: Mapping[str, float] | None = None) -> float:
+    """The floor for a client that reads everything before its first write (kinotrakt's step order)."""
+    writes = bound.trakt_posts
+    gets = bound.trakt_gets
+    limits = (GET_WINDOW * ((gets - 1) // GET_LIMIT) if gets else 0.0) + (
+        (writes - 1) * WRITE_INTERVAL if writes else 0.0
+    )
+    return max(limits, _latency_floor(bound, latency))
+
+
+def _latency_floor(bound: Bound, latency: Mapping[str, float] | None) -> float:
+    if not latency:
+        return 0.0
+    return bound.kinopub * latency.get("kinopub", 0.0) + bound.trakt * latency.get("trakt", 0.0)
+
+
+def ratio(measured: float, floor: float, *, unit: float) -> float:
+    """``measured / floor``; a zero floor counts as one ``unit`` (one call, one write interval) so that
+    "nothing needed, nothing done" reads 1.0 and "nothing needed, something done" reads above it."""
+    if measured <= floor:
+        return 1.0 if floor == 0 else measured / floor
+    return measured / max(floor, unit)
