@@ -20,17 +20,25 @@ from typing import Any
 
 from bench.footprint import measure_import, measure_layer
 from bench.report import document, table
-from bench.worker import LIBRARIES, REPO
+from bench.worker import LAMBDA_MAX_TIMEOUT, LIBRARIES, REPO, TEMPLATE_TIMEOUT
 
 OUT = REPO / "build" / "bench.json"
 LOGS = REPO / "build" / "bench-logs"
 
 
-def run_worker(library: str, mode: str, args: argparse.Namespace) -> list[dict[str, Any]]:
+def run_worker(
+    library: str,
+    mode: str,
+    args: argparse.Namespace,
+    *,
+    timeout: float = LAMBDA_MAX_TIMEOUT,
+    traced: bool = False,
+) -> list[dict[str, Any]]:
     """One worker process; its stdout (the handler's JSON log lines and metrics) goes to build/bench-logs."""
     LOGS.mkdir(parents=True, exist_ok=True)
     name = library.split(":", maxsplit=1)[0]
-    with tempfile.TemporaryDirectory() as tmp, (LOGS / f"{name}-{mode}.jsonl").open("w") as log:
+    log_name = f"{name}-{mode}{f'-{timeout:.0f}s' if mode == 'budget' else ''}{'-traced' if traced else ''}.jsonl"
+    with tempfile.TemporaryDirectory() as tmp, (LOGS / log_name).open("w") as log:
         out = Path(tmp) / "results.json"
         command = [
             sys.executable,
@@ -46,6 +54,9 @@ def run_worker(library: str, mode: str, args: argparse.Namespace) -> list[dict[s
             str(args.seed),
             "--latency-ms",
             str(args.latency_ms),
+            "--timeout-seconds",
+            str(timeout),
+            *(["--tracemalloc"] if traced else []),
         ]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "layers" / "kinotrakt"), str(REPO)])}
         subprocess.run(command, stdout=log, check=True, cwd=REPO, env=env)  # noqa: S603 - our interpreter, our module
@@ -60,10 +71,15 @@ def main(argv: list[str] | None = None) -> int:
         default=",".join(LIBRARIES),
         help="comma-separated: small, medium, large, or name:movies:shows:episodes (default: all three)",
     )
-    parser.add_argument("--no-budget", action="store_true", help="skip the large backfill under 15-minute runs")
-    parser.add_argument("--latency-ms", type=float, default=200.0, help="per request in the budget scenario")
+    parser.add_argument(
+        "--no-budget", action="store_true", help="skip the large backfill split over 15- and 10-minute runs"
+    )
+    parser.add_argument("--latency-ms", type=float, default=200.0, help="per request in the split backfills")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-tracemalloc", action="store_true", help="skip the backfills' allocation-tracing pass")
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="backfills per library for the CPU figure (the best one is reported)"
+    )
     parser.add_argument("--skip-footprint", action="store_true", help="skip the import-time and layer measurements")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args(argv)
@@ -90,16 +106,22 @@ def main(argv: list[str] | None = None) -> int:
     for library in args.libraries.split(","):
         print(f"library {library}:", file=sys.stderr, flush=True)
         rows = run_worker(library, "standard", args)
+        backfill = rows[0]
+        # CPU time on a shared machine wanders with its load: the backfill runs again on fresh worlds and the
+        # best run is the figure (every run is kept in cpu_seconds_runs).
+        cpu_runs = [backfill["cpu_seconds"]]
+        cpu_runs += [run_worker(library, "backfill", args)[0]["cpu_seconds"] for _ in range(args.repeat - 1)]
+        backfill["cpu_seconds_runs"] = cpu_runs
+        backfill["cpu_seconds"] = min(cpu_runs)
         if not args.no_tracemalloc:
-            # A second backfill of the same library with tracemalloc on: the pipeline's own peak allocations.
-            traced = run_worker(library, "memory", args)[0]
-            for row in rows:
-                if row["scenario"] == traced["scenario"]:
-                    row["pipeline_peak_mb"] = traced["pipeline_peak_mb"]
+            # Once more with tracemalloc on (slower, so not timed): the pipeline's own peak allocations.
+            backfill["pipeline_peak_mb"] = run_worker(library, "backfill", args, traced=True)[0]["pipeline_peak_mb"]
         results += rows
     if not args.no_budget:
-        print("large backfill under a 15-minute budget:", file=sys.stderr, flush=True)
-        results += run_worker("large", "budget", args)
+        # Lambda's maximum (the issue's budget), then the template's own SyncFunction timeout.
+        for timeout in (LAMBDA_MAX_TIMEOUT, TEMPLATE_TIMEOUT):
+            print(f"large backfill in {timeout / 60:g}-minute runs:", file=sys.stderr, flush=True)
+            results += run_worker("large", "budget", args, timeout=timeout)
 
     doc = document(
         import_ms=import_ms,

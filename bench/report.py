@@ -87,7 +87,7 @@ def targets(import_ms: float | None, layer_mb: float | None, results: Sequence[M
                     f"{large['peak_rss_mb']:.0f} MB",
                 )
             )
-        budget = _first(r for r in results if r["library"] == "large" and "budget" in r["scenario"])
+        budget = _first(r for r in results if r["library"] == "large" and r["scenario"] == "backfill, 15-min runs")
         if budget is not None:
             found.append(
                 Target(
