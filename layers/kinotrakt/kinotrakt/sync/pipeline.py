@@ -134,12 +134,19 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
         if report.full_scan:
             # Remember the items this scan has finished, so the next run does not read them again.
             unfinished = {v.kinopub_id for v in pending} | {f.kinopub_id for f in collected.failures}
-            state.set_scan_progress(already_scanned | (set(collected.examined) - unfinished))
+            done = already_scanned | (set(collected.examined) - unfinished)
+            state.set_scan_progress(done)
+            if done and not already_scanned:
+                # The scan started reading here; the run that completes it moves the watermark to this time.
+                state.set_last_full_scan(started)
         return
-    # Step 9: everything read was synced (or recorded as unmatched): the watermark may move forward.
-    state.advance_watermark(started)
+    # Step 9: everything read was synced (or recorded as unmatched): the watermark may move forward, to when
+    # the reading started — for a full scan spread over runs, its first run: an item finished there is not
+    # read again, so a view it gained since must stay newer than the watermark (the chaos suite lost one).
+    read_since = sync_state.last_full_scan if already_scanned and sync_state.last_full_scan else started
+    state.advance_watermark(read_since)
     if report.full_scan:
-        state.set_last_full_scan(started)
+        state.set_last_full_scan(read_since)
         if already_scanned:
             state.set_scan_progress(None)
 
