@@ -1,0 +1,209 @@
+"""A small random library per schedule, seeded into both fakes, and what a correct sync must make of it.
+
+The expectations are computed here from the fakes' own state, independently of the product (DESIGN §3.3
+and §3.6 re-stated in a few lines): which views are completed, the minute each must be sent with, which
+Trakt play keys count as that view being on Trakt, and when incremental runs can still discover it.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Literal
+
+from tests.fakes.fake_kinopub import FakeKinopub, KpMedia
+from tests.fakes.fake_trakt import FakeTrakt, iso_ms
+
+ViewKind = Literal["movie", "episode"]
+UNKNOWN = "unknown"
+DAY = 86_400
+MOVIE_TYPES = ("movie", "movie", "movie", "movie", "documovie", "concert", "3d")
+SERIES_TYPES = ("serial", "serial", "serial", "docuserial", "tvshow")
+
+
+def minute_of(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+@dataclass(frozen=True)
+class ViewSpec:
+    """One view of the library: a whole movie-like item, or one episode."""
+
+    kind: ViewKind
+    kp_item: int
+    label: str
+    videos: int = 1  # movie-like: how many videos must all be watched
+    season: int | None = None
+    episode: int | None = None
+    key_base: str | None = None  # "movie:tt…", "movie:trakt:{id}", "episode:{id}"; None = Trakt lacks it
+    trakt_item: tuple[ViewKind, int] | None = None  # (kind, Trakt movie/episode id)
+
+    @property
+    def on_trakt(self) -> bool:
+        return self.key_base is not None
+
+
+@dataclass
+class Library:
+    views: list[ViewSpec] = field(default_factory=list)
+
+    def media(self, kinopub: FakeKinopub, view: ViewSpec) -> list[KpMedia]:
+        item = kinopub.items[view.kp_item]
+        if view.kind == "movie":
+            return list(item.videos or [])
+        return [m for m in item.media() if m.snumber == view.season and m.number == view.episode]
+
+    def completed(self, kinopub: FakeKinopub, view: ViewSpec) -> bool:
+        media = self.media(kinopub, view)
+        return bool(media) and all(m.status == 1 for m in media)
+
+    def acceptable_minutes(self, kinopub: FakeKinopub, view: ViewSpec) -> set[str]:
+        """The ``watched_at`` minutes a correct sync may send for a completed view: its newest ``updated``;
+        else its history ``last_seen`` — or ``unknown``, because an incremental run that does not reread an
+        old history row cannot see that fallback (the ledger then pins whichever value was sent first);
+        else ``unknown``."""
+        media = self.media(kinopub, view)
+        updated = [m.updated for m in media if m.updated is not None]
+        if updated:
+            return {minute_of(max(updated))}
+        rows = [kinopub.history[m.id] for m in media if m.id in kinopub.history]
+        seen = [row.last_seen for row in rows if not row.deleted]
+        if seen:
+            return {minute_of(max(seen)), UNKNOWN}
+        return {UNKNOWN}
+
+    def acceptable_keys(self, kinopub: FakeKinopub, view: ViewSpec) -> set[str]:
+        if view.key_base is None:
+            return set()
+        return {f"{view.key_base}:{minute}" for minute in self.acceptable_minutes(kinopub, view)}
+
+    def discovery(self, kinopub: FakeKinopub, view: ViewSpec) -> int | None:
+        """When incremental runs last had a reason to look at the view's item: its newest non-deleted history
+        row (DESIGN §3.3 examines an item when one of its rows is newer than watermark - overlap)."""
+        rows = [row.last_seen for row in kinopub.history.values() if row.item_id == view.kp_item and not row.deleted]
+        return max(rows) if rows else None
+
+    def pending(self, kinopub: FakeKinopub) -> list[ViewSpec]:
+        """Views not completed yet: candidates for "finished between runs"."""
+        return [view for view in self.views if not self.completed(kinopub, view)]
+
+
+def build_library(rng: random.Random, kinopub: FakeKinopub, trakt: FakeTrakt, now: int) -> Library:
+    """A few movies and one or two shows, with everything the sync must cope with mixed in: multi-part
+    documovies, IMDb ids as ints, ``tt`` strings or missing, titles Trakt does not know, seasons Trakt does
+    not list, in-progress and unwatched media, ``updated: null`` (``last_seen`` fallback and unknown time),
+    a season marked watched by hand, and plays another app already put on Trakt at the same minute."""
+    library = Library()
+    for index in range(rng.randint(1, 4)):
+        _add_movie(rng, kinopub, trakt, library, index, now)
+    for index in range(rng.randint(1, 2)):
+        _add_show(rng, kinopub, trakt, library, index, now)
+    for view in library.views:
+        if view.trakt_item is not None and library.completed(kinopub, view) and rng.random() < 0.15:
+            minutes = library.acceptable_minutes(kinopub, view) - {UNKNOWN}
+            if minutes:
+                other_app_play(trakt, view, min(minutes), rng)
+    return library
+
+
+def other_app_play(trakt: FakeTrakt, view: ViewSpec, minute: str, rng: random.Random) -> None:
+    """A play logged by another app (a scrobble), in ``minute`` with its own seconds."""
+    assert view.trakt_item is not None
+    ts = datetime.strptime(minute, "%Y-%m-%dT%H:%MZ").replace(tzinfo=UTC).timestamp() + rng.randint(0, 59)
+    trakt.add_play(view.trakt_item[0], view.trakt_item[1], iso_ms(ts), action="scrobble")
+
+
+def _add_movie(
+    rng: random.Random, kinopub: FakeKinopub, trakt: FakeTrakt, library: Library, index: int, now: int
+) -> None:
+    kp_id, trakt_id, imdb_number = 100 + index, 9_000 + index, 1_000_000 + index
+    imdb = f"tt{imdb_number:07d}"
+    kind = rng.choice(MOVIE_TYPES)
+    videos = rng.choice((2, 3)) if kind == "documovie" and rng.random() < 0.5 else 1
+    title, year = f"Chaos Movie {index}", 1990 + index
+    form = rng.choices(("int", "tt", "none"), weights=(6, 2, 2))[0]
+    kp_imdb: int | str | None = imdb_number if form == "int" else imdb if form == "tt" else None
+    kinopub.add_movie(kp_id, f"Фильм {index} / {title}", year, kp_imdb, type=kind, videos=videos)
+    key_base: str | None = None
+    trakt_item: tuple[ViewKind, int] | None = None
+    if rng.random() < 0.9:  # Trakt knows the title
+        trakt_imdb = imdb if form != "none" or rng.random() < 0.5 else None
+        trakt.add_movie(trakt_id, title, year, trakt_imdb)
+        key_base = f"movie:{trakt_imdb}" if trakt_imdb else f"movie:trakt:{trakt_id}"
+        trakt_item = ("movie", trakt_id)
+    library.views.append(ViewSpec("movie", kp_id, title, videos=videos, key_base=key_base, trakt_item=trakt_item))
+
+    at = now - rng.randint(2 * 3600, 30 * DAY)
+    state = rng.random()
+    if state < 0.65:  # finished
+        for video in range(1, videos + 1):
+            kinopub.watch(kp_id, video=video, at=at + (video - 1) * 7200)
+    elif state < 0.75 and videos == 1:  # finished, but Kinopub lost the time: last_seen fallback
+        kinopub.watch(kp_id, at=at)
+        kinopub.set_state(kp_id, status=1, updated=None)
+    else:  # started: the last part is in progress
+        for video in range(1, videos):
+            kinopub.watch(kp_id, video=video, at=at + (video - 1) * 7200)
+        kinopub.watch(kp_id, video=videos, at=at + videos * 7200, status=0)
+
+
+def _add_show(
+    rng: random.Random, kinopub: FakeKinopub, trakt: FakeTrakt, library: Library, index: int, now: int
+) -> None:
+    kp_id, show_id, imdb_number = 300 + index, 800 + index, 5_000_000 + index
+    imdb = f"tt{imdb_number:07d}"
+    title, year = f"Chaos Show {index}", 2000 + index
+    seasons = {1: rng.randint(2, 5), 2: rng.randint(2, 5)}
+    with_imdb = rng.random() < 0.8
+    kinopub.add_series(
+        kp_id,
+        f"Сериал {index} / {title}",
+        year,
+        imdb_number if with_imdb else None,
+        seasons,
+        type=rng.choice(SERIES_TYPES),
+    )
+    known = rng.random() < 0.95
+    trakt_seasons = seasons if rng.random() < 0.85 else {1: seasons[1]}  # Trakt may not list season 2 yet
+    if known:
+        trakt.add_show(show_id, title, year, imdb, trakt_seasons)
+    for season, count in seasons.items():
+        for number in range(1, count + 1):
+            listed = known and season in trakt_seasons
+            episode_id = FakeTrakt.episode_id(show_id, season, number)
+            library.views.append(
+                ViewSpec(
+                    "episode",
+                    kp_id,
+                    f"{title} S{season:02d}E{number:02d}",
+                    season=season,
+                    episode=number,
+                    key_base=f"episode:{episode_id}" if listed else None,
+                    trakt_item=("episode", episode_id) if listed else None,
+                )
+            )
+
+    order = [(s, n) for s in sorted(seasons) for n in range(1, seasons[s] + 1)]
+    at = now - rng.randint(5, 30) * DAY
+    played = False
+    for season, number in order[: rng.randint(1, len(order))]:
+        at = min(at + rng.randint(1500, DAY), now - 3600)
+        state = rng.random()
+        if state < 0.75:
+            kinopub.watch(kp_id, season=season, episode=number, at=at)
+            played = True
+        elif state < 0.85:
+            kinopub.watch(kp_id, season=season, episode=number, at=at, status=0)
+            played = True
+        elif state < 0.93:  # marked watched with no time and no history row: "unknown"
+            kinopub.set_state(kp_id, season=season, episode=number, status=1, updated=None)
+        else:  # played, but Kinopub lost the time: last_seen fallback
+            kinopub.watch(kp_id, season=season, episode=number, at=at)
+            kinopub.set_state(kp_id, season=season, episode=number, status=1, updated=None)
+            played = True
+    if not played:  # an item is examined only through a history row
+        season, number = order[0]
+        kinopub.watch(kp_id, season=season, episode=number, at=min(at, now - 3600))
+    if rng.random() < 0.2:  # a season marked watched by hand: every episode gets one `updated`
+        kinopub.mark_watched_without_play(kp_id, season=1, at=min(at + 600, now - 1800))

@@ -1,0 +1,416 @@
+"""One schedule, start to finish: seed a world, run the real handler under faults, converge, check.
+
+A schedule (all drawn from its seed):
+1. a small random library in both fakes, both accounts linked;
+2. 1-4 runs under the schedule's fault profile, the world moving on between runs (views finished, plays
+   from other apps, tokens expiring), scheduled runs ``RUN_GAP`` apart on a virtual clock;
+3. convergence: up to two more runs with faults still possible, then faults cleared, until a run ends ``ok``;
+4. a day later (a full rescan, expired Kinopub token), clean runs until ``ok``;
+5. the promises of :mod:`chaos.checks`, after every run and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from types import ModuleType
+from typing import Any
+
+from tests.sandbox.harness import FakeLambdaContext, load_handler
+
+from chaos import checks
+from chaos.faults import HTTP_TIMEOUT_SECONDS, Armed, Profile, arm_run
+from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app_play
+from chaos.world import ChaosClock, World, chaos_world
+from kinotrakt.observability import logger, metrics
+
+START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+RUN_GAP = 15 * 60  # the EventBridge schedule's rate; longer than the lease (timeout + 60 s), as in production
+LAMBDA_TIMEOUT = 600.0
+# SYNC_OVERLAP_HOURS: mostly the default; short overlaps make a watermark that runs ahead show at once.
+OVERLAP_HOURS = (72.0, 72.0, 72.0, 6.0, 0.1)
+FULL_RESCAN = timedelta(hours=24)  # FULL_RESCAN_HOURS default
+CHAOS_RUNS = (1, 4)
+CONVERGE_WITH_FAULTS = 2  # runs in which faults are still possible before they are cleared
+CONVERGE_CLEAN = 8  # clean runs allowed to reach ok; more means the sync does not converge
+WARP_CALLS = (1, 60)  # the clock call at which the deadline arrives (a run makes 3-100, 22 typically)
+NESTED_CALLS = (2, 12)  # the DynamoDB call during which a second invocation starts (a run makes 1-25)
+BATCH_SIZES = ("1", "2", "3", "5", "100")
+
+LEASE_HELD = "lease held by another invocation"
+NESTED = "second invocation during a run"
+DEADLINE = "lambda deadline at a random step"
+
+
+@dataclass
+class ScheduleResult:
+    seed: int
+    runs: int = 0
+    converge_runs: int | None = None  # runs after the chaos phase until one ended ok
+    statuses: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)  # "partial: out_of_time", "crashed: ClientError", ...
+    armed: Counter[str] = field(default_factory=Counter)
+    fired: Counter[str] = field(default_factory=Counter)
+    events: Counter[str] = field(default_factory=Counter)
+    duplicates: int = 0
+    lost: int = 0
+    leaked: int = 0
+    wrong: int = 0
+    lease_violations: int = 0
+    views: int = 0
+    problems: list[str] = field(default_factory=list)
+    trace: list[str] = field(default_factory=list)  # one line per run: what was armed, how it ended
+    seconds: float = 0.0
+
+    @property
+    def failed(self) -> bool:
+        return bool(
+            self.duplicates
+            or self.lost
+            or self.leaked
+            or self.wrong
+            or self.lease_violations
+            or self.converge_runs is None
+            or self.problems
+        )
+
+
+class _Lines(logging.Handler):
+    def __init__(self, lines: list[str]) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines = lines
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@contextmanager
+def captured_logs() -> Iterator[list[str]]:
+    """Every line the ``kinotrakt`` logger writes, at every level, formatted as CloudWatch would get it;
+    nothing goes to stdout meanwhile."""
+    target = logging.getLogger(logger.name)
+    formatter = logger.registered_formatter
+    saved = (list(target.handlers), target.level, target.propagate)
+    lines: list[str] = []
+    handler = _Lines(lines)
+    handler.setFormatter(formatter)
+    target.handlers = [handler]
+    target.setLevel(logging.DEBUG)
+    target.propagate = False
+    try:
+        yield lines
+    finally:
+        target.handlers, level, target.propagate = saved[0], saved[1], saved[2]
+        target.setLevel(level)
+
+
+class Schedule:
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self.rng = random.Random(seed)
+        self.result = ScheduleResult(seed)
+        self.texts: list[str] = []  # reports and crash traces: checked for secrets with the log lines
+        self.lost: dict[str, str] = {}  # view label → why
+        self.run_number = 0
+
+    # --- the schedule -------------------------------------------------------------------------------------
+
+    def run(self) -> ScheduleResult:
+        began = time.perf_counter()
+        rng = self.rng
+        clock = ChaosClock(START + timedelta(minutes=rng.randint(0, 100_000)))
+        overlap = rng.choice(OVERLAP_HOURS)
+        self.overlap = timedelta(hours=overlap)
+        env = {
+            "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
+            "SYNC_BATCH_SIZE": rng.choice(BATCH_SIZES),
+            "SYNC_OVERLAP_HOURS": str(overlap),
+        }
+        try:
+            with captured_logs() as lines, chaos_world(clock, env) as world:
+                self._play(world, clock)
+                self._final_checks(world, lines)
+        except Exception as exc:
+            self.result.problems.append("harness error: " + "".join(traceback.format_exception(exc))[-2000:])
+        self.result.lost = len(self.lost)
+        self.result.problems.extend(f"lost: {label} ({why})" for label, why in sorted(self.lost.items()))
+        self.result.seconds = time.perf_counter() - began
+        return self.result
+
+    def _play(self, world: World, clock: ChaosClock) -> None:
+        rng = self.rng
+        self.world = world
+        self.clock = clock
+        self.library = build_library(rng, world.kinopub, world.trakt, int(clock.now().timestamp()))
+        world.box.link()
+        self.module = load_handler("sync")  # its cold-start Settings() read the schedule's environment
+        self.profile = Profile.draw(rng)
+
+        for _ in range(rng.randint(*CHAOS_RUNS)):
+            self._between_runs()
+            self._run(intensity=1.0)
+
+        converged = None
+        for attempt in range(1, CONVERGE_WITH_FAULTS + CONVERGE_CLEAN + 1):
+            self._between_runs()
+            if self._run(intensity=0.5 if attempt <= CONVERGE_WITH_FAULTS else 0.0) == "ok":
+                converged = attempt
+                break
+        self.result.converge_runs = converged
+        if converged is None:
+            self.result.problems.append(f"no run ended ok in {CONVERGE_WITH_FAULTS + CONVERGE_CLEAN} tries")
+            return
+
+        # A day later: a full rescan re-examines every item (also those given up after Kinopub errors).
+        clock.advance(FULL_RESCAN.total_seconds())
+        for _ in range(CONVERGE_CLEAN):
+            self._between_runs(events=False)
+            if self._run(intensity=0.0) == "ok":
+                return
+        self.result.problems.append("the full rescan a day later did not end ok")
+
+    # --- one run ------------------------------------------------------------------------------------------
+
+    def _run(self, intensity: float) -> str:
+        rng, world, clock = self.rng, self.world, self.clock
+        self.run_number += 1
+        run_id = f"chaos-{self.seed}-{self.run_number}"
+        armed = arm_run(rng, world, self.profile, intensity=intensity) if intensity > 0 else Armed()
+        state = world.state()
+        sync_state = state.load_sync_state()
+        before, resumed = sync_state.watermark, sync_state.scan_done
+
+        clock.warp_at(rng.randint(*WARP_CALLS) if DEADLINE in armed.runner else None, LAMBDA_TIMEOUT)
+        if LEASE_HELD in armed.runner:
+            now = clock.now()
+            if state.acquire_lease("another-invocation", now, now + timedelta(minutes=5)):
+                armed.runner[LEASE_HELD] += 1
+        if NESTED in armed.runner:
+            self._arm_nested(armed, run_id)
+
+        report = self._invoke(run_id, world.faulty_stores())
+        world.on_dynamodb_call = None
+        if DEADLINE in armed.runner and clock.warped:
+            armed.runner[DEADLINE] += 1
+        clock.warp_at(None)
+        self._disarm(armed)
+
+        status = str(report["status"]) if report is not None else "crashed"
+        error = (report or {}).get("error") or {}
+        detail = error.get("code", "") if report is not None else self.texts[-1].strip().splitlines()[-1]
+        if status in ("partial", "failed", "crashed"):
+            self.result.reasons[f"{status}: {detail.split(':')[0] or 'item errors'}"] += 1
+        fired = sorted(name for name, count in armed.fired().items() if count)
+        self.result.trace.append(f"run {self.run_number}: {status} {detail} | fired: {', '.join(fired) or '-'}")
+        self.result.runs += 1
+        self.result.statuses[status] += 1
+        self._check_run(report, before, resumed)
+        return status
+
+    def _invoke(self, run_id: str, stores: tuple[Any, Any, Any]) -> dict[str, Any] | None:
+        event = {"scheduled_time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "execution_id": run_id}
+        context = FakeLambdaContext(self.clock, LAMBDA_TIMEOUT)
+        handler: ModuleType = self.module
+        try:
+            report: dict[str, Any] = handler.handle(event, context, stores=stores, clock=self.clock)
+        except Exception as exc:  # an unexpected error propagates from the handler, as in Lambda
+            self.texts.append("".join(traceback.format_exception(exc)))
+            return None
+        finally:
+            metrics.clear_metrics()  # the handler emits per run; nothing here flushes them
+        self.texts.append(json.dumps(report))
+        return report
+
+    def _arm_nested(self, armed: Armed, run_id: str) -> None:
+        """A second invocation of the handler, started while this run is inside its ``at``-th DynamoDB call."""
+        world = self.world
+        at = self.rng.randint(*NESTED_CALLS)
+        calls = 0
+
+        def on_call(operation: str) -> None:
+            nonlocal calls
+            calls += 1
+            if calls != at:
+                return
+            world.on_dynamodb_call = None
+            holder = world.lease_owner()
+            nested = self._invoke(f"{run_id}-concurrent", world.plain_stores())
+            armed.runner[NESTED] += 1
+            status = "crashed" if nested is None else str(nested["status"])
+            self.result.statuses[f"concurrent {status}"] += 1
+            if holder == run_id and status != "skipped":
+                self.result.lease_violations += 1
+                self.result.problems.append(f"a second invocation ran ({status}) while run {run_id} held the lease")
+
+        world.on_dynamodb_call = on_call
+
+    def _disarm(self, armed: Armed) -> None:
+        world = self.world
+        for name, count in armed.fired().items():
+            self.result.fired[name] += count
+        for name in armed.names():
+            self.result.armed[name] += 1
+        world.trakt.clear_faults()
+        world.kinopub.clear_faults()
+        world.storage_faults.clear()
+        world.trakt.expire_after = None
+        world.trakt.apply_then_status.clear()
+        world.kinopub.expire_after = None
+        for fake in (world.trakt, world.kinopub):
+            self.result.problems.extend(f"fake {type(fake).__name__} crashed: {trace[-500:]}" for trace in fake.errors)
+            fake.errors.clear()
+
+    # --- the world moving on between runs -----------------------------------------------------------------
+
+    def _between_runs(self, *, events: bool = True) -> None:
+        """Time passes (one schedule interval); things happen during it, all before the next run starts."""
+        gap = RUN_GAP + self.rng.randint(0, 300)
+        self.clock.advance(gap)
+        if events:
+            now = int(self.clock.now().timestamp())
+            self._kinopub_events(now, gap)
+            self._trakt_events(now)
+            self._token_events()
+
+    def _happens(self, event: str) -> bool:
+        return self.rng.random() < self.profile.events[event]
+
+    def _kinopub_events(self, now: int, gap: int) -> None:
+        rng, kinopub, library = self.rng, self.world.kinopub, self.library
+
+        def during_gap() -> int:
+            return now - rng.randint(120, gap - 60)
+
+        if self._happens("kinopub views finished between runs"):
+            pending = library.pending(kinopub)
+            for view in rng.sample(pending, min(len(pending), rng.randint(1, 3))):
+                self._finish(view, during_gap())
+                self.result.events["kinopub views finished between runs"] += 1
+
+        if self._happens("kinopub episode marked watched by hand"):
+            # Marked by hand leaves no history row: it is found through the item's other, fresh row.
+            pending = [v for v in library.pending(kinopub) if v.kind == "episode"]
+            if pending:
+                played, at = rng.choice(pending), during_gap()
+                self._finish(played, at)
+                rest = [v for v in library.pending(kinopub) if v.kp_item == played.kp_item]
+                if rest:
+                    marked = rng.choice(rest)
+                    kinopub.mark_watched_without_play(
+                        marked.kp_item, season=marked.season, episode=marked.episode, at=at + 60
+                    )
+                    self.result.events["kinopub episode marked watched by hand"] += 1
+
+        if self._happens("kinopub clock ahead of ours"):
+            # Kinopub's `updated` comes from Kinopub's clock: a few seconds ahead, a view finished just
+            # before the run looks finished just after it started.
+            pending = library.pending(kinopub)
+            if pending:
+                self._finish(rng.choice(pending), now + rng.randint(1, 30))
+                self.result.events["kinopub clock ahead of ours"] += 1
+
+    def _trakt_events(self, now: int) -> None:
+        rng, world, library = self.rng, self.world, self.library
+        trakt = world.trakt
+        known = [view for view in library.views if view.trakt_item is not None]
+        plays = checks.trakt_plays(world)
+        if known and self._happens("other app's play on trakt"):
+            other_app_play(trakt, rng.choice(known), minute_of(now - rng.randint(0, 60 * 86_400)), rng)
+            self.result.events["other app's play on trakt"] += 1
+
+        if self._happens("other app's play in the minute of a view not yet synced"):
+            waiting = [v for v in checks.expected_views(world, library) if not checks.present(world, library, v, plays)]
+            if waiting:
+                view = rng.choice(waiting)
+                # The other app runs on the true clock: its plays are never in the future.
+                minutes = library.acceptable_minutes(world.kinopub, view) - {UNKNOWN}
+                past = sorted(m for m in minutes if m <= minute_of(now))
+                other_app_play(trakt, view, rng.choice(past) if past else minute_of(now - 86_400), rng)
+                self.result.events["other app's play in the minute of a view not yet synced"] += 1
+
+        if self._happens("other app's duplicate of a synced play"):
+            synced = [play for play in plays if play.ours and not play.key.endswith(UNKNOWN)]
+            if synced:
+                play = rng.choice(synced)
+                view = next(v for v in known if v.trakt_item == play.item)
+                other_app_play(trakt, view, key_minute(play.key), rng)
+                self.result.events["other app's duplicate of a synced play"] += 1
+
+    def _token_events(self) -> None:
+        world = self.world
+        for service, fake in (("trakt", world.trakt), ("kinopub", world.kinopub)):
+            name = f"{service} access token expired between runs"
+            if self._happens(name):
+                token = world.token_store(service).load().secret.access_token
+                if token is not None and fake.token_is_valid(token.get_secret_value()):
+                    fake.expire_access_token(token.get_secret_value())
+                    self.result.events[name] += 1
+
+    def _finish(self, view: ViewSpec, now: int) -> None:
+        kinopub = self.world.kinopub
+        if view.kind == "episode":
+            kinopub.watch(view.kp_item, season=view.season, episode=view.episode, at=now)
+            return
+        for media in self.library.media(kinopub, view):
+            if media.status != 1:
+                kinopub.watch(view.kp_item, video=media.number, at=now)
+
+    # --- the checks ---------------------------------------------------------------------------------------
+
+    def _check_run(self, report: dict[str, Any] | None, before: datetime | None, resumed: frozenset[int]) -> None:
+        world, library = self.world, self.library
+        state = world.state()
+        plays = checks.trakt_plays(world)
+        given_up = {item.kinopub_id for item in state.list_unmatched() if item.reason == "kinopub_error"}
+        watermark = state.load_sync_state().watermark
+        if before is not None and watermark is not None and watermark < before:
+            self.result.problems.append(f"the watermark moved back from {before} to {watermark}")
+        for view in checks.behind_watermark(world, library, plays, watermark, self.overlap, given_up):
+            self.lost.setdefault(view.label, f"behind the watermark after run {self.run_number}")
+        if report is None or report["status"] != "ok" or report.get("dry_run"):
+            return
+        # An ok run read everything in its window and synced it (DESIGN §2: unmatched items do not spoil it).
+        # A resumed full scan does not read again the items earlier runs of the scan finished: what changed
+        # there since is left to the next runs (the overlap), and the watermark check above watches that.
+        since = None if report.get("full_scan") or before is None else (before - self.overlap).timestamp()
+        for view in checks.expected_views(world, library):
+            discovered = library.discovery(world.kinopub, view)
+            skipped = view.kp_item in given_up or (report.get("full_scan") and view.kp_item in resumed)
+            if skipped or discovered is None or (since is not None and discovered < since):
+                continue
+            if not checks.present(world, library, view, plays):
+                self.lost.setdefault(view.label, f"not on Trakt after run {self.run_number} ended ok")
+
+    def _final_checks(self, world: World, lines: list[str]) -> None:
+        library = self.library
+        plays = checks.trakt_plays(world)
+        self.result.views = len(checks.expected_views(world, library))
+        duplicates = checks.duplicate_plays(world, library, plays)
+        self.result.duplicates = len(duplicates)
+        self.result.problems.extend(f"duplicate play: {play.key}" for play in duplicates)
+        wrong = checks.wrong_plays(world, library, plays)
+        self.result.wrong = len(wrong)
+        self.result.problems.extend(f"posted but not a completed view: {play.key}" for play in wrong)
+        if self.result.converge_runs is not None:
+            for view in checks.missing(world, library, plays):
+                self.lost.setdefault(view.label, "not on Trakt after convergence")
+        leaked = checks.leaks([*lines, *self.texts, world.table_dump()], checks.issued_secrets(world))
+        self.result.leaked = len(leaked)
+        self.result.problems.extend(f"secret in output: {text}" for text in leaked)
+
+
+def key_minute(key: str) -> str:
+    """The minute of a dedupe key (``YYYY-MM-DDTHH:MMZ`` holds a colon itself)."""
+    return ":".join(key.rsplit(":", 2)[-2:])
+
+
+def run_schedule(seed: int) -> ScheduleResult:
+    return Schedule(seed).run()
