@@ -10,9 +10,12 @@ What a correct sync must at least ask, by DESIGN §3:
 - plus a token refresh per service whose access token expires within its refresh margin.
 
 The time floor is what Trakt's limits allow for those calls with zero network latency: writes one per second
-(start to start), GETs 1000 per sliding 5 minutes. GETs and writes have separate budgets, so the floor is the
-larger of the two; a client that must finish its GETs before its first write cannot reach it when both are long
-(``min_sequential_seconds``). With a latency model, every call also costs its latency, one at a time.
+(start to start), GETs 1000 per sliding 5 minutes. GETs and writes have separate budgets, but a play can only be
+written once its ids are known (its show looked up) and the remote index read, so the floor
+(``min_seconds``) schedules the lookups that free the most plays per GET first and writes each batch as soon as
+its plays are free. ``min_limits_only_seconds`` ignores that dependency (the larger of the two budgets alone);
+``min_sequential_seconds`` is the floor for a client that finishes every GET before its first write. With a
+latency model, every call also costs its latency, one at a time.
 """
 
 from __future__ import annotations
@@ -78,6 +81,10 @@ class Bound:
     fresh_views: int = 0
     items_touched: int = 0
     lookups: tuple[str, ...] = field(default=(), repr=False)
+    # For the time floor: new plays that need no lookup, and (GETs, new plays) of each lookup to make.
+    ready_plays: int = 0
+    lookup_plays: tuple[tuple[int, int], ...] = field(default=(), repr=False)
+    batch_size: int = 100
 
     @property
     def kinopub(self) -> int:
@@ -153,6 +160,13 @@ def lower_bound(
         if times:
             history_pages += remote_pages(data.trakt_minutes.get(kind, ()), min(times) - WINDOW_LEAD_SECONDS)
     new = {v.key for v in mapped if v.key not in data.trakt_keys}
+    freed = dict.fromkeys(lookups, 0)
+    ready = 0
+    for lookup in {v.key: v.lookup for v in mapped if v.key in new}.values():
+        if lookup in freed:
+            freed[lookup] += 1
+        else:
+            ready += 1
     return Bound(
         kinopub_history_pages=pages,
         kinopub_watching=len(items),
@@ -166,27 +180,53 @@ def lower_bound(
         fresh_views=len(fresh),
         items_touched=len(items),
         lookups=lookups,
+        ready_plays=ready,
+        lookup_plays=tuple((2 if lookup.startswith("show:") else 1, plays) for lookup, plays in freed.items()),
+        batch_size=batch_size,
     )
+
+
+def _get_time(number: int) -> float:
+    """The earliest the ``number``-th GET (1-based) may start: 1000 per sliding 5 minutes."""
+    return GET_WINDOW * ((number - 1) // GET_LIMIT) if number > 0 else 0.0
 
 
 def min_seconds(bound: Bound, *, latency: Mapping[str, float] | None = None) -> float:
-    """The least time Trakt's limits (and the latency model, if any) allow for the bound's calls."""
+    """The least time Trakt's limits allow for the bound's calls, given that a play is written only after the
+    remote index is read and its show looked up (and the latency model's floor, if any)."""
+    gets = bound.trakt_history_pages
+    index_read = _get_time(gets)
+    freed: list[tuple[float, int]] = [(index_read, bound.ready_plays)]
+    for lookup_gets, plays in sorted(bound.lookup_plays, key=lambda lp: -lp[1] / lp[0]):
+        gets += lookup_gets
+        freed.append((max(index_read, _get_time(gets)), plays))
+    done = _get_time(bound.trakt_gets)
+    total = sum(plays for _, plays in freed)
+    written, last_write, available = 0, -WRITE_INTERVAL, 0
+    pending = iter(freed)
+    moment = 0.0
+    for _ in range(bound.trakt_posts):
+        wanted = min(written + bound.batch_size, total)
+        while available < wanted:
+            moment, plays = next(pending)
+            available += plays
+        last_write = max(last_write + WRITE_INTERVAL, moment)
+        written = wanted
+    if bound.trakt_posts:
+        done = max(done, last_write)
+    return max(done, _latency_floor(bound, latency))
+
+
+def min_limits_only_seconds(bound: Bound) -> float:
+    """The larger of the two budgets alone, as if every play's ids were known from the start."""
     writes = bound.trakt_posts
-    gets = bound.trakt_gets
-    limits = max(
-        (writes - 1) * WRITE_INTERVAL if writes else 0.0,
-        GET_WINDOW * ((gets - 1) // GET_LIMIT) if gets else 0.0,
-    )
-    return max(limits, _latency_floor(bound, latency))
+    return max((writes - 1) * WRITE_INTERVAL if writes else 0.0, _get_time(bound.trakt_gets))
 
 
 def min_sequential_seconds(bound: Bound, *, latency: Mapping[str, float] | None = None) -> float:
     """The floor for a client that reads everything before its first write (kinotrakt's step order)."""
     writes = bound.trakt_posts
-    gets = bound.trakt_gets
-    limits = (GET_WINDOW * ((gets - 1) // GET_LIMIT) if gets else 0.0) + (
-        (writes - 1) * WRITE_INTERVAL if writes else 0.0
-    )
+    limits = _get_time(bound.trakt_gets) + ((writes - 1) * WRITE_INTERVAL if writes else 0.0)
     return max(limits, _latency_floor(bound, latency))
 
 

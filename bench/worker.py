@@ -24,7 +24,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench.bounds import Bound, lower_bound, min_seconds, min_sequential_seconds, ratio
+from bench.bounds import Bound, lower_bound, min_limits_only_seconds, min_seconds, min_sequential_seconds, ratio
 from bench.clock import SharedClock, shared_micros
 from bench.services import Services, StateSnapshot
 
@@ -268,6 +268,7 @@ class Lab:
             },
             "calls_by_endpoint": dict(sorted(traffic.by_endpoint.items())),
             "lower_bound_detail": bound.as_dict(),
+            "min_limits_only_seconds": round(min_limits_only_seconds(bound), 3),
             "min_sequential_seconds": round(min_sequential_seconds(bound, latency=latency), 3),
             "waited_seconds": round(waited, 3),
             "throttled_429": traffic.throttled,

@@ -16,6 +16,7 @@ from bench.bounds import (
     View,
     history_window,
     lower_bound,
+    min_limits_only_seconds,
     min_seconds,
     min_sequential_seconds,
     ratio,
@@ -161,17 +162,46 @@ def test_cached_mappings_and_a_due_refresh() -> None:
 
 
 def test_the_time_floor_is_what_trakts_limits_allow() -> None:
-    # 176 writes at one per second take 175 s; 1209 GETs need a second 5-minute window
-    bound = Bound(trakt_searches=600, trakt_seasons=600, trakt_history_pages=9, trakt_posts=176)
-    # Writes and GETs have separate budgets: the floor is the longer of the two
-    assert min_seconds(bound) == 300.0
-    # A client that reads everything before its first write waits for both, one after the other
-    assert min_sequential_seconds(bound) == 475.0
-    # Nothing to write and under 1000 GETs: no wait at all
-    assert min_seconds(Bound(trakt_searches=10, trakt_posts=1)) == 0.0
+    # Given a backfill of 2,000 movies (IMDb ids: no lookup) and 600 shows of 30 new plays each (two GETs per
+    # show), a remote index of 9 pages and batches of 100: 1,209 GETs and 200 writes
+    bound = Bound(
+        trakt_searches=600,
+        trakt_seasons=600,
+        trakt_history_pages=9,
+        trakt_posts=200,
+        ready_plays=2000,
+        lookup_plays=((2, 30),) * 600,
+        batch_size=100,
+    )
+    # Then the index and 495 shows fit in the first 1,000 GETs: 16,850 plays, 168 writes from t=0; the other
+    # 105 shows wait for the next 5-minute window, and their 32 writes follow from t=300
+    assert min_seconds(bound) == 300 + 31
+    # Ignoring that a play needs its show looked up first, the two budgets alone would allow 300 s
+    assert min_limits_only_seconds(bound) == 300.0
+    # A client that finishes every GET before its first write waits for both, one after the other
+    assert min_sequential_seconds(bound) == 300 + 199
+    # Nothing to write and under 1,000 GETs: no wait at all
+    assert min_seconds(Bound(trakt_searches=1, trakt_seasons=1, lookup_plays=((2, 0),))) == 0.0
     # With a latency model every call also costs its round trip, one at a time
-    slow = Bound(kinopub_history_pages=400, kinopub_watching=2600, trakt_posts=176)
-    assert min_seconds(slow, latency={"kinopub": 0.2, "trakt": 0.2}) == pytest.approx((3000 + 176) * 0.2)
+    slow = Bound(kinopub_history_pages=400, kinopub_watching=2600, trakt_posts=2, ready_plays=150)
+    assert min_seconds(slow, latency={"kinopub": 0.2, "trakt": 0.2}) == pytest.approx((3000 + 2) * 0.2)
+
+
+def test_plays_that_need_no_lookup_are_written_first() -> None:
+    # Given 300 plays that need nothing and one show (2 GETs) freeing 100 more: 4 writes, back to back
+    bound = Bound(
+        trakt_searches=1, trakt_seasons=1, trakt_posts=4, ready_plays=300, lookup_plays=((2, 100),), batch_size=100
+    )
+    assert min_seconds(bound) == 3.0
+
+
+def test_the_backfill_bound_counts_the_plays_each_lookup_frees() -> None:
+    bound = lower_bound(library(), since=None, ledger_keys=set(), cached_lookups=set(), batch_size=100)
+    # Show 1 frees its 299 new plays (one is on Trakt already), show 2 its 10, the movie without IMDb none;
+    # the movie with an IMDb id needs no lookup
+    assert sorted(bound.lookup_plays) == [(1, 0), (2, 10), (2, 299)]
+    assert bound.ready_plays == 1
+    assert bound.ready_plays + sum(plays for _, plays in bound.lookup_plays) == bound.new_plays
 
 
 def test_ratios_read_one_when_nothing_was_needed_and_nothing_done() -> None:
