@@ -328,7 +328,8 @@ def _progress(result: dict[str, Any]) -> None:
         f"  {result['library']:>6} | {result['scenario']:<24} {result['status']:<7} x{result['invocations']}"
         f"  calls {calls['kinopub']}+{calls['trakt']} (bound {bound['kinopub']}+{bound['trakt']})"
         f"  sim {result['simulated_seconds']:.0f}s  cpu {result['cpu_seconds']:.2f}s"
-        f"  wall {result['wall_seconds']:.1f}s",
+        f"  wall {result['wall_seconds']:.1f}s"
+        + (f"  (traced: peak {result['pipeline_peak_mb']} MB)" if result["pipeline_peak_mb"] is not None else ""),
         file=sys.stderr,
         flush=True,
     )
