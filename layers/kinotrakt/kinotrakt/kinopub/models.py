@@ -16,7 +16,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, V
 
 from kinotrakt.clock import utc_from_epoch
 
-_INT_TEXT = re.compile(r"\s*-?\d+\s*")
+# ASCII digits only: ``\d`` would also take Arabic-Indic or full-width digits as a watched status.
+_INT_TEXT = re.compile(r"\s*-?[0-9]+\s*")
 
 # Kinopub opened in the 2010s; anything outside this range is a unit or encoding error (ms, garbage),
 # and sending it to Trakt would record a play decades away from the real one.
