@@ -37,6 +37,18 @@ from kinotrakt.web.pkce import new_verifier, s256_challenge
 from kinotrakt.web.request import ERROR_CODE, TOKEN, BadRequest, token_param
 
 STATE_COOKIE = "__Host-kinotrakt-state"
+# RFC 6749 §4.1.2.1: the error codes an authorization server redirects back with.
+OAUTH_ERROR_CODES = frozenset(
+    {
+        "invalid_request",
+        "unauthorized_client",
+        "access_denied",
+        "unsupported_response_type",
+        "invalid_scope",
+        "server_error",
+        "temporarily_unavailable",
+    }
+)
 STATE_TTL = timedelta(minutes=10)
 _USERNAME_MAX = 100
 
@@ -170,8 +182,10 @@ class TraktLoginFlow:
         if error is not None:
             if ERROR_CODE.fullmatch(error) is None:
                 raise BadRequest("malformed error")
-            # Only Trakt's error code decides the page; its free-text description is not shown.
-            logger.warning("callback refused", extra={"outcome": "trakt_error", "error": error})
+            # Only Trakt's error code decides the page; its free-text description is not shown. Whoever crafted
+            # the URL chose the value, so only the codes RFC 6749 defines reach the log.
+            logged = error if error in OAUTH_ERROR_CODES else "other"
+            logger.warning("callback refused", extra={"outcome": "trakt_error", "error": logged})
             return pages.access_denied() if error == "access_denied" else pages.trakt_error()
         state = token_param(params, "state")
         code = token_param(params, "code")
