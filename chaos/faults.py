@@ -19,9 +19,21 @@ from chaos.world import StorageFault, World
 from kinotrakt.storage.ports import ServiceSecret
 
 RETRYABLE = (500, 502, 503, 504, 520, 521, 522)
-# What the transport times out on must be short (the fakes sleep it in real time), and the delays just longer.
-HTTP_TIMEOUT_SECONDS = 0.3
-TIMEOUT_DELAY = 0.4
+# Timeouts are real (a fake sleeps before answering), so only some schedules have them, with a short client
+# timeout; the others keep a timeout no loaded machine stalls past, because a timeout nobody scripted on a
+# refresh would be the one fault no sync survives: a spent single-use refresh token whose answer was lost.
+HTTP_TIMEOUT_SECONDS = 5.0
+SHORT_HTTP_TIMEOUT_SECONDS = 1.0
+TIMEOUT_DELAY = 1.2
+TIMEOUT_SCHEDULES = 0.25
+TIMEOUT_FAULTS = frozenset(
+    {
+        "trakt timeout on GET",
+        "trakt timeout on POST, applied",
+        "trakt timeout on POST, not applied",
+        "kinopub timeout",
+    }
+)
 LONG_RETRY_AFTER = 3600  # far beyond any Lambda's remaining budget
 
 TRAKT_GET = r"/sync/history/(?:movies|episodes)(?:/\d+)?|/search/.+|/shows/\d+/seasons"
@@ -72,9 +84,9 @@ CATALOGUE: dict[str, float] = {
     "trakt connection reset on GET": 0.1,
     "trakt connection reset on POST, not applied": 0.08,
     "trakt POST applied, then connection dropped": 0.12,
-    "trakt timeout on GET": 0.05,
-    "trakt timeout on POST, applied": 0.06,
-    "trakt timeout on POST, not applied": 0.04,
+    "trakt timeout on GET": 0.1,
+    "trakt timeout on POST, applied": 0.15,
+    "trakt timeout on POST, not applied": 0.1,
     "trakt 401 on a request": 0.08,
     "trakt access token revoked mid-run": 0.08,
     "trakt 5xx on token refresh": 0.05,
@@ -85,7 +97,7 @@ CATALOGUE: dict[str, float] = {
     "kinopub HTML page": 0.08,
     "kinopub invalid JSON": 0.08,
     "kinopub connection reset": 0.06,
-    "kinopub timeout": 0.03,
+    "kinopub timeout": 0.1,
     "kinopub 401 on a request": 0.05,
     "kinopub access token revoked mid-run": 0.05,
     "kinopub 5xx on token refresh": 0.04,
@@ -120,13 +132,19 @@ class Profile:
 
     faults: dict[str, float]
     events: dict[str, float]
+    http_timeout: float
 
     @classmethod
     def draw(cls, rng: random.Random) -> Profile:
         storm = rng.choice((0.0, 0.5, 1.0, 1.0, 1.5, 2.5))
-        faults = {name: min(0.9, p * storm * rng.uniform(0.5, 1.5)) for name, p in CATALOGUE.items()}
+        timeouts = rng.random() < TIMEOUT_SCHEDULES
+        faults = {
+            name: min(0.9, p * storm * rng.uniform(0.5, 1.5))
+            for name, p in CATALOGUE.items()
+            if timeouts or name not in TIMEOUT_FAULTS
+        }
         events = {name: min(0.9, p * rng.uniform(0.5, 1.5)) for name, p in EVENTS.items()}
-        return cls(faults, events)
+        return cls(faults, events, SHORT_HTTP_TIMEOUT_SECONDS if timeouts else HTTP_TIMEOUT_SECONDS)
 
 
 def arm_run(rng: random.Random, world: World, profile: Profile, *, intensity: float = 1.0) -> Armed:

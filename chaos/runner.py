@@ -27,7 +27,7 @@ from typing import Any
 from tests.sandbox.harness import FakeLambdaContext, load_handler
 
 from chaos import checks
-from chaos.faults import HTTP_TIMEOUT_SECONDS, Armed, Profile, arm_run
+from chaos.faults import Armed, Profile, arm_run
 from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app_play
 from chaos.world import ChaosClock, World, chaos_world
 from kinotrakt.observability import logger, metrics
@@ -127,10 +127,11 @@ class Schedule:
         began = time.perf_counter()
         rng = self.rng
         clock = ChaosClock(START + timedelta(minutes=rng.randint(0, 100_000)))
+        self.profile = Profile.draw(rng)
         overlap = rng.choice(OVERLAP_HOURS)
         self.overlap = timedelta(hours=overlap)
         env = {
-            "HTTP_TIMEOUT_SECONDS": str(HTTP_TIMEOUT_SECONDS),
+            "HTTP_TIMEOUT_SECONDS": str(self.profile.http_timeout),
             "SYNC_BATCH_SIZE": rng.choice(BATCH_SIZES),
             "SYNC_OVERLAP_HOURS": str(overlap),
         }
@@ -152,7 +153,6 @@ class Schedule:
         self.library = build_library(rng, world.kinopub, world.trakt, int(clock.now().timestamp()))
         world.box.link()
         self.module = load_handler("sync")  # its cold-start Settings() read the schedule's environment
-        self.profile = Profile.draw(rng)
 
         for _ in range(rng.randint(*CHAOS_RUNS)):
             self._between_runs()

@@ -18,7 +18,7 @@ from pydantic import SecretStr
 
 import kinotrakt.trakt.client as trakt_client
 from kinotrakt.clock import VirtualClock
-from kinotrakt.observability import logger
+from kinotrakt.observability import logger, metrics
 from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret, StoredSecret
 from kinotrakt.sync import collect, pipeline, push
@@ -31,6 +31,14 @@ pytestmark = pytest.mark.chaos
 
 SCHEDULES = 60
 CHUNK = 10  # tests of CHUNK schedules each, so pytest-xdist spreads them over its workers
+
+
+@pytest.fixture(autouse=True)
+def _no_metrics_left_behind() -> Iterator[None]:
+    """The handler adds metrics per run and only ``lambda_handler`` flushes them: clear what these runs left,
+    so a later test in the same process reads only its own."""
+    yield
+    metrics.clear_metrics()
 
 
 def failures(results: list[ScheduleResult]) -> str:
