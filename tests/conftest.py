@@ -10,12 +10,17 @@ from typing import Any
 
 import boto3
 import pytest
+from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.storage.memory import InMemoryStateStore
 from tests.fakes.base import ISSUED_SECRETS
 from tests.infrastructure.cfn import load_template
+
+# Property tests check rules, not speed: on a loaded 2-core CI machine a slow example is not a failure.
+settings.register_profile("kinotrakt", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("kinotrakt")
 
 AWS_REGION = "eu-west-1"
 STACK_NAME = "kinotrakt"

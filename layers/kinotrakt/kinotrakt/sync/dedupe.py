@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 from kinotrakt.storage.ports import Ledger
 from kinotrakt.sync.keys import UNKNOWN, episode_key, movie_key
 from kinotrakt.sync.mapping import MappedView
+from kinotrakt.sync.model import CompletedView
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, SearchHit
 
 # DESIGN §3.5: the window starts two days before the earliest candidate, so a play Trakt shifted by a
@@ -54,11 +55,13 @@ class RemoteIndex:
             self.keys |= history_keys(item)
 
 
-def build_remote_index(trakt: TraktHistory, candidates: Sequence[MappedView], now: datetime) -> RemoteIndex:
-    """Read Trakt's history for the candidates' window: only the kinds that have timed candidates."""
+def build_remote_index(trakt: TraktHistory, views: Sequence[CompletedView], now: datetime) -> RemoteIndex:
+    """Read Trakt's history for the window of these views: only the kinds that have views with a time.
+
+    It needs only the views' own times, not their Trakt ids, so it can be read before mapping starts."""
     index = RemoteIndex()
     for kind, view_kind in (("movies", "movie"), ("episodes", "episode")):
-        times = [c.view.watched_at for c in candidates if c.kind == view_kind and c.view.watched_at is not None]
+        times = [v.watched_at for v in views if v.kind == view_kind and v.watched_at is not None]
         if times:
             history_kind: HistoryKind = "movies" if kind == "movies" else "episodes"
             index.add(trakt.history(history_kind, min(times) - WINDOW_LEAD, now))
@@ -71,9 +74,16 @@ class DedupeResult:
     duplicates: list[MappedView] = field(default_factory=list)
 
 
-def dedupe(candidates: Sequence[MappedView], remote: RemoteIndex, ledger: Ledger, trakt: TraktHistory) -> DedupeResult:
+def dedupe(
+    candidates: Sequence[MappedView],
+    remote: RemoteIndex,
+    ledger: Ledger,
+    trakt: TraktHistory,
+    seen: set[str] | None = None,
+) -> DedupeResult:
+    """``seen`` holds the keys met earlier in the same run (shared across the run's slices)."""
     result = DedupeResult()
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for candidate in candidates:
         key = candidate.key
         duplicate = key in seen or key in ledger.keys or key in remote.keys

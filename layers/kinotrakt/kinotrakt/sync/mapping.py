@@ -109,6 +109,21 @@ def unmatched_item(view: CompletedView, reason: str, detail: str, now: datetime)
     return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, view.season, view.episode, now)
 
 
+class _NeedsLookup(Exception):
+    """Raised by the cache-only probe where mapping would have to ask Trakt."""
+
+
+class _CacheOnly:
+    def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
+        raise _NeedsLookup
+
+    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
+        raise _NeedsLookup
+
+    def show_seasons(self, show_trakt_id: int) -> list[Season]:
+        raise _NeedsLookup
+
+
 class _Miss(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
@@ -129,12 +144,26 @@ class Mapper:
         now = self._clock.now()
         for view in views:
             try:
-                mapped = self._map_movie(view) if view.kind == "movie" else self._map_episode(view)
+                mapped = self._map_one(view)
             except _Miss as miss:
                 result.unmatched.append(unmatched_item(view, miss.reason, miss.detail, now))
                 continue
             result.mapped.append(mapped)
         return result
+
+    def known_unmatched(self, view: CompletedView) -> bool:
+        """True when the cache alone already says this view cannot be mapped (no Trakt call is made)."""
+        probe = Mapper(_CacheOnly(), self._cache, self._pins, self._clock)
+        try:
+            probe._map_one(view)
+        except _Miss:
+            return True
+        except _NeedsLookup:
+            return False
+        return False
+
+    def _map_one(self, view: CompletedView) -> MappedView:
+        return self._map_movie(view) if view.kind == "movie" else self._map_episode(view)
 
     # --- movies -------------------------------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import Ledger, LedgerEntry, StateStore, UnmatchedItem
 from kinotrakt.sync.collect import collect
-from kinotrakt.sync.dedupe import build_remote_index, dedupe
+from kinotrakt.sync.dedupe import RemoteIndex, build_remote_index, dedupe
 from kinotrakt.sync.keys import minute_or_unknown
 from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, unmatched_item
 from kinotrakt.sync.model import CollectResult, CompletedView
@@ -196,37 +196,56 @@ def _record_failures(state: StateStore, collected: CollectResult, report: SyncRe
 def _map_dedupe_push(
     deps: SyncDeps, options: SyncOptions, report: SyncReport, fresh: Sequence[CompletedView], ledger: Ledger
 ) -> list[CompletedView]:
-    """Steps 4-7. Returns the views left for the next run when the deadline stopped the run early."""
+    """Steps 4-7, a batch at a time: map a slice of views, dedupe it, send each batch as soon as it is full.
+
+    Trakt paces lookups (1000 GETs per 5 minutes) and writes (1 per second) separately, so sending while
+    mapping lets the writes fill the lookups' waits; and a run stopped by its deadline keeps every batch it
+    sent. The remote index is read once, before the first slice is deduped, for the window of every view
+    that may be sent (the views' own times are enough; views the cache already knows as unmatched are left
+    out, so an old unmatched episode does not widen every run's read). Returns the views left for the next
+    run when the deadline stopped the run early."""
     clock, state, trakt = deps.clock, deps.state, deps.trakt
     cache = MappingCache(state, clock)
     mapper = Mapper(trakt, cache, state.list_pins(), clock)
     previously_unmatched = {item.key for item in state.list_unmatched()}
     unmatched: list[UnmatchedItem] = []
     pushed = PushResult()
+    duplicates: list[MappedView] = []
+    planned: list[MappedView] = []  # deduped, not sent yet
+    seen: set[str] = set()
     handled: set[str] = set()  # view_refs settled this run: unmatched, duplicate, sent or not_found
+
+    def not_found(candidate: MappedView) -> None:
+        if candidate.kind == "movie":
+            reason, detail = mapper.record_movie_not_found(candidate.view)
+        else:
+            reason, detail = "trakt_not_found", "Trakt answered not_found for the episode id we sent"
+        unmatched.append(unmatched_item(candidate.view, reason, detail, clock.now()))
+
+    pusher = Pusher(trakt, state, clock, deps.deadline, options.batch_size, not_found)
+    remote: RemoteIndex | None = None
     try:
-        mapped = mapper.map(fresh)
-        unmatched.extend(mapped.unmatched)
-        handled.update({v.view_ref for v in fresh} - {c.view.view_ref for c in mapped.mapped})
-        remote = build_remote_index(trakt, mapped.mapped, clock.now())
-        planned = dedupe(mapped.mapped, remote, ledger, trakt)
-        report.skipped_duplicates += len(planned.duplicates)
-        handled.update(c.view.view_ref for c in planned.duplicates)
+        for start in range(0, len(fresh), options.batch_size):
+            views = fresh[start : start + options.batch_size]
+            mapped = mapper.map(views)
+            unmatched.extend(mapped.unmatched)
+            handled.update({v.view_ref for v in views} - {c.view.view_ref for c in mapped.mapped})
+            if not mapped.mapped:
+                continue
+            if remote is None:
+                window = [v for v in fresh if v.view_ref not in handled and not mapper.known_unmatched(v)]
+                remote = build_remote_index(trakt, window, clock.now())
+            deduped = dedupe(mapped.mapped, remote, ledger, trakt, seen)
+            duplicates.extend(deduped.duplicates)
+            handled.update(c.view.view_ref for c in deduped.duplicates)
+            planned.extend(deduped.to_send)
+            while not options.dry_run and len(planned) >= options.batch_size:
+                batch, planned = planned[: options.batch_size], planned[options.batch_size :]
+                pusher.push(batch, pushed)
         if options.dry_run:
-            _count_added(report, planned.to_send)
-            return []
-        # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
-        _remember(state, planned.duplicates, clock)
-
-        def not_found(candidate: MappedView) -> None:
-            if candidate.kind == "movie":
-                reason, detail = mapper.record_movie_not_found(candidate.view)
-            else:
-                reason, detail = "trakt_not_found", "Trakt answered not_found for the episode id we sent"
-            unmatched.append(unmatched_item(candidate.view, reason, detail, clock.now()))
-
-        pusher = Pusher(trakt, state, clock, deps.deadline, options.batch_size, not_found)
-        pusher.push(planned.to_send, pushed)
+            _count_added(report, planned)
+        else:
+            pusher.push(planned, pushed)
         return []
     except OutOfTime as exc:
         report.error = {"code": exc.code, "message": str(exc)}
@@ -235,39 +254,46 @@ def _map_dedupe_push(
         return [v for v in fresh if v.view_ref not in handled]
     finally:
         cache.flush()
-        if not options.dry_run:
-            _count_added(report, pushed.added)
-        report.not_found = len(pushed.not_found)
-        report.unmatched += len(unmatched) - len(pushed.not_found)
-        report.unmatched_items = [
-            {
-                "kinopub_id": u.kinopub_id,
-                "title": u.title,
-                "reason": u.reason,
-                "detail": u.detail,
-                "season": u.season,
-                "episode": u.episode,
-            }
-            for u in unmatched
-        ]
-        for item in unmatched:
-            logger.info(
-                "unmatched item",
-                extra={
-                    "kinopub_id": item.kinopub_id,
-                    "title": item.title,
-                    "reason": item.reason,
-                    "detail": item.detail,
-                    "season": item.season,
-                    "episode": item.episode,
-                },
-            )
-        if not options.dry_run:
-            if unmatched:
-                state.put_unmatched(unmatched)
-            resolved = previously_unmatched & {_unmatched_key(c.view) for c in pushed.added}
-            if resolved:
-                state.remove_unmatched(resolved)
+        _record_outcome(deps, options, report, pushed, duplicates, unmatched, previously_unmatched)
+
+
+def _record_outcome(
+    deps: SyncDeps,
+    options: SyncOptions,
+    report: SyncReport,
+    pushed: PushResult,
+    duplicates: Sequence[MappedView],
+    unmatched: Sequence[UnmatchedItem],
+    previously_unmatched: set[str],
+) -> None:
+    """What steps 4-7 did, in the report, the log and the state — also when the run stopped early."""
+    state = deps.state
+    report.skipped_duplicates += len(duplicates)
+    report.not_found = len(pushed.not_found)
+    report.unmatched += len(unmatched) - len(pushed.not_found)
+    report.unmatched_items = [
+        {
+            "kinopub_id": u.kinopub_id,
+            "title": u.title,
+            "reason": u.reason,
+            "detail": u.detail,
+            "season": u.season,
+            "episode": u.episode,
+        }
+        for u in unmatched
+    ]
+    for item in report.unmatched_items:
+        logger.info("unmatched item", extra=item)
+    if options.dry_run:
+        return
+    # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
+    _remember(state, duplicates, deps.clock)
+    _count_added(report, pushed.added)
+    if unmatched:
+        state.put_unmatched(unmatched)
+    resolved = previously_unmatched & {_unmatched_key(c.view) for c in pushed.added}
+    if resolved:
+        state.remove_unmatched(resolved)
 
 
 def _count_added(report: SyncReport, added: Sequence[MappedView]) -> None:
