@@ -97,19 +97,19 @@ def captured_logs() -> Iterator[list[str]]:
     """Every line the ``kinotrakt`` logger writes, at every level, formatted as CloudWatch would get it;
     nothing goes to stdout meanwhile."""
     target = logging.getLogger(logger.name)
-    formatter = logger.registered_formatter
-    saved = (list(target.handlers), target.level, target.propagate)
+    handlers, level, propagate = list(target.handlers), target.level, target.propagate
     lines: list[str] = []
-    handler = _Lines(lines)
-    handler.setFormatter(formatter)
-    target.handlers = [handler]
+    capture = _Lines(lines)
+    capture.setFormatter(logger.registered_formatter)
+    target.handlers = [capture]
     target.setLevel(logging.DEBUG)
     target.propagate = False
     try:
         yield lines
     finally:
-        target.handlers, level, target.propagate = saved[0], saved[1], saved[2]
+        target.handlers = handlers
         target.setLevel(level)
+        target.propagate = propagate
 
 
 class Schedule:
