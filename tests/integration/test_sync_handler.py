@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from kinotrakt.observability import logger as powertools_logger
+from kinotrakt.observability import metrics
 from tests.integration.test_sync_pipeline import seed_basic
 from tests.sandbox.harness import Sandbox, sandbox
 
@@ -49,6 +50,8 @@ class _Lines(logging.Handler):
 
 @pytest.fixture
 def box() -> Iterator[Sandbox]:
+    # Powertools' Metrics is one object per process: start from an empty set, whatever ran before.
+    metrics.clear_metrics()
     with sandbox(seed=seed_basic) as sb:  # the system clock: the real lambda_handler path
         yield sb
 
