@@ -33,6 +33,7 @@ from kinotrakt.config import Settings
 from kinotrakt.errors import KinotraktError, NotConfigured
 from kinotrakt.http import CallCounter, Transport
 from kinotrakt.observability import logger
+from kinotrakt.service import run_sync_once
 from kinotrakt.storage.ports import Pin, ServiceSecret, StateStore, TokenStore
 from kinotrakt.tokens import TokenGrant, apply_grant, update_secret
 
@@ -141,29 +142,6 @@ def _repository_sandbox() -> Iterator[Sandbox]:
         yield Sandbox(Settings(), Stores(box.state(), box.kinopub_store(), box.trakt_store()))
 
 
-def _run_sync_once(
-    settings: Settings,
-    *,
-    state: StateStore,
-    kinopub_store: TokenStore,
-    trakt_store: TokenStore,
-    clock: Clock | None = None,
-    remaining_seconds: float | None = None,
-    dry_run: bool | None = None,
-) -> dict[str, Any]:
-    from kinotrakt.service import run_sync_once
-
-    return run_sync_once(
-        settings,
-        state=state,
-        kinopub_store=kinopub_store,
-        trakt_store=trakt_store,
-        clock=clock,
-        remaining_seconds=remaining_seconds,
-        dry_run=dry_run,
-    )
-
-
 def _stdin_is_terminal() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
@@ -175,7 +153,7 @@ class CliDeps:
     settings: Settings | None = None  # None: from the environment (the Lambda's variables)
     stores: Callable[[Settings, AwsTarget], Stores] = _aws_stores
     stack_outputs: Callable[[str, AwsTarget], Mapping[str, str]] = _stack_outputs
-    run_sync: SyncRunner = _run_sync_once
+    run_sync: SyncRunner = run_sync_once
     sandbox: Callable[[], AbstractContextManager[Sandbox]] = _repository_sandbox
     clock: Clock = field(default_factory=SystemClock)
     out: IO[str] | None = None  # None: sys.stdout at call time
