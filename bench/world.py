@@ -8,7 +8,6 @@ It also reads what the lower bound needs straight from the fakes' data (``datase
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import math
 import random
@@ -31,6 +30,7 @@ from tests.sandbox.harness import (
     TRAKT_SECRET,
     create_secrets,
     create_state_table,
+    link_secret,
     sandbox_env,
 )
 
@@ -39,7 +39,6 @@ from bench.clock import MICROS, SharedMicros, epoch_reader
 from bench.services import NewView, StateSnapshot, Traffic
 from kinotrakt.clock import utc_from_epoch
 from kinotrakt.storage.dynamo import DynamoStateStore
-from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 from kinotrakt.tokens import kinopub_margin, trakt_margin
 from kinotrakt.trakt.client import trakt_endpoint_label
@@ -128,22 +127,8 @@ class World:
         secrets = self._client("secretsmanager")
         create_secrets(secrets)
         now = int(self._clock())
-        for secret_id, fake in ((KINOPUB_SECRET, self.kinopub), (TRAKT_SECRET, self.trakt)):
-            store = SecretsManagerTokenStore(secrets, secret_id)
-            grant = fake.issue_tokens()
-            stored = store.load()
-            linked = ServiceSecret.model_validate(
-                {
-                    **json.loads(stored.secret.to_json()),
-                    "client_id": fake.client_id,
-                    "client_secret": fake.client_secret,
-                    "access_token": grant["access_token"],
-                    "refresh_token": grant["refresh_token"],
-                    "issued_at": now,
-                    "expires_at": now + int(grant["expires_in"]),
-                }
-            )
-            store.save(linked, expected_version=stored.version)
+        link_secret(SecretsManagerTokenStore(secrets, KINOPUB_SECRET), self.kinopub, now)
+        link_secret(SecretsManagerTokenStore(secrets, TRAKT_SECRET), self.trakt, now)
 
     def do_set_latency(self, kinopub: float, trakt: float) -> None:
         self.kinopub_latency.step = math.ceil(kinopub * MICROS)

@@ -23,7 +23,7 @@ from moto import mock_aws
 
 from kinotrakt.clock import Clock, SystemClock
 from kinotrakt.storage.dynamo import DynamoStateStore
-from kinotrakt.storage.ports import ServiceSecret
+from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 from tests.fakes.fake_kinopub import FakeKinopub
 from tests.fakes.fake_trakt import FakeTrakt
@@ -134,21 +134,8 @@ class Sandbox:
     def link(self) -> None:
         """Store client credentials and a valid token pair for both services, as `kinotrakt link` would."""
         now = int(self.clock.now().timestamp())
-        for store, fake in ((self.kinopub_store(), self.kinopub), (self.trakt_store(), self.trakt)):
-            grant = fake.issue_tokens()
-            stored = store.load()
-            secret = ServiceSecret.model_validate(
-                {
-                    **json.loads(stored.secret.to_json()),
-                    "client_id": fake.client_id,
-                    "client_secret": fake.client_secret,
-                    "access_token": grant["access_token"],
-                    "refresh_token": grant["refresh_token"],
-                    "issued_at": now,
-                    "expires_at": now + int(grant["expires_in"]),
-                }
-            )
-            store.save(secret, expected_version=stored.version)
+        link_secret(self.kinopub_store(), self.kinopub, now)
+        link_secret(self.trakt_store(), self.trakt, now)
 
     def invoke(
         self, event: Any = None, *, timeout_seconds: float = 600.0, clock: Clock | None = None
@@ -165,6 +152,24 @@ class Sandbox:
                 return report
             result: dict[str, Any] = module.lambda_handler(event, context)
             return result
+
+
+def link_secret(store: TokenStore, fake: FakeKinopub | FakeTrakt, now: int) -> None:
+    """The fake's client credentials and a fresh token pair (issued at ``now``) into one secret."""
+    grant = fake.issue_tokens()
+    stored = store.load()
+    secret = ServiceSecret.model_validate(
+        {
+            **json.loads(stored.secret.to_json()),
+            "client_id": fake.client_id,
+            "client_secret": fake.client_secret,
+            "access_token": grant["access_token"],
+            "refresh_token": grant["refresh_token"],
+            "issued_at": now,
+            "expires_at": now + int(grant["expires_in"]),
+        }
+    )
+    store.save(secret, expected_version=stored.version)
 
 
 def sandbox_env(kinopub_url: str, trakt_url: str, **overrides: str) -> dict[str, str]:
