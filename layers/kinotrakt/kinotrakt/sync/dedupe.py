@@ -56,15 +56,29 @@ class RemoteIndex:
 
 
 def build_remote_index(trakt: TraktHistory, views: Sequence[CompletedView], now: datetime) -> RemoteIndex:
-    """Read Trakt's history for the window of these views: only the kinds that have views with a time.
+    """Read Trakt's history for the window of these views, from WINDOW_LEAD before the oldest until now.
 
     It needs only the views' own times, not their Trakt ids, so it can be read before mapping starts."""
+    return read_history_around(trakt, views, lead=WINDOW_LEAD, until=now)
+
+
+def read_history_around(
+    trakt: TraktHistory,
+    views: Sequence[CompletedView],
+    *,
+    lead: timedelta,
+    until: datetime | None = None,
+    trail: timedelta = timedelta(0),
+) -> RemoteIndex:
+    """Trakt's history from ``lead`` before the oldest view to ``until`` (default: ``trail`` after the newest),
+    one read per kind that has views with a time."""
     index = RemoteIndex()
-    for kind, view_kind in (("movies", "movie"), ("episodes", "episode")):
+    kinds: tuple[tuple[HistoryKind, str], ...] = (("movies", "movie"), ("episodes", "episode"))
+    for history_kind, view_kind in kinds:
         times = [v.watched_at for v in views if v.kind == view_kind and v.watched_at is not None]
         if times:
-            history_kind: HistoryKind = "movies" if kind == "movies" else "episodes"
-            index.add(trakt.history(history_kind, min(times) - WINDOW_LEAD, now))
+            end = until if until is not None else max(times) + trail
+            index.add(trakt.history(history_kind, min(times) - lead, end))
     return index
 
 

@@ -15,7 +15,7 @@ from kinotrakt.clock import Clock, Deadline
 from kinotrakt.errors import OutOfTime
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import LedgerEntry, StateStore
-from kinotrakt.sync.dedupe import RemoteIndex, TraktHistory, has_any_play
+from kinotrakt.sync.dedupe import TraktHistory, has_any_play, read_history_around
 from kinotrakt.sync.keys import minute_or_unknown
 from kinotrakt.sync.mapping import MappedView
 from kinotrakt.trakt.client import TraktWriteOutcomeUnknown
@@ -103,17 +103,7 @@ class Pusher:
         result.added.extend(accepted)
 
     def _present_on_trakt(self, batch: Sequence[MappedView]) -> set[str]:
-        index = RemoteIndex()
-        for view_kind, kind in (("movie", "movies"), ("episode", "episodes")):
-            times = [c.view.watched_at for c in batch if c.kind == view_kind and c.view.watched_at is not None]
-            if times:
-                index.add(
-                    self._trakt.history(
-                        "movies" if kind == "movies" else "episodes",
-                        min(times) - REREAD_MARGIN,
-                        max(times) + REREAD_MARGIN,
-                    )
-                )
+        index = read_history_around(self._trakt, [c.view for c in batch], lead=REREAD_MARGIN, trail=REREAD_MARGIN)
         present = set(index.keys)
         present.update(c.key for c in batch if c.view.watched_at is None and has_any_play(self._trakt, c))
         return present
