@@ -5,8 +5,7 @@ PYTHON ?= python3.13
 VENV := .venv
 TOOLS := .tools
 PY := $(VENV)/bin/python
-# Run code the way Lambda imports it: the layer package from /opt/python, the repo for tests and tools.
-RUN := PYTHONPATH=layers/kinotrakt:. $(PY)
+RUN := $(PY)
 SAM := $(TOOLS)/bin/sam
 CFNLINT := $(TOOLS)/bin/cfn-lint
 SEED ?=
@@ -14,13 +13,13 @@ SCHEDULES ?= 500
 
 .PHONY: install chromium test lint types validate unit integration build demo bench chaos invoke deploy clean
 
-# The .pth line lets `.venv/bin/python -m kinotrakt ...` find the layer's package, as Lambda does under /opt/python.
-$(VENV)/.installed: requirements-dev.lock layers/kinotrakt/requirements.txt
+# The project itself is installed editable: the layer's package, the CLI (console script `kinotrakt`) and devkit.
+$(VENV)/.installed: requirements-dev.lock layers/kinotrakt/requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.lock
-	echo "$(CURDIR)/layers/kinotrakt" > "$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/kinotrakt-layer.pth"
+	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.lock
@@ -36,7 +35,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 
 types: $(VENV)/.installed
-	$(VENV)/bin/mypy layers/kinotrakt/kinotrakt functions tests $(wildcard bench chaos)
+	$(VENV)/bin/mypy layers/kinotrakt/kinotrakt cli/kinotrakt_cli devkit functions tests bench chaos
 
 validate: $(TOOLS)/.installed
 	$(SAM) validate --lint --template template.yaml --region eu-west-1
@@ -56,7 +55,7 @@ build: $(TOOLS)/.installed
 	$(SAM) build --template template.yaml
 
 demo: $(VENV)/.installed
-	$(RUN) -m tests.sandbox.demo
+	$(RUN) -m devkit.demo
 
 bench: $(VENV)/.installed
 	$(RUN) -m bench

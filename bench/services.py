@@ -72,7 +72,7 @@ class Services:
         return self._answer()
 
     def generate(self, **spec: Any) -> dict[str, Any]:
-        """Seed both fakes with ``tests.fakes.library.generate_library(**spec)``; its summary."""
+        """Seed both fakes with ``devkit.fakes.library.generate_library(**spec)``; its summary."""
         summary: dict[str, Any] = self._call("generate", **spec)
         return summary
 

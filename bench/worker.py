@@ -29,7 +29,7 @@ from bench.clock import SharedClock, shared_micros
 from bench.services import Services, StateSnapshot
 
 REPO = Path(__file__).resolve().parents[1]
-# The first run happens after every generated view (tests/fakes/library.py: 2025-01-01 plus 330 days).
+# The first run happens after every generated view (devkit/fakes/library.py: 2025-01-01 plus 330 days).
 T0 = datetime(2025, 12, 15, 12, 0, tzinfo=UTC)
 SCHEDULE = timedelta(hours=1)  # template.yaml's default rate: the next invocation comes an hour later
 TEMPLATE_TIMEOUT = 600.0  # SyncFunction's Timeout in template.yaml

@@ -18,11 +18,15 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import boto3
-from tests.fakes.base import RecordedRequest, Response
-from tests.fakes.fake_kinopub import MOVIE_LIKE_TYPES, SERIES_TYPES, FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt, TraktShow, key_minute, minute_floor, parse_iso
-from tests.fakes.library import generate_library
-from tests.sandbox.harness import (
+
+from bench.bounds import Dataset, Row, View, ViewKind
+from bench.clock import MICROS, SharedMicros, epoch_reader
+from bench.services import NewView, StateSnapshot, Traffic
+from devkit.fakes.base import RecordedRequest, Response
+from devkit.fakes.fake_kinopub import MOVIE_LIKE_TYPES, SERIES_TYPES, FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt, TraktShow, key_minute, minute_floor, parse_iso
+from devkit.fakes.library import generate_library
+from devkit.sandbox import (
     ACCOUNT,
     KINOPUB_SECRET,
     REGION,
@@ -33,10 +37,6 @@ from tests.sandbox.harness import (
     link_secret,
     sandbox_env,
 )
-
-from bench.bounds import Dataset, Row, View, ViewKind
-from bench.clock import MICROS, SharedMicros, epoch_reader
-from bench.services import NewView, StateSnapshot, Traffic
 from kinotrakt.clock import utc_from_epoch
 from kinotrakt.storage.dynamo import DynamoStateStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore

@@ -13,9 +13,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.fakes.base import Fault
-
 from chaos.world import StorageFault, World
+from devkit.fakes.base import Fault
 from kinotrakt.storage.ports import ServiceSecret
 
 RETRYABLE = (500, 502, 503, 504, 520, 521, 522)

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
 
-from tests.fakes.fake_kinopub import FakeKinopub, KpMedia
-from tests.fakes.fake_trakt import FakeTrakt, iso_ms
+from devkit.fakes.fake_kinopub import FakeKinopub, KpMedia
+from devkit.fakes.fake_trakt import FakeTrakt, iso_ms
 
 ViewKind = Literal["movie", "episode"]
 UNKNOWN = "unknown"

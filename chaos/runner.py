@@ -24,12 +24,11 @@ from datetime import UTC, datetime, timedelta
 from types import ModuleType
 from typing import Any
 
-from tests.sandbox.harness import FakeLambdaContext, load_handler
-
 from chaos import checks
 from chaos.faults import Armed, Profile, arm_run
 from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app_play
 from chaos.world import ChaosClock, World, chaos_world
+from devkit.sandbox import FakeLambdaContext, load_handler
 from kinotrakt.observability import logger, metrics
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

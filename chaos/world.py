@@ -24,10 +24,12 @@ from typing import Any, Literal
 import boto3
 from botocore.exceptions import ClientError
 from moto import mock_aws
-from tests.fakes.base import RecordedRequest, Response, html_response
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
-from tests.sandbox.harness import (
+
+from devkit.clock import VirtualClock
+from devkit.fakes.base import RecordedRequest, Response, html_response
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt
+from devkit.sandbox import (
     ACCOUNT,
     KINOPUB_SECRET,
     REGION,
@@ -39,8 +41,6 @@ from tests.sandbox.harness import (
     patched_environ,
     sandbox_env,
 )
-
-from kinotrakt.clock import VirtualClock
 from kinotrakt.storage.dynamo import DynamoStateStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 
@@ -321,7 +321,7 @@ class World:
 
 @contextmanager
 def chaos_world(clock: ChaosClock, env: dict[str, str]) -> Iterator[World]:
-    """Like :func:`tests.sandbox.harness.sandbox`, with the chaos fakes and unlinked (the caller seeds first)."""
+    """Like :func:`devkit.sandbox.sandbox`, with the chaos fakes and unlinked (the caller seeds first)."""
     kinopub = ChaosKinopub(clock=clock.time)
     trakt = ChaosTrakt(clock=clock.time)
     with kinopub, trakt:

@@ -13,10 +13,10 @@ import pytest
 from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
+from devkit.fakes.base import ISSUED_SECRETS
+from devkit.memory import InMemoryStateStore
+from devkit.template import load_template
 from kinotrakt.observability import logger as powertools_logger
-from kinotrakt.storage.memory import InMemoryStateStore
-from tests.fakes.base import ISSUED_SECRETS
-from tests.infrastructure.cfn import load_template
 
 # Property tests check rules, not speed: on a loaded 2-core CI machine a slow example is not a failure.
 settings.register_profile("kinotrakt", deadline=None, suppress_health_check=[HealthCheck.too_slow])

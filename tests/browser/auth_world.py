@@ -1,7 +1,7 @@
 """One wired auth deployment for tests: moto's table and secrets, a fake Trakt, and the real handler's deps.
 
 Used by the handler integration tests (events straight to ``handle``) and by the browser test (through
-:class:`~tests.browser.adapter.ApiGatewayAdapter`).
+:class:`~devkit.apigw.ApiGatewayAdapter`).
 """
 
 from __future__ import annotations
@@ -12,15 +12,15 @@ from dataclasses import dataclass
 from typing import Any
 
 import boto3
-from functions.auth.app import AuthDeps, handle
 from pydantic import SecretStr
 
+from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
+from devkit.fakes.fake_trakt import FakeTrakt
+from functions.auth.app import AuthDeps, handle
 from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_stores
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
-from tests.browser.adapter import FakeLambdaContext, api_gateway_v2_event
-from tests.fakes.fake_trakt import FakeTrakt
 
 SETUP_KEY = "owner-setup-key-0123456789abcdefghijklmnopqrstuv"
 

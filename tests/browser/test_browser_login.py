@@ -9,14 +9,14 @@ from dataclasses import dataclass
 
 import boto3
 import pytest
-from functions.auth.app import handle
 
+from devkit.apigw import ApiGatewayAdapter
+from devkit.fakes.fake_trakt import FakeTrakt
+from functions.auth.app import handle
 from kinotrakt.clock import SystemClock
 from kinotrakt.web.login import STATE_COOKIE
-from tests.browser.adapter import ApiGatewayAdapter
 from tests.browser.auth_world import SETUP_KEY, AuthWorld, build_world
 from tests.browser.cdp import Chromium, Page, find_chromium
-from tests.fakes.fake_trakt import FakeTrakt
 
 pytestmark = pytest.mark.browser
 

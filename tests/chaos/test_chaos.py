@@ -12,20 +12,20 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from chaos.runner import ScheduleResult, run_schedule
-from chaos.suite import run_suite
 from pydantic import SecretStr
 
 import kinotrakt.trakt.client as trakt_client
-from kinotrakt.clock import VirtualClock
+from chaos.runner import ScheduleResult, run_schedule
+from chaos.suite import run_suite
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt
+from devkit.memory import InMemoryTokenStore
+from devkit.sandbox import sandbox
 from kinotrakt.observability import logger, metrics
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret, StoredSecret
 from kinotrakt.sync import collect, pipeline, push
 from kinotrakt.tokens import TokenGrant, TokenKeeper, kinopub_margin
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
-from tests.sandbox.harness import sandbox
 
 pytestmark = pytest.mark.chaos
 

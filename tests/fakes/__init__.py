@@ -1,7 +1,0 @@
-"""Loopback fakes of Kinopub and Trakt for tests, the ``make demo`` sandbox, the chaos suite and the benchmark."""
-
-from tests.fakes.base import FakeServer, Fault, RecordedRequest
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
-
-__all__ = ["FakeKinopub", "FakeServer", "FakeTrakt", "Fault", "RecordedRequest"]

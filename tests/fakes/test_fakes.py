@@ -14,9 +14,9 @@ import pytest
 import requests
 from urllib3.util import SKIP_HEADER
 
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt, pkce_s256
-from tests.fakes.library import generate_library, seed_demo_library, unix
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt, pkce_s256
+from devkit.fakes.library import generate_library, seed_demo_library, unix
 
 
 class ManualClock:

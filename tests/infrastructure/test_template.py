@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tests.infrastructure.cfn import TEMPLATE_PATH, load_template
+from devkit.template import TEMPLATE_PATH, load_template
 
 REPO = TEMPLATE_PATH.parent
 EVENTS = REPO / "events"
@@ -743,7 +743,7 @@ def test_outputs_tell_the_user_where_everything_is(template: dict[str, Any]) -> 
         "SyncFunctionName",
     }
     assert outputs["LoginUrl"]["Value"]["Fn::Sub"].endswith("/trakt/login?key=<setup_key>")
-    assert "python -m kinotrakt setup" in outputs["LoginUrl"]["Description"]
+    assert "kinotrakt setup" in outputs["LoginUrl"]["Description"]
     callback = outputs["CallbackUrl"]["Value"]
     assert callback == effective_environment(template, "SyncFunction")["TRAKT_REDIRECT_URI"]
     assert outputs["KinopubSecretName"]["Value"] == props(template, "KinopubSecret")["Name"]

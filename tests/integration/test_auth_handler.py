@@ -15,14 +15,14 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import boto3
 import pytest
 import requests
-from functions.auth import app as auth_app
 
-from kinotrakt.clock import VirtualClock
+from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_trakt import FakeTrakt
+from functions.auth import app as auth_app
 from kinotrakt.web.login import STATE_COOKIE
 from kinotrakt.web.pkce import s256_challenge
-from tests.browser.adapter import FakeLambdaContext, api_gateway_v2_event
 from tests.browser.auth_world import SETUP_KEY, AuthWorld, LogCapture, build_world, capture_kinotrakt_logs
-from tests.fakes.fake_trakt import FakeTrakt
 
 REDIRECT_URI = "https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/callback"
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -242,7 +242,7 @@ def test_login_before_setup_says_to_run_setup(
         # When anyone opens a login link, whatever key it carries
         response = world.call("/trakt/login", "key=anything")
     # Then nobody can start a login, and the page says what to run
-    assert_page(response, 403, "not set up yet", "python -m kinotrakt setup")
+    assert_page(response, 403, "not set up yet", "kinotrakt setup")
     assert "Location" not in response["headers"]
 
 

@@ -1,4 +1,4 @@
-"""``python -m kinotrakt`` against moto's table and secrets and the fake Kinopub and Trakt: what a user types,
+"""``kinotrakt`` against moto's table and secrets and the fake Kinopub and Trakt: what a user types,
 what they see, and what ends up stored. The device flows are approved from the clock's sleep hook, so the
 polling runs on virtual time."""
 
@@ -13,19 +13,19 @@ import boto3
 import pytest
 from pydantic import SecretStr
 
-from kinotrakt.cli import AwsTarget, CliDeps, Stores, main
-from kinotrakt.clock import VirtualClock
+from devkit.clock import VirtualClock
+from devkit.fakes.base import ISSUED_SECRETS
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt
+from devkit.fakes.library import seed_demo_library
+from devkit.memory import InMemoryTokenStore
 from kinotrakt.config import Settings
 from kinotrakt.errors import ConcurrentTokenWrite
 from kinotrakt.storage.aws import aws_stores
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import Pin, ServiceSecret, StoredSecret, UnmatchedItem
 from kinotrakt.tokens import update_secret
 from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
-from tests.fakes.base import ISSUED_SECRETS
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
-from tests.fakes.library import seed_demo_library
+from kinotrakt_cli.app import AwsTarget, CliDeps, Stores, main
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LOGIN_URL_OUTPUT = "https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key=<setup_key>"
@@ -174,7 +174,7 @@ def test_setup_stores_the_credentials_and_prints_the_login_link(world: CliWorld)
     assert len(key) >= 32
     # And the login link from the stack output carries that key
     assert f"https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={key}" in result.out
-    assert "python -m kinotrakt link kinopub" in result.out
+    assert "kinotrakt link kinopub" in result.out
 
 
 def test_setup_again_keeps_the_key_unless_asked_for_a_new_one(world: CliWorld) -> None:
@@ -313,7 +313,7 @@ def test_a_denied_link_fails_in_one_line(world: CliWorld) -> None:
 def test_link_before_setup_says_to_run_setup(world: CliWorld) -> None:
     result = world.run("link", "kinopub")
     assert result.code == 1
-    assert "python -m kinotrakt setup" in result.err
+    assert "kinotrakt setup" in result.err
     assert world.kinopub.requests == []
 
 
@@ -375,7 +375,7 @@ def test_status_warns_when_the_kinopub_refresh_token_is_probably_dead(world: Cli
     world.link_both()
     world.clock.advance(31 * 86400)
     result = world.run("status")
-    assert "probably dead: python -m kinotrakt link kinopub" in result.out
+    assert "probably dead: kinotrakt link kinopub" in result.out
 
 
 def test_unmatched_lists_titles_and_reasons(world: CliWorld) -> None:
@@ -391,7 +391,7 @@ def test_unmatched_lists_titles_and_reasons(world: CliWorld) -> None:
     assert lines[0].split() == ["KINOPUB", "ID", "TITLE", "REASON", "DETAIL"]
     assert any(line.split()[:3] == ["7", "Scrubs", "S10E01"] and "episode_not_on_trakt" in line for line in lines)
     assert any(line.startswith("9 ") and "Ездок" in line and "no_imdb_not_found" in line for line in lines)
-    assert "python -m kinotrakt map" in result.out
+    assert "kinotrakt map" in result.out
 
 
 def test_unmatched_when_there_is_nothing(world: CliWorld) -> None:
@@ -524,7 +524,7 @@ def test_sync_against_the_offline_sandbox() -> None:
 @pytest.mark.parametrize("command", ["setup", "link", "unlink", "sync", "status", "unmatched", "map"])
 def test_every_command_explains_itself(world: CliWorld, command: str, capsys: pytest.CaptureFixture[str]) -> None:
     assert world.run(command, "--help").code == 0
-    assert "usage: python -m kinotrakt" in capsys.readouterr().out
+    assert "usage: kinotrakt" in capsys.readouterr().out
 
 
 def test_a_wrong_command_is_a_usage_error(world: CliWorld) -> None:

@@ -12,8 +12,8 @@ import pytest
 import requests
 from moto.server import ThreadedMotoServer
 
-from kinotrakt.cli import CliDeps, main
 from kinotrakt.config import Settings
+from kinotrakt_cli.app import CliDeps, main
 from tests.conftest import template_properties
 
 REGION = "eu-west-1"
@@ -110,7 +110,7 @@ def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None
     # And the commands that need the table find it through the stack output
     status = io.StringIO()
     assert main([*argv[:6], "status"], deps=CliDeps(settings=Settings(), out=status, err=err)) == 0
-    assert "Kinopub: not linked (python -m kinotrakt link kinopub)" in status.getvalue()
+    assert "Kinopub: not linked (kinotrakt link kinopub)" in status.getvalue()
 
 
 def test_an_unreachable_secret_is_one_line_naming_it(deployed_stack: str) -> None:

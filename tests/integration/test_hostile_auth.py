@@ -12,19 +12,19 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from chaos.runner import captured_logs
-from functions.auth.app import AuthDeps, handle
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from kinotrakt.clock import VirtualClock
+from chaos.runner import captured_logs
+from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
+from devkit.clock import VirtualClock
+from devkit.memory import InMemoryStateStore, InMemoryTokenStore
+from functions.auth.app import AuthDeps, handle
 from kinotrakt.config import Settings
-from kinotrakt.storage.memory import InMemoryStateStore, InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.tokens import TokenGrant
 from kinotrakt.web.login import STATE_COOKIE
-from tests.browser.adapter import FakeLambdaContext, api_gateway_v2_event
 from tests.hostile import CANARY
 
 SETUP_KEY = "owner-setup-key-0123456789abcdefghijklmnopqrstuv"

@@ -16,21 +16,22 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from kinotrakt.clock import Deadline, VirtualClock
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt
+from devkit.memory import InMemoryTokenStore
+from devkit.sandbox import sandbox
+from kinotrakt.clock import Deadline
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
 from kinotrakt.errors import BadResponse
 from kinotrakt.http import CallCounter, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth, make_token_keeper
 from kinotrakt.observability import metrics
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.model import CollectResult
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
 from tests.hostile import CANARY, OTHER_DIGITS, hostile_body
-from tests.sandbox.harness import sandbox
 
 T0 = 1_767_225_600  # 2026-01-01T00:00:00Z
 HOUR = 3600

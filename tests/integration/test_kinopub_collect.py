@@ -15,19 +15,20 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from kinotrakt.clock import Deadline, VirtualClock, utc_from_epoch
+from devkit.clock import VirtualClock
+from devkit.fakes.base import FakeServer, RecordedRequest, Response, json_response
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.memory import InMemoryTokenStore
+from kinotrakt.clock import Deadline, utc_from_epoch
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
 from kinotrakt.errors import BadResponse, ForbiddenPath, RelinkRequired
 from kinotrakt.http import CallCounter, Transport
 from kinotrakt.kinopub.client import KinopubClient, check_allowed, send
 from kinotrakt.kinopub.oauth import KinopubOAuth, make_token_keeper
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.model import CompletedView
 from kinotrakt.tokens import TokenGrant, TokenKeeper, kinopub_margin
-from tests.fakes.base import FakeServer, RecordedRequest, Response, json_response
-from tests.fakes.fake_kinopub import FakeKinopub
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "kinopub"
 LIBRARY: dict[str, Any] = json.loads((FIXTURES / "library.json").read_text("utf-8"))
@@ -347,7 +348,7 @@ def test_a_401_after_a_fresh_token_means_relinking(fake: FakeKinopub, clock: Vir
     account = link(fake, clock)
     fake.add_fault("GET", r"/v1/history", status=401, body='{"status": 401, "error": "unauthorized"}', times=2)
 
-    with pytest.raises(RelinkRequired, match="python -m kinotrakt link kinopub"):
+    with pytest.raises(RelinkRequired, match="kinotrakt link kinopub"):
         collect(account.client, since=None)
     assert account.keeper.refreshes == 1
 

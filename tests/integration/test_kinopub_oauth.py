@@ -8,15 +8,16 @@ from collections.abc import Callable, Iterator
 import pytest
 from pydantic import SecretStr
 
-from kinotrakt.clock import Deadline, VirtualClock
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.memory import InMemoryTokenStore
+from kinotrakt.clock import Deadline
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
 from kinotrakt.errors import NotConfigured, OutcomeUnknown, RelinkRequired
 from kinotrakt.http import CallCounter, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth, LinkFailed, make_token_keeper
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
-from tests.fakes.fake_kinopub import FakeKinopub
 
 
 @pytest.fixture
@@ -105,7 +106,7 @@ def test_an_expired_device_code_ends_linking_with_a_clear_error(fake: FakeKinopu
     device = oauth.request_device_code()
     fake.expire_device(device.user_code)
 
-    with pytest.raises(LinkFailed, match=r"expired.*python -m kinotrakt link kinopub"):
+    with pytest.raises(LinkFailed, match=r"expired.*kinotrakt link kinopub"):
         oauth.poll_device_token(device, clock)
 
 
@@ -126,7 +127,7 @@ def test_polling_stops_when_the_device_code_runs_out_of_time(clock: VirtualClock
 
 
 def test_wrong_client_credentials_say_how_to_fix_them(fake: FakeKinopub, clock: VirtualClock) -> None:
-    with pytest.raises(NotConfigured, match="python -m kinotrakt setup"):
+    with pytest.raises(NotConfigured, match="kinotrakt setup"):
         oauth_for(fake, clock, client_secret="wrong").request_device_code()
 
 
@@ -215,7 +216,7 @@ def test_a_dead_refresh_token_asks_to_link_again_without_leaking_it(fake: FakeKi
 
     # Then the error names the command to run, never the token, and nothing was stored
     message = str(caught.value)
-    assert "python -m kinotrakt link kinopub" in message
+    assert "kinotrakt link kinopub" in message
     assert "invalid_refresh_token" in message
     assert dead not in message
     assert store.writes == []

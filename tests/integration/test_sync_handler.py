@@ -9,12 +9,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from devkit.sandbox import Sandbox, sandbox
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
 from tests.infrastructure.test_template import DESIGN_METRICS
 from tests.infrastructure.test_template import REPORT_FIELDS as TEMPLATE_REPORT_FIELDS
 from tests.integration.test_sync_pipeline import seed_basic
-from tests.sandbox.harness import Sandbox, sandbox
 
 # The same names the template's dashboard and alarms are checked against.
 REPORT_FIELDS = {*TEMPLATE_REPORT_FIELDS, "http_calls"}
@@ -91,7 +91,7 @@ def test_a_failed_run_is_a_report_and_a_runfailed_metric_not_a_lambda_error(
     metrics = emf_metrics(capsys.readouterr().out)
     assert report["status"] == "failed"
     assert report["error"]["code"] == "relink_required"
-    assert "python -m kinotrakt link trakt" in report["error"]["message"]
+    assert "kinotrakt link trakt" in report["error"]["message"]
     assert metrics["RunFailed"] == 1
     assert metrics["AuthRequired"] == 1
 

@@ -9,10 +9,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from kinotrakt.clock import VirtualClock
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
-from tests.sandbox.harness import Sandbox, sandbox
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt
+from devkit.sandbox import Sandbox, sandbox
 
 # Kinopub timestamps (unix seconds) of the seeded views; all in June 2025.
 T0 = 1_750_000_000  # 2025-06-15T15:06:40Z

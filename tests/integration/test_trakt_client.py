@@ -12,8 +12,11 @@ from datetime import timedelta
 import pytest
 from pydantic import SecretStr
 
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_trakt import CLOUDFLARE_403, FakeTrakt
+from devkit.memory import InMemoryTokenStore
 from kinotrakt import __version__
-from kinotrakt.clock import Deadline, VirtualClock, iso_z
+from kinotrakt.clock import Deadline, iso_z
 from kinotrakt.errors import (
     BadResponse,
     KinotraktError,
@@ -27,12 +30,10 @@ from kinotrakt.errors import (
     TraktVipRequired,
 )
 from kinotrakt.http import CallCounter, Transport
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.tokens import TokenKeeper
 from kinotrakt.trakt.client import TraktClient, TraktWriteOutcomeUnknown, trakt_transport
 from kinotrakt.trakt.oauth import TraktOAuth, make_token_keeper
-from tests.fakes.fake_trakt import CLOUDFLARE_403, FakeTrakt
 
 BREAKING_BAD = "tt0903747"
 INCEPTION = "tt1375666"

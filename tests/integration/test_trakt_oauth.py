@@ -14,10 +14,12 @@ import pytest
 import requests
 from pydantic import SecretStr
 
-from kinotrakt.clock import Deadline, VirtualClock
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_trakt import CLOUDFLARE_403, FakeTrakt
+from devkit.memory import InMemoryTokenStore
+from kinotrakt.clock import Deadline
 from kinotrakt.errors import OutcomeUnknown, RelinkRequired, TraktCloudflareBlocked
 from kinotrakt.http import CallCounter
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.trakt.client import trakt_transport
 from kinotrakt.trakt.models import DeviceCode
@@ -31,7 +33,6 @@ from kinotrakt.trakt.oauth import (
     TraktOAuth,
     make_token_keeper,
 )
-from tests.fakes.fake_trakt import CLOUDFLARE_403, FakeTrakt
 
 REDIRECT_URI = "https://kinotrakt.example/trakt/callback"
 
@@ -326,7 +327,7 @@ def test_a_dead_refresh_token_asks_for_a_relink_and_keeps_the_stored_secret(auth
     keeper = make_token_keeper(store, auth.oauth, auth.clock)
 
     # When a token is needed, Then the user is told to link again, and nothing was written over the secret
-    with pytest.raises(RelinkRequired, match="python -m kinotrakt link trakt") as caught:
+    with pytest.raises(RelinkRequired, match="kinotrakt link trakt") as caught:
         keeper.access_token()
     assert "invalid_grant" in str(caught.value)
     assert secret.refresh_token.get_secret_value() not in str(caught.value)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from kinotrakt.clock import VirtualClock
+from devkit.clock import VirtualClock
+from devkit.fakes.fake_trakt import FakeTrakt
 from kinotrakt.errors import OutOfTime
-from tests.fakes.fake_trakt import FakeTrakt
 from tests.integration.test_trakt_client import INCEPTION, connect
 
 

@@ -7,22 +7,22 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 
 import pytest
-from functions.auth.app import AuthDeps, handle
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from kinotrakt.clock import VirtualClock
+from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
+from devkit.clock import VirtualClock
+from devkit.memory import InMemoryStateStore, InMemoryTokenStore
+from functions.auth.app import AuthDeps, handle
 from kinotrakt.config import Settings
 from kinotrakt.errors import ServiceUnavailable
-from kinotrakt.storage.memory import InMemoryStateStore, InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.tokens import TokenGrant
 from kinotrakt.web import pages
 from kinotrakt.web.login import STATE_COOKIE, TraktLoginFlow
 from kinotrakt.web.pkce import new_verifier, s256_challenge
 from kinotrakt.web.request import BadRequest, cookie_values, parse_query
-from tests.browser.adapter import FakeLambdaContext, api_gateway_v2_event
 
 SETUP_KEY = "unit-setup-key-abcdefghijklmnopqrstuvwxyz012345"
 REDIRECT_URI = "https://example.test/trakt/callback"

@@ -8,6 +8,9 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
 from bench.bounds import (
     HISTORY_PERPAGE,
     Bound,
@@ -21,8 +24,6 @@ from bench.bounds import (
     min_sequential_seconds,
     ratio,
 )
-from hypothesis import given
-from hypothesis import strategies as st
 
 DAY = 86_400
 NOW = 1_800_000_000

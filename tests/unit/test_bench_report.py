@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from bench.report import document, table
 
 REPO = Path(__file__).resolve().parents[2]

@@ -8,8 +8,8 @@ from typing import Literal
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kinotrakt.clock import VirtualClock
-from kinotrakt.storage.memory import InMemoryStateStore
+from devkit.clock import VirtualClock
+from devkit.memory import InMemoryStateStore
 from kinotrakt.storage.ports import Pin
 from kinotrakt.sync.keys import episode_key, movie_key
 from kinotrakt.sync.mapping import Mapper, MappingCache

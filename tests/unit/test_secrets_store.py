@@ -7,8 +7,8 @@ import boto3
 import pytest
 from pydantic import SecretStr
 
+from devkit.memory import InMemoryTokenStore
 from kinotrakt.errors import ConcurrentTokenWrite, MalformedSecret
-from kinotrakt.storage.memory import InMemoryTokenStore
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 from tests.conftest import template_properties
@@ -148,7 +148,7 @@ def test_a_malformed_secret_says_to_run_setup_without_quoting_it(
     # Then the error says what is wrong and what to run, and carries none of the secret's content
     message = str(error.value)
     assert reason in message
-    assert "python -m kinotrakt setup" in message
+    assert "kinotrakt setup" in message
     assert_no_secret_in(message)
     assert error.value.__context__ is None
     assert error.value.__cause__ is None

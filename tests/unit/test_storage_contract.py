@@ -13,10 +13,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
+from devkit.memory import InMemoryStateStore
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_stores
 from kinotrakt.storage.dynamo import DynamoStateStore
-from kinotrakt.storage.memory import InMemoryStateStore
 from kinotrakt.storage.ports import LedgerEntry, Pin, StateStore, UnmatchedItem
 from tests.conftest import STATE_TABLE
 

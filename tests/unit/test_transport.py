@@ -17,7 +17,8 @@ from hypothesis import strategies as st
 from requests.adapters import BaseAdapter
 from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
-from kinotrakt.clock import Deadline, VirtualClock
+from devkit.clock import VirtualClock
+from kinotrakt.clock import Deadline
 from kinotrakt.errors import OutcomeUnknown, OutOfTime, ServiceUnavailable
 from kinotrakt.http import CallCounter, Pacing, RetryPolicy, Transport
 

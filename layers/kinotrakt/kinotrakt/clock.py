@@ -6,9 +6,8 @@ Trakt's rate limits on a virtual clock instead of sleeping.
 
 from __future__ import annotations
 
-import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -32,36 +31,6 @@ class SystemClock:
     def sleep(self, seconds: float) -> None:
         if seconds > 0:
             time.sleep(seconds)
-
-
-class VirtualClock:
-    """A clock whose ``sleep`` only moves time forward: pacing is simulated, never waited for."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self._start = start or datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
-        self._elapsed = 0.0
-        self._lock = threading.Lock()
-        self.slept = 0.0
-
-    def now(self) -> datetime:
-        return self._start + timedelta(seconds=self._elapsed)
-
-    def monotonic(self) -> float:
-        return self._elapsed
-
-    def time(self) -> float:
-        """Epoch seconds, for fakes that timestamp requests with this clock."""
-        return self.now().timestamp()
-
-    def sleep(self, seconds: float) -> None:
-        if seconds > 0:
-            with self._lock:
-                self._elapsed += seconds
-                self.slept += seconds
-
-    def advance(self, seconds: float) -> None:
-        with self._lock:
-            self._elapsed += seconds
 
 
 def utc_from_epoch(seconds: float) -> datetime:

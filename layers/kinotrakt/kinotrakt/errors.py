@@ -87,7 +87,7 @@ class RelinkRequired(KinotraktError):
     def __init__(self, service: Literal["kinopub", "trakt"], reason: str) -> None:
         super().__init__(
             f"{service} authorization is no longer valid ({reason}); "
-            f"run `python -m kinotrakt link {service}` to link the account again"
+            f"run `kinotrakt link {service}` to link the account again"
         )
         self.service = service
         self.reason = reason
@@ -99,9 +99,7 @@ class NotConfigured(KinotraktError):
     code = "not_configured"
 
     def __init__(self, service: str) -> None:
-        super().__init__(
-            f"{service} client credentials are missing; run `python -m kinotrakt setup` and then link the account"
-        )
+        super().__init__(f"{service} client credentials are missing; run `kinotrakt setup` and then link the account")
         self.service = service
 
 
@@ -113,7 +111,7 @@ class MalformedSecret(KinotraktError):
     def __init__(self, secret_id: str, reason: str) -> None:
         super().__init__(
             f"the secret {secret_id} does not hold kinotrakt's token JSON ({reason}); "
-            "run `python -m kinotrakt setup` to write it again, then link the account"
+            "run `kinotrakt setup` to write it again, then link the account"
         )
         self.secret_id = secret_id
         self.reason = reason
@@ -143,7 +141,7 @@ class TraktUnauthorized(TraktAccountError):
     status = 401
     message = (
         "Trakt rejected the access token even after a refresh (HTTP 401); "
-        "run `python -m kinotrakt link trakt` to link the account again"
+        "run `kinotrakt link trakt` to link the account again"
     )
 
 

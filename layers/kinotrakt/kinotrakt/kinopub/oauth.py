@@ -37,7 +37,7 @@ class LinkFailed(KinotraktError):
     code = "link_failed"
 
     def __init__(self, reason: str) -> None:
-        super().__init__(f"Kinopub linking failed: {reason}; run `python -m kinotrakt link kinopub` to try again")
+        super().__init__(f"Kinopub linking failed: {reason}; run `kinotrakt link kinopub` to try again")
         self.reason = reason
 
 

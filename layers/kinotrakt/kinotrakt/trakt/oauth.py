@@ -24,7 +24,7 @@ OOB_REDIRECT_URI = "urn:ietf:wg:oauth:2.0:oob"
 # RFC 8628 §3.5: on slow_down, add 5 seconds to the polling interval for this and all later polls.
 SLOW_DOWN_STEP = 5
 
-LINK_COMMAND = "python -m kinotrakt link trakt"
+LINK_COMMAND = "kinotrakt link trakt"
 
 
 # --- outcomes the user must act on ---------------------------------------------------------------------

@@ -67,7 +67,7 @@ class Page:
         )
 
 
-START_AGAIN = "Start again from the login link that python -m kinotrakt setup printed (it ends with ?key=...)."
+START_AGAIN = "Start again from the login link that kinotrakt setup printed (it ends with ?key=...)."
 
 
 def linked(username: str | None) -> Page:
@@ -83,7 +83,7 @@ def linked(username: str | None) -> Page:
             "The next scheduled sync will use it. You can close this page.",
             "To check on it from a terminal:",
         ),
-        commands=("python -m kinotrakt status",),
+        commands=("kinotrakt status",),
         tone="ok",
     )
 
@@ -93,7 +93,7 @@ def not_set_up() -> Page:
         403,
         "kinotrakt is not set up yet",
         ("This deployment has no setup key yet, so nobody can link an account through it.", "Run:"),
-        commands=("python -m kinotrakt setup",),
+        commands=("kinotrakt setup",),
     )
 
 
@@ -103,7 +103,7 @@ def wrong_key() -> Page:
         "This login link is not valid",
         (
             "The link is missing its setup key, or the key is wrong.",
-            "Open the login link exactly as python -m kinotrakt setup printed it. If you lost it, run setup again.",
+            "Open the login link exactly as kinotrakt setup printed it. If you lost it, run setup again.",
         ),
     )
 

@@ -11,9 +11,9 @@ import logging
 import sys
 from typing import Any
 
+from devkit.fakes.library import seed_demo_library
+from devkit.sandbox import REPO, Sandbox, sandbox
 from kinotrakt.observability import logger
-from tests.fakes.library import seed_demo_library
-from tests.sandbox.harness import REPO, Sandbox, sandbox
 
 LOG_FILE = REPO / "build" / "demo-logs.jsonl"
 
@@ -34,7 +34,7 @@ def describe(title: str, report: dict[str, Any]) -> str:
         lines.append("  added:")
         lines += [f"    + {entry}" for entry in report["added"]]
     if report.get("unmatched_items"):
-        lines.append("  unmatched (see `python -m kinotrakt unmatched`; pin with `kinotrakt map`):")
+        lines.append("  unmatched (see `kinotrakt unmatched`; pin with `kinotrakt map`):")
         for item in report["unmatched_items"]:
             if isinstance(item, dict):
                 where = f" S{item['season']:02d}E{item['episode']:02d}" if item.get("season") is not None else ""

@@ -1,4 +1,4 @@
-"""``python -m kinotrakt ...``: set a deployment up, link both accounts, run and watch the sync from a terminal.
+"""``kinotrakt ...``: set a deployment up, link both accounts, run and watch the sync from a terminal.
 
 Where things are: ``--table`` / ``--kinopub-secret`` / ``--trakt-secret`` (or the Lambda's own variables
 ``STATE_TABLE_NAME`` / ``KINOPUB_SECRET_ID`` / ``TRAKT_SECRET_ID``); without them, the stack named by ``--stack``
@@ -132,12 +132,10 @@ def _boto_session(target: AwsTarget) -> Any:
 def _repository_sandbox() -> Iterator[Sandbox]:
     """``make demo``'s offline world (moto + fake Kinopub + fake Trakt, seeded); only in a repository checkout."""
     try:
-        from tests.fakes.library import seed_demo_library
-        from tests.sandbox.harness import sandbox
+        from devkit.fakes.library import seed_demo_library
+        from devkit.sandbox import sandbox
     except ImportError:
-        raise CliError(
-            "--sandbox needs the kinotrakt repository checkout (tests/sandbox) and its dev packages"
-        ) from None
+        raise CliError("--sandbox needs the kinotrakt repository checkout (devkit) and its dev packages") from None
     with sandbox(seed=seed_demo_library) as box:
         yield Sandbox(Settings(), Stores(box.state(), box.kinopub_store(), box.trakt_store()))
 
@@ -313,11 +311,11 @@ def cmd_setup(ctx: Context) -> int:
     if login:
         ctx.say("  Trakt, in a browser (this link works only with your setup key; keep it private):")
         ctx.say(f"    {login}")
-        ctx.say("  or Trakt, in this terminal:  python -m kinotrakt link trakt")
+        ctx.say("  or Trakt, in this terminal:  kinotrakt link trakt")
     else:
-        ctx.say("  Trakt, in this terminal:  python -m kinotrakt link trakt")
+        ctx.say("  Trakt, in this terminal:  kinotrakt link trakt")
         ctx.say("  (for the browser login, pass --login-url or --stack: the stack output LoginUrl plus your setup key)")
-    ctx.say("  Kinopub, in this terminal:  python -m kinotrakt link kinopub")
+    ctx.say("  Kinopub, in this terminal:  kinotrakt link kinopub")
     return EXIT_OK
 
 
@@ -539,7 +537,7 @@ def render_report(report: Mapping[str, Any]) -> str:
         lines += [f"  + {entry}" for entry in added]
     unmatched = [item for item in report.get("unmatched_items") or [] if isinstance(item, dict)]
     if unmatched:
-        lines.append("unmatched (python -m kinotrakt unmatched; fix with python -m kinotrakt map):")
+        lines.append("unmatched (kinotrakt unmatched; fix with kinotrakt map):")
         lines += [f"  ? {_unmatched_label(item)}: {item.get('reason', '')}" for item in unmatched]
     error = report.get("error")
     if isinstance(error, dict) and error.get("message"):
@@ -564,7 +562,7 @@ def cmd_status(ctx: Context) -> int:
     reports = state.list_reports(limit=ctx.args.runs)
     ctx.say("Last runs (newest first):")
     if not reports:
-        ctx.say("  none yet (the schedule runs the sync; or: python -m kinotrakt sync)")
+        ctx.say("  none yet (the schedule runs the sync; or: kinotrakt sync)")
     for report in reports:
         ctx.say("  " + _run_line(report))
     watermark = state.load_sync_state().watermark
@@ -575,7 +573,7 @@ def cmd_status(ctx: Context) -> int:
     ctx.say()
     pending = len(state.list_unmatched())
     if pending:
-        ctx.say(f"Unmatched: {pending} waiting (python -m kinotrakt unmatched)")
+        ctx.say(f"Unmatched: {pending} waiting (kinotrakt unmatched)")
     else:
         ctx.say("Unmatched: none")
     return EXIT_OK
@@ -599,9 +597,9 @@ def _run_line(report: Mapping[str, Any]) -> str:
 
 def _token_status(service: Service, secret: ServiceSecret, now: datetime) -> str:
     if not secret.client_id or secret.client_secret is None:
-        return "not set up (python -m kinotrakt setup)"
+        return "not set up (kinotrakt setup)"
     if secret.refresh_token is None:
-        return f"not linked (python -m kinotrakt link {service})"
+        return f"not linked (kinotrakt link {service})"
     parts = []
     if secret.expires_at is not None:
         expires = utc_from_epoch(secret.expires_at)
@@ -617,7 +615,7 @@ def _token_status(service: Service, secret: ServiceSecret, now: datetime) -> str
                 f"refresh token dies unused in ~{round(days)} days ({dies:%Y-%m-%d}) unless a sync refreshes it"
             )
         else:
-            parts.append("refresh token unused for 30+ days, probably dead: python -m kinotrakt link kinopub")
+            parts.append("refresh token unused for 30+ days, probably dead: kinotrakt link kinopub")
     return "linked; " + "; ".join(parts) if parts else "linked"
 
 
@@ -649,7 +647,7 @@ def cmd_unmatched(ctx: Context) -> int:
     ctx.say(_table(rows))
     ctx.say()
     ctx.say("Pin an item to the right Trakt title, then the next sync uses it:")
-    ctx.say("  python -m kinotrakt map <kinopub_id> movie|show <trakt_id> [--season-offset N]")
+    ctx.say("  kinotrakt map <kinopub_id> movie|show <trakt_id> [--season-offset N]")
     return EXIT_OK
 
 
@@ -714,7 +712,7 @@ def build_parser() -> argparse.ArgumentParser:
     where.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show logs and stack traces")
 
     parser = argparse.ArgumentParser(
-        prog="python -m kinotrakt",
+        prog="kinotrakt",
         description="Copy finished Kinopub views into Trakt history: set up, link accounts, run and watch the sync.",
         parents=[common],
         epilog="Start with `setup`, then `link trakt` (or the login link) and `link kinopub`.",

@@ -21,15 +21,15 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt
+from devkit.template import load_template
 from kinotrakt.clock import Clock, SystemClock
 from kinotrakt.storage.dynamo import DynamoStateStore
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt
-from tests.infrastructure.cfn import load_template
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 STACK = "kinotrakt-sandbox"
 TABLE = f"{STACK}-state"
 KINOPUB_SECRET = f"{STACK}/kinopub"

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal, cast
 from urllib.parse import urlencode
 
-from tests.fakes.base import (
+from devkit.fakes.base import (
     Clock,
     FakeServer,
     RecordedRequest,

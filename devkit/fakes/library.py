@@ -8,8 +8,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from tests.fakes.fake_kinopub import FakeKinopub
-from tests.fakes.fake_trakt import FakeTrakt, PlayKind, iso_ms, minute_floor
+from devkit.fakes.fake_kinopub import FakeKinopub
+from devkit.fakes.fake_trakt import FakeTrakt, PlayKind, iso_ms, minute_floor
 
 ViewKind = Literal["movie", "episode"]
 

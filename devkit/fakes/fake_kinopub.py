@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from tests.fakes.base import Clock, FakeServer, RecordedRequest, Response, html_response, issued, json_response
+from devkit.fakes.base import Clock, FakeServer, RecordedRequest, Response, html_response, issued, json_response
 
 MOVIE_LIKE_TYPES = frozenset({"movie", "documovie", "concert", "3d"})
 SERIES_TYPES = frozenset({"serial", "docuserial", "tvshow"})

@@ -15,7 +15,7 @@ from typing import Any
 # types-PyYAML is not among the dev dependencies yet; the ignores stay harmless once it is.
 import yaml  # type: ignore[import-untyped, unused-ignore]
 
-TEMPLATE_PATH = Path(__file__).resolve().parents[2] / "template.yaml"
+TEMPLATE_PATH = Path(__file__).resolve().parents[1] / "template.yaml"
 
 # Tags whose long form is ``{"Fn::<Name>": value}``; !Ref, !Condition and !GetAtt are special-cased below.
 _FN_TAGS = (

@@ -1,0 +1,3 @@
+"""Developer tooling: the fake services, the offline sandbox, in-memory stores, the virtual clock and the
+template reader. Tests, the benchmark, the chaos suite, ``make demo`` and the CLI's ``--sandbox`` use it;
+nothing the Lambda functions run imports it (``tests/unit/test_import_graph.py``)."""
