@@ -198,7 +198,7 @@ def _map_dedupe_push(
 ) -> list[CompletedView]:
     """Steps 4-7, a batch at a time: map a slice of views, dedupe it, send each batch as soon as it is full.
 
-    Trakt paces lookups (1000 GETs per 5 minutes) and writes (1 per second) separately, so sending while
+    Trakt paces lookups (500 GETs per 5 minutes) and writes (1 per second) separately, so sending while
     mapping lets the writes fill the lookups' waits; and a run stopped by its deadline keeps every batch it
     sent. The remote index is read once, before the first slice is deduped, for the window of every view
     that may be sent (the views' own times are enough; views the cache already knows as unmatched are left
