@@ -1,8 +1,11 @@
 """A fake Trakt: one loopback server that plays both ``api.trakt.tv`` and ``auth.trakt.tv``.
 
-It follows /work/shared/reference/trakt-api.md (the 2026 contract): Cloudflare's HTML 403 without a
-User-Agent, ``trakt-api-key``/``trakt-api-version`` checks, 🔒 endpoints behind a Bearer token, single-use
-refresh tokens, ``watched_at`` stored to the minute, **no** dedupe of plays, ``limit`` capped at 250.
+It follows the project's Trakt reference (the 2026 contract) and the real answers recorded in
+``tests/fixtures/trakt/`` (``tests/contract`` checks that its answers have their shapes): Cloudflare's HTML 403
+without a User-Agent and its HTML 429 past 500 GETs in 5 minutes, ``trakt-api-key``/``trakt-api-version``
+checks, a JSON 403 for every request of a deleted API app, 🔒 endpoints behind a Bearer token, single-use
+refresh tokens, ``watched_at`` stored to the minute, **no** dedupe of plays, ``limit`` capped at 250, IMDb
+lookups that ignore ``type``, ``/shows/{id}`` by Trakt id, slug or IMDb id, ``extended=full``.
 """
 
 from __future__ import annotations
@@ -38,6 +41,13 @@ PlayKind = Literal["movie", "episode"]
 
 WRITE_METHODS = frozenset({"POST", "PUT", "DELETE"})
 PAGE_LIMIT_CAP = 250
+# (2026) "The GET limit is currently 500 requests per 5 minutes, not 1000" (a Trakt maintainer,
+# trakt/trakt-api#909). Past it Cloudflare, not the API, answers: an HTML 429 with Retry-After: 300 and no
+# X-Ratelimit header (trakt/trakt-api#922). One budget per user; the fake has one user on one address, so
+# every GET counts, public ones included.
+GET_LIMIT = 500
+GET_WINDOW_SECONDS = 300
+CLOUDFLARE_RETRY_AFTER = 300
 UNKNOWN_WATCHED_AT = 0  # Trakt shows "unknown" plays at the epoch
 _LUCENE_ESCAPE = re.compile(r"\\(.)")
 
@@ -48,6 +58,18 @@ CLOUDFLARE_403 = """<!DOCTYPE html>
 <p>This website is using a security service to protect itself from online attacks.</p>
 <p>Cloudflare Ray ID: <strong>8f1c0ffee0000000</strong></p></div></body></html>
 """
+
+CLOUDFLARE_429 = """<!DOCTYPE html>
+<html lang="en-US"><head><title>Access denied | api.trakt.tv used Cloudflare to restrict access</title></head>
+<body><div id="cf-wrapper"><h1>Error 1015</h1><h2>You are being rate limited</h2>
+<p>The owner of this website (api.trakt.tv) has banned you temporarily from accessing this website.</p>
+<p>Cloudflare Ray ID: <strong>8f1c0ffee0000001</strong></p></div></body></html>
+"""
+
+# What an ``extended=full`` answer carries besides the summary (the recorded answers in tests/fixtures/trakt);
+# fixed values: only the shapes matter to a client.
+_TRANSLATIONS = ["de", "en", "es", "fr", "ru", "uk"]
+_UPDATED_AT = "2026-10-01T12:00:00.000Z"
 
 
 def parse_iso(value: str) -> float:
@@ -85,12 +107,32 @@ class TraktMovie:
     imdb: str | None
     slug: str
     tmdb: int
+    runtime: int = 120
 
     def summary(self) -> dict[str, Any]:
         return {
             "title": self.title,
             "year": self.year,
             "ids": {"trakt": self.trakt, "slug": self.slug, "imdb": self.imdb, "tmdb": self.tmdb},
+        }
+
+    def full(self) -> dict[str, Any]:
+        """``extended=full``: the fields the recorded answer holds (tests/fixtures/trakt)."""
+        return {
+            **self.summary(),
+            "tagline": f"{self.title}.",
+            "overview": f"The story of {self.title}.",
+            "released": f"{self.year or 1970}-05-04",
+            "runtime": self.runtime,
+            "trailer": f"https://youtube.com/watch?v={self.slug}",
+            "homepage": f"https://example.com/{self.slug}",
+            "rating": 7.5,
+            "votes": 1000,
+            "updated_at": _UPDATED_AT,
+            "language": "en",
+            "available_translations": _TRANSLATIONS,
+            "genres": ["drama"],
+            "certification": "PG-13",
         }
 
 
@@ -103,14 +145,39 @@ class TraktEpisode:
     title: str
     tvdb: int
     tmdb: int
+    imdb: str | None = None  # Trakt has no IMDb id for many episodes (specials above all): null
+    first_aired: float | None = None
+    runtime: int | None = None
+    number_abs: int | None = None
 
     def summary(self) -> dict[str, Any]:
         return {
             "season": self.season,
             "number": self.number,
             "title": self.title,
-            "ids": {"trakt": self.trakt, "tvdb": self.tvdb, "imdb": None, "tmdb": self.tmdb},
+            "ids": {"trakt": self.trakt, "tvdb": self.tvdb, "imdb": self.imdb, "tmdb": self.tmdb},
         }
+
+    def full(self) -> dict[str, Any]:
+        """``extended=full``: the recorded fields, plus those the 2026 contract added (``episode_type``,
+        ``comment_count``, ``original_title``)."""
+        return {
+            **self.summary(),
+            "number_abs": self.number_abs,
+            "overview": f"{self.title}: what happens.",
+            "first_aired": None if self.first_aired is None else iso_ms(self.first_aired),
+            "updated_at": _UPDATED_AT,
+            "rating": 8.0,
+            "votes": 100,
+            "comment_count": 0,
+            "available_translations": _TRANSLATIONS,
+            "runtime": self.runtime,
+            "episode_type": "season_premiere" if self.number == 1 else "standard",
+            "original_title": self.title,
+        }
+
+    def render(self, *, full: bool) -> dict[str, Any]:
+        return self.full() if full else self.summary()
 
 
 @dataclass
@@ -122,6 +189,7 @@ class TraktShow:
     slug: str
     tmdb: int
     tvdb: int
+    runtime: int = 45
     seasons: dict[int, list[TraktEpisode]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -137,13 +205,57 @@ class TraktShow:
             },
         }
 
-    def season_summary(self, number: int, *, with_episodes: bool) -> dict[str, Any]:
+    def full(self) -> dict[str, Any]:
+        """``extended=full``: the fields the recorded answer holds (tests/fixtures/trakt)."""
+        aired = [e.first_aired for episodes in self.seasons.values() for e in episodes if e.first_aired is not None]
+        return {
+            **self.summary(),
+            "overview": f"The story of {self.title}.",
+            "first_aired": iso_ms(min(aired)) if aired else None,
+            "airs": {"day": "Sunday", "time": "21:00", "timezone": "America/New_York"},
+            "runtime": self.runtime,
+            "certification": "TV-MA",
+            "network": "HBO",
+            "country": "us",
+            "trailer": f"https://youtube.com/watch?v={self.slug}",
+            "homepage": f"https://example.com/{self.slug}",
+            "status": "ended",
+            "rating": 8.5,
+            "votes": 5000,
+            "updated_at": _UPDATED_AT,
+            "language": "en",
+            "available_translations": _TRANSLATIONS,
+            "genres": ["drama"],
+            "aired_episodes": sum(len(episodes) for number, episodes in self.seasons.items() if number > 0),
+        }
+
+    def season_summary(self, number: int, *, with_episodes: bool, full: bool = False) -> dict[str, Any]:
+        episodes = self.seasons[number]
         season: dict[str, Any] = {
             "number": number,
-            "ids": {"trakt": self.trakt * 1000 + number, "tvdb": None, "tmdb": None},
+            "ids": {
+                "trakt": self.trakt * 1000 + number,
+                "tvdb": self.tvdb * 100 + number,
+                "tmdb": self.tmdb * 100 + number,
+            },
         }
+        if full:
+            aired = [e.first_aired for e in episodes if e.first_aired is not None]
+            season.update(
+                {
+                    "title": "Specials" if number == 0 else f"Season {number}",
+                    "overview": None,
+                    "first_aired": iso_ms(min(aired)) if aired else None,
+                    "episode_count": len(episodes),
+                    "aired_episodes": len(episodes),
+                    "rating": 8.0,
+                    "votes": 100,
+                    "network": "HBO",
+                    "updated_at": _UPDATED_AT,
+                }
+            )
         if with_episodes:
-            season["episodes"] = [episode.summary() for episode in self.seasons[number]]
+            season["episodes"] = [episode.render(full=full) for episode in episodes]
         return season
 
 
@@ -225,6 +337,9 @@ class FakeTrakt(FakeServer):
         self.auto_approve = auto_approve
         self.enforce_limits = enforce_limits
         self.locked = False
+        # Trakt deleted this API app (2026: the apps of non-VIP accounts): every request with its client id,
+        # public ones and OAuth included, gets a JSON 403.
+        self.app_deleted = False
 
         self.movies: dict[int, TraktMovie] = {}
         self.shows: dict[int, TraktShow] = {}
@@ -233,6 +348,7 @@ class FakeTrakt(FakeServer):
         self._show_by_imdb: dict[str, TraktShow] = {}
         self._movie_by_slug: dict[str, TraktMovie] = {}
         self._show_by_slug: dict[str, TraktShow] = {}
+        self._episode_by_imdb: dict[str, TraktEpisode] = {}
 
         self._plays: dict[int, Play] = {}
         self._timeline: dict[PlayKind, list[tuple[int, int]]] = {"movie": [], "episode": []}
@@ -289,8 +405,14 @@ class FakeTrakt(FakeServer):
         slug: str | None = None,
         tmdb: int | None = None,
         tvdb: int | None = None,
+        episode_imdb: Mapping[tuple[int, int], str] | None = None,
+        runtime: int = 45,
     ) -> TraktShow:
-        """``seasons`` maps a season number (0 = specials) to an episode count or to the episode titles."""
+        """``seasons`` maps a season number (0 = specials) to an episode count or to the episode titles.
+
+        Episodes have no IMDb id (``null``, as Trakt answers for many) unless ``episode_imdb`` maps their
+        (season, number) to one. Season N's episodes aired weekly from January 1st of ``year + N - 1``
+        (specials from the show's first year); a show without a year has no air dates."""
         with self.lock:
             show = TraktShow(
                 trakt=trakt_id,
@@ -300,13 +422,18 @@ class FakeTrakt(FakeServer):
                 slug=slug or self._free_slug(title, year, self._show_by_slug),
                 tmdb=tmdb if tmdb is not None else 600_000 + trakt_id,
                 tvdb=tvdb if tvdb is not None else 700_000 + trakt_id,
+                runtime=runtime,
             )
+            absolute = 0
             for number in sorted(seasons):
                 spec = seasons[number]
                 titles = [f"Episode {n}" for n in range(1, spec + 1)] if isinstance(spec, int) else spec
+                premiere = None if year is None else parse_iso(f"{year + max(0, number - 1)}-01-01T01:00:00Z")
                 episodes = []
                 for index, episode_title in enumerate(titles, start=1):
                     episode_id = self.episode_id(trakt_id, number, index)
+                    if number > 0:
+                        absolute += 1
                     episode = TraktEpisode(
                         trakt=episode_id,
                         show=trakt_id,
@@ -315,9 +442,15 @@ class FakeTrakt(FakeServer):
                         title=episode_title,
                         tvdb=episode_id + 1,
                         tmdb=episode_id + 2,
+                        imdb=(episode_imdb or {}).get((number, index)),
+                        first_aired=None if premiere is None else premiere + (index - 1) * 7 * 86400,
+                        runtime=runtime,
+                        number_abs=absolute if number > 0 else None,
                     )
                     episodes.append(episode)
                     self.episodes[episode_id] = episode
+                    if episode.imdb:
+                        self._episode_by_imdb[episode.imdb] = episode
                 show.seasons[number] = episodes
             self.shows[trakt_id] = show
             self._show_by_slug[show.slug] = show
@@ -557,9 +690,16 @@ class FakeTrakt(FakeServer):
 
     def precheck(self, request: RecordedRequest) -> Response | None:  # noqa: PLR0911 - one return per rule
         if request.method == "GET" and request.path == "/oauth/authorize":
+            if self.app_deleted:
+                return html_response(400, "<html><body><h1>The client is not authorized</h1></body></html>")
             return None  # a browser page
         if not request.headers.get("user-agent"):
             return html_response(403, CLOUDFLARE_403, {"server": "cloudflare", "cf-ray": "8f1c0ffee0000000-FRA"})
+        if self.app_deleted and self.client_id in (
+            request.headers.get("trakt-api-key"),
+            request.params().get("client_id"),
+        ):
+            return json_response(403, {"error": "forbidden", "error_description": "Invalid API key or unapproved app"})
         if request.headers.get("trakt-api-key") != self.client_id:
             return json_response(403, {"error": "invalid api key", "error_description": "API key is invalid"})
         if request.headers.get("trakt-api-version") != "2":
@@ -588,15 +728,16 @@ class FakeTrakt(FakeServer):
             self._last_write = now
         elif request.method == "GET":
             window = self._recent_gets
-            while window and window[0] <= now - 300:
+            while window and window[0] <= now - GET_WINDOW_SECONDS:
                 window.popleft()
-            if len(window) >= 1000:
-                return self._too_many("AUTHED_API_GET_LIMIT", 300, 1000, window[0] + 300, now)
+            if len(window) >= GET_LIMIT:
+                return _cloudflare_rate_limited()
             window.append(now)
         return None
 
     @staticmethod
     def _too_many(name: str, period: int, limit: int, until: float, now: float) -> Response:
+        """The API's own 429 (writes): JSON, ``Retry-After`` and the ``X-Ratelimit`` JSON header."""
         ratelimit = {"name": name, "period": period, "limit": limit, "remaining": 0, "until": iso_ms(until)}
         return json_response(
             429,
@@ -717,7 +858,8 @@ class FakeTrakt(FakeServer):
         if device is None:
             return Response(404)
         if not self._client_ok(params):
-            return json_response(401, {"error": "invalid_client"})
+            # A wrong client secret: 400 with a JSON error (RFC 6749 §5.2), unlike "pending", which has no body.
+            return json_response(400, {"error": "invalid_client", "error_description": "Client authentication failed"})
         now = self.clock()
         polled_too_fast = device.last_poll is not None and now - device.last_poll < self.device_interval
         device.last_poll = now
@@ -762,23 +904,36 @@ class FakeTrakt(FakeServer):
         )
 
     def _search_id(self, request: RecordedRequest, match: re.Match[str]) -> Response:
-        types = _types(request.query.get("type"))
         id_type, ref = match["id_type"], match["id"]
-        results: list[dict[str, Any]] = []
-        if "movie" in types:
-            movies = self._lookup(self.movies.values(), self._movie_by_imdb, id_type, ref)
-            results += [{"type": "movie", "score": 1000.0, "movie": m.summary()} for m in movies]
-        if "show" in types:
-            shows = self._lookup(self.shows.values(), self._show_by_imdb, id_type, ref)
-            results += [{"type": "show", "score": 1000.0, "show": s.summary()} for s in shows]
-        return self._paginated(request, results)
-
-    @staticmethod
-    def _lookup[T](items: Iterable[T], by_imdb: Mapping[str, T], id_type: str, ref: str) -> list[T]:
+        full = _full(request)
         if id_type == "imdb":
-            found = by_imdb.get(ref)
-            return [] if found is None else [found]
-        return [item for item in items if str(getattr(item, id_type, None)) == ref]
+            # (2026) an IMDb lookup ignores `type` and is not paginated: whatever has that IMDb id comes back,
+            # movie, show or episode; an id lookup has no score (the recorded answers say null).
+            results: list[dict[str, Any]] = []
+            movie, show, episode = (
+                self._movie_by_imdb.get(ref),
+                self._show_by_imdb.get(ref),
+                self._episode_by_imdb.get(ref),
+            )
+            if movie is not None:
+                results.append({"type": "movie", "score": None, "movie": movie.full() if full else movie.summary()})
+            if show is not None:
+                results.append({"type": "show", "score": None, "show": show.full() if full else show.summary()})
+            if episode is not None:
+                parent = self.shows[episode.show]
+                results.append(
+                    {"type": "episode", "score": None, "episode": episode.render(full=full), "show": parent.summary()}
+                )
+            return json_response(200, results)
+        types = _types(request.query.get("type"))
+        rows: list[dict[str, Any]] = []
+        if "movie" in types:
+            movies = [m for m in self.movies.values() if str(getattr(m, id_type, None)) == ref]
+            rows += [{"type": "movie", "score": None, "movie": m.full() if full else m.summary()} for m in movies]
+        if "show" in types:
+            shows = [s for s in self.shows.values() if str(getattr(s, id_type, None)) == ref]
+            rows += [{"type": "show", "score": None, "show": s.full() if full else s.summary()} for s in shows]
+        return self._paginated(request, rows)
 
     def _search_text(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         types = _types(match["types"])
@@ -799,39 +954,49 @@ class FakeTrakt(FakeServer):
             if years is not None and (entry.year is None or not years[0] <= entry.year <= years[1]):
                 continue
             score = 1000.0 if title == query else 500.0 * len(query) / len(title)
-            scored.append((-score, kind, entry.trakt, {"type": kind, "score": score, kind: entry.summary()}))
+            media = entry.full() if _full(request) else entry.summary()
+            scored.append((-score, kind, entry.trakt, {"type": kind, "score": score, kind: media}))
         scored.sort(key=lambda row: (row[0], row[1], row[2]))
         return self._paginated(request, [row[3] for row in scored])
 
     def _movie_summary(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         movie = self._movie_by_ref(match["id"])
-        return _not_found() if movie is None else json_response(200, movie.summary())
+        if movie is None:
+            return _not_found()
+        return json_response(200, movie.full() if _full(request) else movie.summary())
 
     def _show_summary(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         show = self._show_by_ref(match["id"])
-        return _not_found() if show is None else json_response(200, show.summary())
+        if show is None:
+            return _not_found()
+        return json_response(200, show.full() if _full(request) else show.summary())
 
     def _seasons(self, request: RecordedRequest, match: re.Match[str]) -> Response:
+        """``extended=episodes`` adds each season's episodes, ``full`` their details (``full,episodes``: both)."""
         show = self._show_by_ref(match["id"])
         if show is None:
             return _not_found()
-        extended = set(request.query.get("extended", "").split(","))
-        with_episodes = "episodes" in extended
-        return json_response(200, [show.season_summary(n, with_episodes=with_episodes) for n in sorted(show.seasons)])
+        extended = _extended(request)
+        seasons = [
+            show.season_summary(n, with_episodes="episodes" in extended, full="full" in extended)
+            for n in sorted(show.seasons)
+        ]
+        return json_response(200, seasons)
 
     def _season(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         show = self._show_by_ref(match["id"])
         season = int(match["season"])
         if show is None or season not in show.seasons:
             return _not_found()
-        return json_response(200, [episode.summary() for episode in show.seasons[season]])
+        full = _full(request)
+        return json_response(200, [episode.render(full=full) for episode in show.seasons[season]])
 
     def _episode(self, request: RecordedRequest, match: re.Match[str]) -> Response:
         show = self._show_by_ref(match["id"])
         season, number = int(match["season"]), int(match["episode"])
         if show is None or season not in show.seasons or not 0 < number <= len(show.seasons[season]):
             return _not_found()
-        return json_response(200, show.seasons[season][number - 1].summary())
+        return json_response(200, show.seasons[season][number - 1].render(full=_full(request)))
 
     # history
 
@@ -868,7 +1033,10 @@ class FakeTrakt(FakeServer):
             "movies": sum(1 for p in pending if p[0] == "movie"),
             "episodes": sum(1 for p in pending if p[0] == "episode"),
         }
-        return json_response(201, {"added": added, "not_found": not_found})
+        # The 2026 contract (trakt/trakt-api historyResponseSchema) has an undocumented `updated` block next to
+        # `added`; the fake never updates a play, so it is always zero here.
+        updated = {"movies": 0, "episodes": 0}
+        return json_response(201, {"added": added, "updated": updated, "not_found": not_found})
 
     def _show_plays(
         self, item: Any, now: float, not_found: dict[str, list[Any]]
@@ -1019,6 +1187,12 @@ def _invalid_grant(description: str) -> Response:
     return json_response(400, {"error": "invalid_grant", "error_description": description})
 
 
+def _cloudflare_rate_limited() -> Response:
+    """Over the GET budget (2026): Cloudflare's HTML page, ``Retry-After: 300``, no ``X-Ratelimit``."""
+    headers = {"server": "cloudflare", "cf-ray": "8f1c0ffee0000001-FRA", "Retry-After": str(CLOUDFLARE_RETRY_AFTER)}
+    return html_response(429, CLOUDFLARE_429, headers)
+
+
 def _not_found() -> Response:
     return json_response(404, {"error": "not found"})
 
@@ -1026,6 +1200,14 @@ def _not_found() -> Response:
 def _with_query(url: str, params: Mapping[str, str | None]) -> str:
     query = urlencode({k: v for k, v in params.items() if v is not None})
     return f"{url}{'&' if '?' in url else '?'}{query}"
+
+
+def _extended(request: RecordedRequest) -> set[str]:
+    return {part.strip() for part in request.query.get("extended", "").split(",")}
+
+
+def _full(request: RecordedRequest) -> bool:
+    return "full" in _extended(request)
 
 
 def _types(value: str | None) -> set[str]:
