@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from devkit.fakes.fake_trakt import CLOUDFLARE_403
 from devkit.sandbox import Sandbox, sandbox
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
@@ -94,6 +95,44 @@ def test_a_failed_run_is_a_report_and_a_runfailed_metric_not_a_lambda_error(
     assert "kinotrakt link trakt" in report["error"]["message"]
     assert metrics["RunFailed"] == 1
     assert metrics["AuthRequired"] == 1
+
+
+def test_a_trakt_app_trakt_deleted_fails_the_run_and_raises_the_auth_alarm(
+    box: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Trakt deleted the API app (2026: every request with its client id gets a JSON 403)
+    box.trakt.app_deleted = True
+
+    # When the scheduled run comes
+    report = box.invoke({})
+    metrics = emf_metrics(capsys.readouterr().out)
+
+    # Then it fails with what happened and what to do, nothing is written, the watermark stays
+    assert report["status"] == "failed"
+    assert report["error"]["code"] == "trakt_app_rejected"
+    assert "deleted or not approved" in report["error"]["message"]
+    assert "kinotrakt setup" in report["error"]["message"]
+    assert box.trakt.plays() == []
+    assert report["watermark"] is None
+    # and the alarms see it: a failed run that needs the user
+    assert metrics["RunFailed"] == 1
+    assert metrics["AuthRequired"] == 1
+
+
+def test_a_cloudflare_block_stays_distinct_from_a_rejected_app(
+    box: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Trakt's Cloudflare front answers every request with its HTML 403 page
+    box.trakt.add_fault("*", r"/.*", status=403, body=CLOUDFLARE_403, content_type="text/html", times=-1)
+
+    # When the scheduled run comes
+    report = box.invoke({})
+    metrics = emf_metrics(capsys.readouterr().out)
+
+    # Then it fails as a Cloudflare block, which linking again would not fix: no AuthRequired
+    assert report["error"]["code"] == "trakt_cloudflare_blocked"
+    assert metrics["RunFailed"] == 1
+    assert metrics["AuthRequired"] == 0
 
 
 @pytest.mark.parametrize("event", [{}, {"dry_run": True}, {"scheduled_time": "x", "execution_id": "y", "extra": 1}])

@@ -24,7 +24,7 @@ from kinotrakt.errors import (
     TraktAccountError,
     TraktAccountLimit,
     TraktAccountLocked,
-    TraktApiKeyRejected,
+    TraktAppRejected,
     TraktCloudflareBlocked,
     TraktUnauthorized,
     TraktVipRequired,
@@ -394,7 +394,7 @@ def test_concurrent_401s_cause_a_single_refresh(trakt: Trakt) -> None:
     ("status", "body", "content_type", "error"),
     [
         (403, CLOUDFLARE_403, "text/html; charset=utf-8", TraktCloudflareBlocked),
-        (403, '{"error":"invalid api key"}', "application/json", TraktApiKeyRejected),
+        (403, '{"error":"invalid api key"}', "application/json", TraktAppRejected),
         (420, '{"error":"account limit exceeded"}', "application/json", TraktAccountLimit),
         (423, '{"error":"locked"}', "application/json", TraktAccountLocked),
         (426, '{"error":"vip only"}', "application/json", TraktVipRequired),
@@ -423,13 +423,33 @@ def test_a_locked_account_stops_reads_too(trakt: Trakt) -> None:
         trakt.client.history("movies", trakt.clock.now() - timedelta(days=1), trakt.clock.now())
 
 
-def test_a_wrong_api_key_is_reported_as_such(trakt: Trakt) -> None:
+def test_a_wrong_api_key_is_reported_as_a_rejected_app(trakt: Trakt) -> None:
     # Given a client configured with a client_id Trakt does not know
     client = TraktClient(trakt.transport, trakt.fake.base_url, "not-our-app", trakt.keeper)
 
-    # When it searches, Then the user is told to check the client_id
-    with pytest.raises(TraktApiKeyRejected, match="client_id"):
+    # When it searches, Then the user is told the app was rejected and to set up a new client id
+    with pytest.raises(TraktAppRejected, match="kinotrakt setup"):
         client.search_imdb(INCEPTION, "movie")
+
+
+def test_an_app_trakt_deleted_is_rejected_on_public_and_private_calls_alike(trakt: Trakt) -> None:
+    # Given Trakt deleted the API app (2026: the apps of non-VIP accounts)
+    trakt.fake.app_deleted = True
+
+    # When a public lookup and a 🔒 read are made
+    for call in (lambda: trakt.client.search_imdb(INCEPTION, "movie"), trakt.client.last_activities):
+        with pytest.raises(TraktAppRejected) as caught:
+            call()
+
+        # Then each says what happened and what to do: VIP to create an app, then setup with the new client id
+        message = str(caught.value)
+        assert caught.value.code == "trakt_app_rejected"
+        assert caught.value.run_status == "failed"
+        assert "may have been deleted or not approved" in message
+        assert "VIP" in message
+        assert "kinotrakt setup" in message
+    # and no call was made twice (a 403 is not retried)
+    assert len(trakt.fake.requests) == 2
 
 
 @pytest.mark.parametrize(

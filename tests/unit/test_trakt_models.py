@@ -14,7 +14,7 @@ from kinotrakt.errors import (
     KinotraktError,
     TraktAccountLimit,
     TraktAccountLocked,
-    TraktApiKeyRejected,
+    TraktAppRejected,
     TraktCloudflareBlocked,
     TraktUnauthorized,
     TraktVipRequired,
@@ -147,7 +147,7 @@ def _response(status: int, body: bytes = b"{}", content_type: str = "application
     [
         (401, "application/json", TraktUnauthorized),
         (403, "text/html; charset=UTF-8", TraktCloudflareBlocked),
-        (403, "application/json", TraktApiKeyRejected),
+        (403, "application/json", TraktAppRejected),
         (420, "application/json", TraktAccountLimit),
         (423, "application/json", TraktAccountLocked),
         (426, "application/json", TraktVipRequired),

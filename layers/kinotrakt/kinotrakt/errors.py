@@ -145,12 +145,18 @@ class TraktUnauthorized(TraktAccountError):
     )
 
 
-class TraktApiKeyRejected(TraktAccountError):
-    code = "trakt_api_key_rejected"
+class TraktAppRejected(TraktAccountError):
+    """Trakt's own JSON 403: the API app (the secret's client_id) is unknown, unapproved or deleted. Since
+    2026-07-31 Trakt deletes the API apps of non-VIP accounts, after which every request with that client id,
+    public ones included, gets this answer (the project's Trakt reference, 2026)."""
+
+    code = "trakt_app_rejected"
     status = 403
     message = (
-        "Trakt rejected the API key (HTTP 403 JSON): check the client_id in the Trakt secret and that the "
-        "Trakt API app is approved and active"
+        "Trakt rejected the API app (HTTP 403 JSON): the Trakt API app may have been deleted or not approved. "
+        "Creating Trakt API apps needs Trakt VIP (since 2026-07-31 Trakt deletes the apps of non-VIP "
+        "accounts): create a new app at https://trakt.tv/oauth/applications, then run `kinotrakt setup` with "
+        "its new client id (and client secret) and link Trakt again"
     )
 
 

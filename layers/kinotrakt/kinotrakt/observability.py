@@ -21,7 +21,8 @@ for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 
 
-AUTH_ERROR_CODES = frozenset({"relink_required", "not_configured", "trakt_unauthorized"})
+# Errors only the user can fix by setting up or linking again: the AuthRequired alarm fires on them.
+AUTH_ERROR_CODES = frozenset({"relink_required", "not_configured", "trakt_unauthorized", "trakt_app_rejected"})
 
 
 def emit_run_metrics(report: Mapping[str, Any]) -> None:

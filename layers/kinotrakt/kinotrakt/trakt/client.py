@@ -23,7 +23,7 @@ from kinotrakt.errors import (
     OutcomeUnknown,
     TraktAccountLimit,
     TraktAccountLocked,
-    TraktApiKeyRejected,
+    TraktAppRejected,
     TraktCloudflareBlocked,
     TraktUnauthorized,
     TraktVipRequired,
@@ -110,8 +110,9 @@ def raise_for_status(response: requests.Response) -> None:
     if status == 401:
         raise TraktUnauthorized
     if status == 403:
-        # Cloudflare answers with an HTML page (`server: cloudflare`); Trakt itself with JSON (2026).
-        raise TraktCloudflareBlocked if is_html(response) else TraktApiKeyRejected
+        # Cloudflare answers with an HTML page (`server: cloudflare`); Trakt itself with JSON (2026), which
+        # means the API app is unknown, unapproved or deleted.
+        raise TraktCloudflareBlocked if is_html(response) else TraktAppRejected
     if status == 420:
         raise TraktAccountLimit
     if status == 423:
