@@ -97,6 +97,38 @@ def test_a_failed_run_is_a_report_and_a_runfailed_metric_not_a_lambda_error(
     assert metrics["AuthRequired"] == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "updated", "counted"),
+    [
+        pytest.param(200, {"movies": 1, "episodes": 2}, 3, id="2026 contract, 200"),
+        pytest.param(201, {"movies": 0, "episodes": 0}, 0, id="201, nothing updated"),
+        pytest.param(201, None, 0, id="updated null"),
+        pytest.param(202, "absent", 0, id="no updated block"),
+    ],
+)
+def test_the_write_answers_updated_block_is_counted_and_logged(
+    box: Sandbox, log_lines: _Lines, status: int, updated: object, counted: int
+) -> None:
+    # Given Trakt answers the history write with any 2xx, with or without an `updated` block
+    answer: dict[str, object] = {"added": {"movies": 2, "episodes": 3}, "not_found": {}}
+    if updated != "absent":
+        answer["updated"] = updated
+    box.trakt.add_fault("POST", r"/sync/history", status=status, body=json.dumps(answer))
+
+    # When the run sends its batch
+    report = box.invoke({})
+
+    # Then the batch is a success, and the report and the log say how many plays Trakt updated
+    assert report["status"] == "ok"
+    assert (report["added_movies"], report["added_episodes"]) == (2, 3)
+    assert report["updated_on_trakt"] == counted
+    written = [r for r in log_lines.records if r["message"] == "history batch written"]
+    assert [(r["updated_movies"], r["updated_episodes"]) for r in written] == [
+        (updated["movies"], updated["episodes"]) if isinstance(updated, dict) else (0, 0)
+    ]
+    assert report["watermark"] is not None
+
+
 def test_a_trakt_app_trakt_deleted_fails_the_run_and_raises_the_auth_alarm(
     box: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:

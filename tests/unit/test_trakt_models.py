@@ -112,6 +112,53 @@ def test_a_post_answer_without_not_found_means_everything_was_found() -> None:
     assert result.not_found.episodes == []
 
 
+def test_the_2026_write_answer_reads_added_updated_and_not_found() -> None:
+    # Given the answer the 2026 contract documents
+    raw = {
+        "added": {"movies": 1, "episodes": 2},
+        "updated": {"movies": 0, "episodes": 3},
+        "not_found": {"movies": [], "shows": [], "seasons": [], "episodes": [{"ids": {"trakt": 9}}]},
+    }
+
+    # When it is parsed, Then every block is read
+    result = HistoryResult.model_validate(raw)
+    assert (result.added.total, result.updated.movies, result.updated.episodes) == (3, 0, 3)
+    assert [item.ids.trakt for item in result.not_found.episodes] == [9]
+
+
+@pytest.mark.parametrize(
+    "updated",
+    [
+        pytest.param(None, id="null"),
+        pytest.param({}, id="empty"),
+        pytest.param({"movies": None, "episodes": "2"}, id="odd counts"),
+        pytest.param({"movies": 1, "episodes": 0, "shows": 4, "seasons": {"x": 1}}, id="extra fields"),
+        pytest.param([1, 2], id="a list"),
+        pytest.param("many", id="a string"),
+    ],
+)
+def test_an_updated_block_of_any_shape_never_fails_the_answer(updated: object) -> None:
+    # Given a write answer whose undocumented `updated` block is missing pieces, null, or unexpected
+    raw = {
+        "added": {"movies": 1, "episodes": 0},
+        "updated": updated,
+        "not_found": {"movies": [{"ids": {"imdb": "tt1"}}]},
+    }
+
+    # When it is parsed, Then it parses, the known counts hold, and what is not a count reads as 0
+    result = HistoryResult.model_validate(raw)
+    assert result.added.movies == 1
+    assert result.updated.movies == (1 if isinstance(updated, dict) and updated.get("movies") == 1 else 0)
+    assert result.updated.episodes == 0
+    assert [item.ids.imdb for item in result.not_found.movies] == ["tt1"]
+
+
+def test_a_write_answer_with_null_blocks_counts_nothing_and_finds_everything() -> None:
+    result = HistoryResult.model_validate({"added": None, "updated": None, "not_found": None})
+    assert (result.added.total, result.updated.total) == (0, 0)
+    assert result.not_found.movies == result.not_found.episodes == []
+
+
 def test_last_activities_keep_every_field_for_the_cache() -> None:
     raw = {"all": "2026-01-01T00:00:00.000Z", "movies": {"watched_at": "2026-01-01T00:00:00.000Z", "rated_at": "x"}}
     cached = LastActivities.model_validate(raw).as_cacheable()

@@ -270,6 +270,7 @@ def _record_outcome(
     state = deps.state
     report.skipped_duplicates += len(duplicates)
     report.not_found = len(pushed.not_found)
+    report.updated_on_trakt = pushed.updated
     report.unmatched += len(unmatched) - len(pushed.not_found)
     report.unmatched_items = [
         {

@@ -34,6 +34,7 @@ class TraktWriter(TraktHistory, Protocol):
 class PushResult:
     added: list[MappedView] = field(default_factory=list)
     not_found: list[MappedView] = field(default_factory=list)
+    updated: int = 0  # the answers' `updated` counts (2026 contract, meaning undocumented)
     batches_sent: int = 0
     reconciled: int = 0
 
@@ -86,6 +87,18 @@ class Pusher:
                     return
                 continue
             missing = _not_found(pending, answer)
+            result.updated += answer.updated.total
+            logger.info(
+                "history batch written",
+                extra={
+                    "batch_items": len(pending),
+                    "added_movies": answer.added.movies,
+                    "added_episodes": answer.added.episodes,
+                    "updated_movies": answer.updated.movies,
+                    "updated_episodes": answer.updated.episodes,
+                    "not_found": len(missing),
+                },
+            )
             # The ledger first: what Trakt accepted must be remembered even if looking into the rest fails.
             self._accept([c for c in pending if c not in missing], result)
             result.not_found.extend(missing)

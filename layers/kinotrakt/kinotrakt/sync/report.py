@@ -26,6 +26,8 @@ class SyncReport:
     added_episodes: int = 0
     skipped_duplicates: int = 0
     not_found: int = 0
+    # Trakt's `updated` counts of this run's writes (2026 contract; Trakt does not say what it means).
+    updated_on_trakt: int = 0
     unmatched: int = 0
     watermark: datetime | None = None
     http_calls: dict[str, int] = field(default_factory=lambda: {"kinopub": 0, "trakt": 0})
@@ -56,5 +58,6 @@ class SyncReport:
             "added_episodes": self.added_episodes,
             "skipped_duplicates": self.skipped_duplicates,
             "not_found": self.not_found,
+            "updated_on_trakt": self.updated_on_trakt,
             "unmatched": self.unmatched,
         }

@@ -112,9 +112,35 @@ class LastActivities(BaseModel):
         return data
 
 
-class AddedCounts(TraktModel):
-    movies: int = 0
-    episodes: int = 0
+def _count(value: Any) -> Any:
+    """A play count; anything that is not one (null, a string, a float) reads as 0."""
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _object_or_empty(value: Any) -> Any:
+    return value if isinstance(value, dict) else {}
+
+
+def _empty_if_null(value: Any) -> Any:
+    return {} if value is None else value
+
+
+Count = Annotated[int, BeforeValidator(_count)]
+
+
+class PlayCounts(TraktModel):
+    """``{"movies": n, "episodes": n}`` of a write's answer. Only informative (what the sync recorded comes from
+    what it sent and ``not_found``), so a missing, null or odd count reads as 0 and never fails the batch."""
+
+    movies: Count = 0
+    episodes: Count = 0
+
+    @property
+    def total(self) -> int:
+        return self.movies + self.episodes
+
+
+Counts = Annotated[PlayCounts, BeforeValidator(_object_or_empty)]
 
 
 class NotFoundItem(TraktModel):
@@ -131,10 +157,15 @@ class NotFound(TraktModel):
 
 
 class HistoryResult(TraktModel):
-    """The answer to ``POST /sync/history``."""
+    """The answer to ``POST /sync/history`` (any 2xx: the 2026 contract says 200, Trakt has long sent 201).
 
-    added: AddedCounts = Field(default_factory=AddedCounts)
-    not_found: NotFound = Field(default_factory=NotFound)
+    ``updated`` is in the 2026 contract (trakt/trakt-api ``historyResponseSchema.ts``) next to ``added``, with
+    no documented meaning: it is counted and logged, and an answer without it (or with ``null``, or with
+    fields we do not know) parses all the same."""
+
+    added: Counts = Field(default_factory=PlayCounts)
+    updated: Counts = Field(default_factory=PlayCounts)
+    not_found: Annotated[NotFound, BeforeValidator(_empty_if_null)] = Field(default_factory=NotFound)
 
 
 class DeviceCode(TraktModel):
