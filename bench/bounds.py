@@ -3,14 +3,15 @@
 What a correct sync must at least ask, by DESIGN §3:
 - Kinopub: the history pages down to the first row older than the window (every page on a full scan), and one
   ``/v1/watching`` per item with a non-deleted row in the window;
-- Trakt, only when some completed view is not yet in the ledger: one ``/search`` and one ``/seasons`` per show
-  whose mapping is not cached (a movie with an IMDb id needs no lookup, one without needs a text search), the
-  remote index pages of each kind with timed candidates (250 plays a page, from two days before the earliest
-  candidate), and ``ceil(new plays / batch)`` history POSTs; nothing at all when nothing is new;
+- Trakt, only when some completed view is not yet in the ledger: one ``/shows/{imdb}/seasons`` per show whose
+  mapping is not cached (Trakt takes the IMDb id there, so no search comes first; a movie with an IMDb id needs
+  no lookup, a title without one needs a text search), the remote index pages of each kind with timed
+  candidates (250 plays a page, from two days before the earliest candidate), and ``ceil(new plays / batch)``
+  history POSTs; nothing at all when nothing is new;
 - plus a token refresh per service whose access token expires within its refresh margin.
 
 The time floor is what Trakt's limits allow for those calls with zero network latency: writes one per second
-(start to start), GETs 1000 per sliding 5 minutes. GETs and writes have separate budgets, but a play can only be
+(start to start), GETs 500 per sliding 5 minutes (2026). GETs and writes have separate budgets, but a play can only be
 written once its ids are known (its show looked up) and the remote index read, so the floor
 (``min_seconds``) schedules the lookups that free the most plays per GET first and writes each batch as soon as
 its plays are free. ``min_limits_only_seconds`` ignores that dependency (the larger of the two budgets alone);
@@ -30,7 +31,7 @@ HISTORY_PERPAGE = 50  # Kinopub's maximum perpage
 TRAKT_PAGE = 250  # Trakt's cap on `limit` (2026)
 WINDOW_LEAD_SECONDS = 2 * 86400  # the remote index starts two days before the earliest candidate
 WRITE_INTERVAL = 1.0  # Trakt: 1 write per second per user
-GET_LIMIT = 1000  # Trakt: 1000 GETs ...
+GET_LIMIT = 500  # Trakt (2026, trakt/trakt-api#909): 500 GETs ...
 GET_WINDOW = 300.0  # ... per 5 minutes per user
 
 ViewKind = Literal["movie", "episode"]
@@ -171,7 +172,7 @@ def lower_bound(
         kinopub_history_pages=pages,
         kinopub_watching=len(items),
         kinopub_refresh=int(refresh.get("kinopub", False)),
-        trakt_searches=shows + titles,
+        trakt_searches=titles,
         trakt_seasons=shows,
         trakt_history_pages=history_pages,
         trakt_posts=math.ceil(len(new) / batch_size),
@@ -181,13 +182,13 @@ def lower_bound(
         items_touched=len(items),
         lookups=lookups,
         ready_plays=ready,
-        lookup_plays=tuple((2 if lookup.startswith("show:") else 1, plays) for lookup, plays in freed.items()),
+        lookup_plays=tuple((1, plays) for plays in freed.values()),
         batch_size=batch_size,
     )
 
 
 def _get_time(number: int) -> float:
-    """The earliest the ``number``-th GET (1-based) may start: 1000 per sliding 5 minutes."""
+    """The earliest the ``number``-th GET (1-based) may start: 500 per sliding 5 minutes."""
     return GET_WINDOW * ((number - 1) // GET_LIMIT) if number > 0 else 0.0
 
 

@@ -35,7 +35,7 @@ TIMEOUT_FAULTS = frozenset(
 )
 LONG_RETRY_AFTER = 3600  # far beyond any Lambda's remaining budget
 
-TRAKT_GET = r"/sync/history/(?:movies|episodes)(?:/\d+)?|/search/.+|/shows/\d+/seasons"
+TRAKT_GET = r"/sync/history/(?:movies|episodes)(?:/\d+)?|/search/.+|/shows/[^/]+/seasons"
 TRAKT_PROTECTED_GET = r"/sync/history/(?:movies|episodes)(?:/\d+)?"
 TRAKT_POST = r"/sync/history"
 KINOPUB_GET = r"/v1/history|/v1/watching"

@@ -95,6 +95,37 @@ def test_a_new_kinopub_view_adds_only_that_view(box: Sandbox, clock: VirtualCloc
     assert box.trakt.duplicate_keys() == []
 
 
+def _lookups(box: Sandbox) -> list[tuple[str, int | None]]:
+    return [(r.path, r.status) for r in box.trakt.requests if r.path.startswith(("/search", "/shows"))]
+
+
+def test_a_show_is_looked_up_once_by_its_imdb_id(box: Sandbox) -> None:
+    # When the first run maps three episodes of a show with an IMDb id
+    report = box.invoke()
+
+    # Then one call, its season table by IMDb id, was the whole lookup: no search first
+    assert report["added_episodes"] == 3
+    assert _lookups(box) == [("/shows/tt2085059/seasons", 200)]
+
+
+def test_a_show_trakt_answers_404_for_is_found_through_the_imdb_search(clock: VirtualClock) -> None:
+    with sandbox(seed=seed_basic, clock=clock) as box:
+        # Given Trakt answers 404 to the show's IMDb id (it may list that IMDb id under another id)
+        box.trakt.add_fault("GET", r"/shows/tt2085059/seasons", status=404, body='{"error":"not found"}', times=-1)
+
+        # When the run maps its episodes
+        report = box.invoke()
+
+        # Then it asked the IMDb search once, then the season table of the show it named, and synced them all
+        assert _lookups(box) == [
+            ("/shows/tt2085059/seasons", 404),
+            ("/search/imdb/tt2085059", 200),
+            (f"/shows/{BM_TRAKT}/seasons", 200),
+        ]
+        assert report["status"] == "ok"
+        assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
+
+
 def test_same_minute_play_already_on_trakt_is_skipped_and_a_rewatch_is_added(clock: VirtualClock) -> None:
     def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
         seed_basic(kp, tr)

@@ -7,7 +7,7 @@ import json
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
@@ -155,16 +155,34 @@ def test_a_title_with_search_syntax_is_searched_as_written(trakt: Trakt) -> None
     assert [hit.movie.ids.trakt for hit in hits if hit.movie] == [2]
 
 
-def test_every_season_and_episode_of_a_show_comes_in_one_call(trakt: Trakt) -> None:
-    # When the season table of a show is read
-    seasons = trakt.client.show_seasons(10)
+@pytest.mark.parametrize("show", [10, BREAKING_BAD, "breaking-bad"])
+def test_every_season_and_episode_of_a_show_comes_in_one_call(trakt: Trakt, show: int | str) -> None:
+    # When the season table of a show is read, by its Trakt id, its IMDb id or its slug
+    seasons = trakt.client.show_seasons(show)
 
-    # Then one request brought every season (specials included) with episode ids
+    # Then one request brought every season (specials included) with episode ids and details
+    assert seasons is not None
     assert len(trakt.fake.requests) == 1
-    assert trakt.fake.requests[0].query == {"extended": "episodes"}
+    assert trakt.fake.requests[0].path == f"/shows/{show}/seasons"
+    assert trakt.fake.requests[0].query == {"extended": "full,episodes"}
     assert [(season.number, len(season.episodes)) for season in seasons] == [(0, 1), (1, 7), (2, 13)]
     s2e5 = seasons[2].episodes[4]
     assert (s2e5.season, s2e5.number, s2e5.ids.trakt) == (2, 5, FakeTrakt.episode_id(10, 2, 5))
+    assert (s2e5.title, s2e5.runtime) == ("Episode 5", 45)
+    assert s2e5.first_aired == datetime(2009, 1, 29, 1, 0, tzinfo=UTC)
+
+
+def test_a_show_trakt_does_not_have_is_none_not_an_error(trakt: Trakt) -> None:
+    # When the season table of an IMDb id Trakt does not list is asked for, Then the answer is "no such show"
+    assert trakt.client.show_seasons("tt0000404") is None
+    assert [request.status for request in trakt.fake.requests] == [404]
+
+
+def test_an_imdb_lookup_keeps_only_the_asked_type_though_trakt_ignores_it(trakt: Trakt) -> None:
+    # Given an IMDb id Trakt has as a movie (the real service answers whatever has the id, whatever the type)
+    # When it is looked up as a show, Then nothing comes back; as a movie, the movie
+    assert trakt.client.search_imdb(INCEPTION, "show") == []
+    assert [hit.movie.ids.trakt for hit in trakt.client.search_imdb(INCEPTION, "movie") if hit.movie] == [1]
 
 
 # --- the remote index ----------------------------------------------------------------------------------------
@@ -455,7 +473,6 @@ def test_an_app_trakt_deleted_is_rejected_on_public_and_private_calls_alike(trak
 @pytest.mark.parametrize(
     ("status", "body", "content_type", "reason"),
     [
-        (404, '{"error":"not found"}', "application/json", "HTTP 404"),
         (422, '{"error":"validation failed"}', "application/json", "HTTP 422"),
         (200, "<!DOCTYPE html><html><body>maintenance</body></html>", "text/html", "HTML"),
         (200, "{not json", "application/json", "invalid JSON"),

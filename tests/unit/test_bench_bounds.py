@@ -109,14 +109,15 @@ def test_a_backfill_needs_a_lookup_per_show_the_window_and_a_post_per_batch() ->
     bound = lower_bound(library(), since=None, ledger_keys=set(), cached_lookups=set(), batch_size=100)
     # Then Kinopub: one page (4 rows), one /v1/watching per item
     assert (bound.kinopub_history_pages, bound.kinopub_watching) == (1, 4)
-    # And Trakt: a search and a season table per show, a text search for the movie without IMDb
-    assert (bound.trakt_searches, bound.trakt_seasons) == (3, 2)
+    # And Trakt: one season table per show (asked by its IMDb id, no search), a text search for the movie
+    # without IMDb
+    assert (bound.trakt_searches, bound.trakt_seasons) == (1, 2)
     # And the remote index: only the plays from two days before the oldest candidate on (1 page of episodes
     # holding the one recent play, 1 page of movies that comes back empty), not the 500 old plays
     assert bound.trakt_history_pages == 2
     # And 312 views, one already on Trakt and one Trakt cannot be told about: 310 new plays in 4 batches
     assert (bound.fresh_views, bound.new_plays, bound.trakt_posts) == (312, 310, 4)
-    assert bound.trakt == 3 + 2 + 2 + 4
+    assert bound.trakt == 1 + 2 + 2 + 4
     assert bound.kinopub == 5
 
 
@@ -163,36 +164,35 @@ def test_cached_mappings_and_a_due_refresh() -> None:
 
 
 def test_the_time_floor_is_what_trakts_limits_allow() -> None:
-    # Given a backfill of 2,000 movies (IMDb ids: no lookup) and 600 shows of 30 new plays each (two GETs per
-    # show), a remote index of 9 pages and batches of 100: 1,209 GETs and 200 writes
+    # Given a backfill of 2,000 movies (IMDb ids: no lookup) and 600 shows of 30 new plays each (one GET per
+    # show), a remote index of 9 pages and batches of 100: 609 GETs and 200 writes
     bound = Bound(
-        trakt_searches=600,
         trakt_seasons=600,
         trakt_history_pages=9,
         trakt_posts=200,
         ready_plays=2000,
-        lookup_plays=((2, 30),) * 600,
+        lookup_plays=((1, 30),) * 600,
         batch_size=100,
     )
-    # Then the index and 495 shows fit in the first 1,000 GETs: 16,850 plays, 168 writes from t=0; the other
-    # 105 shows wait for the next 5-minute window, and their 32 writes follow from t=300
-    assert min_seconds(bound) == 300 + 31
+    # Then the index and 491 shows fit in the first 500 GETs: 16,730 plays, 167 writes from t=0; the other
+    # 109 shows wait for the next 5-minute window, and their 33 writes follow from t=300
+    assert min_seconds(bound) == 300 + 32
     # Ignoring that a play needs its show looked up first, the two budgets alone would allow 300 s
     assert min_limits_only_seconds(bound) == 300.0
     # A client that finishes every GET before its first write waits for both, one after the other
     assert min_sequential_seconds(bound) == 300 + 199
-    # Nothing to write and under 1,000 GETs: no wait at all
-    assert min_seconds(Bound(trakt_searches=1, trakt_seasons=1, lookup_plays=((2, 0),))) == 0.0
+    # Nothing to write and under 500 GETs: no wait at all
+    assert min_seconds(Bound(trakt_seasons=499, lookup_plays=((1, 0),) * 499)) == 0.0
+    # 501 GETs: the last waits for the window
+    assert min_seconds(Bound(trakt_seasons=501, lookup_plays=((1, 0),) * 501)) == 300.0
     # With a latency model every call also costs its round trip, one at a time
     slow = Bound(kinopub_history_pages=400, kinopub_watching=2600, trakt_posts=2, ready_plays=150)
     assert min_seconds(slow, latency={"kinopub": 0.2, "trakt": 0.2}) == pytest.approx((3000 + 2) * 0.2)
 
 
 def test_plays_that_need_no_lookup_are_written_first() -> None:
-    # Given 300 plays that need nothing and one show (2 GETs) freeing 100 more: 4 writes, back to back
-    bound = Bound(
-        trakt_searches=1, trakt_seasons=1, trakt_posts=4, ready_plays=300, lookup_plays=((2, 100),), batch_size=100
-    )
+    # Given 300 plays that need nothing and one show (1 GET) freeing 100 more: 4 writes, back to back
+    bound = Bound(trakt_seasons=1, trakt_posts=4, ready_plays=300, lookup_plays=((1, 100),), batch_size=100)
     assert min_seconds(bound) == 3.0
 
 
@@ -200,7 +200,7 @@ def test_the_backfill_bound_counts_the_plays_each_lookup_frees() -> None:
     bound = lower_bound(library(), since=None, ledger_keys=set(), cached_lookups=set(), batch_size=100)
     # Show 1 frees its 299 new plays (one is on Trakt already), show 2 its 10, the movie without IMDb none;
     # the movie with an IMDb id needs no lookup
-    assert sorted(bound.lookup_plays) == [(1, 0), (2, 10), (2, 299)]
+    assert sorted(bound.lookup_plays) == [(1, 0), (1, 10), (1, 299)]
     assert bound.ready_plays == 1
     assert bound.ready_plays + sum(plays for _, plays in bound.lookup_plays) == bound.new_plays
 

@@ -22,27 +22,37 @@ times = st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1,
 
 
 class CatalogStub:
-    """Trakt's catalog as the mapper sees it; counts the calls so caching can be checked."""
+    """Trakt's catalog as the mapper sees it; counts the calls so caching can be checked.
+
+    Like the real service (2026): ``/shows/{id}/seasons`` takes a Trakt id or an IMDb id and answers None (404)
+    for what it does not know; ``/search/imdb`` ignores ``type`` and also finds ``listed_elsewhere`` (IMDb ids
+    Trakt lists under another id)."""
 
     def __init__(self) -> None:
         self.movies: list[Movie] = []
         self.shows: list[Show] = []
         self.seasons: dict[int, list[Season]] = {}
+        self.listed_elsewhere: dict[str, Show] = {}
         self.calls: list[str] = []
 
     def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
-        self.calls.append(f"imdb:{imdb}:{type}")
-        pool = self.shows if type == "show" else self.movies
-        return [SearchHit(type=type, **{type: m}) for m in pool if m.ids.imdb == imdb]
+        self.calls.append(f"imdb:{imdb}")
+        hits = [SearchHit(type="movie", movie=m) for m in self.movies if m.ids.imdb == imdb]
+        hits += [SearchHit(type="show", show=s) for s in self.shows if s.ids.imdb == imdb]
+        if imdb in self.listed_elsewhere:
+            hits.append(SearchHit(type="show", show=self.listed_elsewhere[imdb]))
+        return hits
 
     def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
         self.calls.append(f"text:{kind}:{query}")
         pool = self.shows if kind == "show" else self.movies
         return [SearchHit(type=kind, **{kind: m}) for m in pool if query.lower() in (m.title or "").lower()]
 
-    def show_seasons(self, show_trakt_id: int) -> list[Season]:
-        self.calls.append(f"seasons:{show_trakt_id}")
-        return self.seasons.get(show_trakt_id, [])
+    def show_seasons(self, show: int | str) -> list[Season] | None:
+        self.calls.append(f"seasons:{show}")
+        by_imdb = {s.ids.imdb: s.ids.trakt for s in self.shows if s.ids.imdb}
+        trakt_id = by_imdb.get(str(show)) or (int(show) if str(show).isdigit() else None)
+        return self.seasons.get(trakt_id) if trakt_id is not None else None
 
 
 def movie(kp_id: int, original: str, year: int | None, imdb: str | None) -> CompletedView:
@@ -84,25 +94,132 @@ def test_a_title_search_is_accepted_only_when_exactly_one_item_has_that_title_an
     assert {(u.kinopub_id, u.reason) for u in result.unmatched} == {(11, "ambiguous"), (12, "no_imdb_not_found")}
 
 
-def test_episodes_map_through_the_show_and_one_season_table_which_is_cached() -> None:
-    catalog = CatalogStub()
+def black_mirror(catalog: CatalogStub) -> None:
     catalog.shows = [Show(title="Black Mirror", year=2011, ids=Ids(trakt=41793, imdb="tt2085059"))]
     catalog.seasons[41793] = [
         Season(number=1, episodes=[Episode(season=1, number=n, ids=Ids(trakt=100 + n)) for n in (1, 2, 3)])
     ]
+
+
+def test_episodes_map_with_one_lookup_per_show_by_its_imdb_id_which_is_cached() -> None:
+    # Given a show Trakt knows by its IMDb id
+    catalog = CatalogStub()
+    black_mirror(catalog)
     state = InMemoryStateStore()
-    views = [episode(5, "tt2085059", 1, 2), episode(5, "tt2085059", 1, 9)]
+    views = [episode(5, "tt2085059", 1, 2), episode(5, "tt2085059", 1, 3), episode(5, "tt2085059", 1, 9)]
+
+    # When its episodes are mapped
     first, cache = mapper(catalog, state)
     result = first.map(views)
     cache.flush()  # what the pipeline does after mapping
-    assert [m.key for m in result.mapped] == ["episode:102:2025-06-15T15:06Z"]
+
+    # Then one call, the season table asked with the IMDb id itself, maps them all (no search first)
+    assert [m.key for m in result.mapped] == ["episode:102:2025-06-15T15:06Z", "episode:103:2025-06-15T15:06Z"]
     assert [(u.season, u.episode, u.reason) for u in result.unmatched] == [(1, 9, "episode_not_on_trakt")]
-    assert catalog.calls == ["imdb:tt2085059:show", "seasons:41793"]
-    # A later run within the cache's life asks Trakt nothing
+    assert catalog.calls == ["seasons:tt2085059"]
+    # And a later run within the cache's life asks Trakt nothing
     catalog.calls.clear()
     again, _ = mapper(catalog, state)
     assert [m.key for m in again.map(views[:1]).mapped] == ["episode:102:2025-06-15T15:06Z"]
     assert catalog.calls == []
+
+
+def test_the_cached_season_table_keeps_only_ids() -> None:
+    # Given a season table whose episodes carry titles, air dates and runtimes (extended=full)
+    catalog = CatalogStub()
+    black_mirror(catalog)
+    detailed = Episode(season=1, number=1, title="The National Anthem", first_aired=WHEN, runtime=44, ids=Ids(trakt=7))
+    catalog.seasons[41793] = [Season(number=1, episodes=[detailed])]
+    state = InMemoryStateStore()
+
+    # When it is fetched and cached
+    first, cache = mapper(catalog, state)
+    first.map([episode(5, "tt2085059", 1, 1)])
+    cache.flush()
+
+    # Then the stored form is the compact id table, under the id it was asked with
+    stored = state.load_mappings(WHEN)
+    assert set(stored["seasons:tt2085059"]) == {"fetched_at", "episodes"}
+    assert stored["seasons:tt2085059"]["episodes"] == {"1:1": 7}
+
+
+def test_a_show_cached_under_its_trakt_id_by_an_older_deployment_keeps_working() -> None:
+    # Given the cache of the search-then-seasons scheme: the IMDb id → Trakt id, and the season table by Trakt id
+    catalog = CatalogStub()
+    black_mirror(catalog)
+    state = InMemoryStateStore()
+    later = WHEN + timedelta(days=500)
+    table = {"fetched_at": int(later.timestamp()), "episodes": {"1:2": 102}}
+    state.put_mappings(
+        {
+            "show:imdb:tt2085059": ({"trakt": 41793}, later + timedelta(days=30)),
+            "seasons:41793": (table, later + timedelta(days=1)),
+        }
+    )
+
+    # When its episodes are mapped, Then the cache answers, and Trakt is not asked
+    result = mapper(catalog, state)[0].map([episode(5, "tt2085059", 1, 2)])
+    assert [(m.episode_trakt_id, m.show_trakt_id) for m in result.mapped] == [(102, 41793)]
+    assert catalog.calls == []
+
+    # And once the season table has expired, it is read again by that Trakt id: still one call
+    state = InMemoryStateStore()
+    state.put_mappings({"show:imdb:tt2085059": ({"trakt": 41793}, later + timedelta(days=30))})
+    result = mapper(catalog, state)[0].map([episode(5, "tt2085059", 1, 3)])
+    assert [m.episode_trakt_id for m in result.mapped] == [103]
+    assert catalog.calls == ["seasons:41793"]
+
+
+def test_a_404_for_the_imdb_id_falls_back_to_the_imdb_search_once() -> None:
+    # Given an IMDb id Trakt lists under another show id: /shows/{imdb} answers 404, /search/imdb finds it
+    catalog = CatalogStub()
+    black_mirror(catalog)
+    catalog.listed_elsewhere["tt9999999"] = Show(title="Black Mirror", year=2011, ids=Ids(trakt=41793))
+    state = InMemoryStateStore()
+
+    # When two of its episodes are mapped
+    first, cache = mapper(catalog, state)
+    result = first.map([episode(5, "tt9999999", 1, 1), episode(5, "tt9999999", 1, 2)])
+    cache.flush()
+
+    # Then the 404 led to one search and the show's table by its Trakt id, for both episodes
+    assert [m.episode_trakt_id for m in result.mapped] == [101, 102]
+    assert catalog.calls == ["seasons:tt9999999", "imdb:tt9999999", "seasons:41793"]
+    # and the next run goes straight to the show's id
+    catalog.calls.clear()
+    assert [m.episode_trakt_id for m in mapper(catalog, state)[0].map([episode(5, "tt9999999", 1, 3)]).mapped] == [103]
+    assert catalog.calls == []
+
+
+def test_an_imdb_search_that_finds_only_a_movie_leaves_the_show_unmatched() -> None:
+    # Given an IMDb id that is a movie on Trakt (the search ignores `type` and returns it)
+    catalog = CatalogStub()
+    catalog.movies = [Movie(title="Inception", year=2010, ids=Ids(trakt=1, imdb="tt1375666"))]
+    state = InMemoryStateStore()
+
+    # When a Kinopub series with that IMDb id is mapped, twice in one run
+    first, cache = mapper(catalog, state)
+    result = first.map([episode(5, "tt1375666", 1, 1), episode(5, "tt1375666", 1, 2)])
+    cache.flush()
+
+    # Then nothing is guessed: both episodes are unmatched, after one 404 and one search
+    assert result.mapped == []
+    assert {(u.reason, u.detail) for u in result.unmatched} == {
+        ("show_not_found", "Trakt has no show with IMDb tt1375666")
+    }
+    assert catalog.calls == ["seasons:tt1375666", "imdb:tt1375666"]
+    # and the next run does not ask again while the negative answer is cached
+    catalog.calls.clear()
+    assert mapper(catalog, state)[0].map([episode(5, "tt1375666", 1, 1)]).mapped == []
+    assert catalog.calls == []
+
+
+def test_a_pinned_show_trakt_does_not_have_is_unmatched_and_asked_once() -> None:
+    catalog = CatalogStub()
+    pins = {5: Pin(5, "show", 404)}
+    result = mapper(catalog, InMemoryStateStore(), pins)[0].map([episode(5, None, 1, 1), episode(5, None, 1, 2)])
+    assert {u.reason for u in result.unmatched} == {"show_not_found"}
+    assert catalog.calls == ["seasons:404"]
 
 
 def test_a_pin_wins_over_search_and_shifts_seasons() -> None:
@@ -111,7 +228,7 @@ def test_a_pin_wins_over_search_and_shifts_seasons() -> None:
     pins = {5: Pin(5, "show", 7, season_offset=1), 6: Pin(6, "movie", 99)}
     result = mapper(catalog, InMemoryStateStore(), pins)[0].map([episode(5, None, 1, 1), movie(6, "X", 2000, None)])
     assert [m.key for m in result.mapped] == ["episode:701:2025-06-15T15:06Z", "movie:trakt:99:2025-06-15T15:06Z"]
-    assert all(not call.startswith(("imdb:", "text:")) for call in catalog.calls)
+    assert catalog.calls == ["seasons:7"]
 
 
 @given(times, st.integers(min_value=0, max_value=59), st.integers(min_value=0, max_value=999_999))

@@ -2,10 +2,18 @@
 
 - a movie with an IMDb id is sent as ``{"ids": {"imdb": ...}}`` — no lookup;
 - a movie or show without IMDb → one text search by original title + year, accepted only when unambiguous;
-- a show → ``/search/imdb/{id}?type=show``, then its whole season table in one call, then episode ids by
-  (season, number);
-- every answer is cached: show ids for 30 days, season tables for a day (so new episodes appear), and
-  negative answers for a few days (retried later, never every run). A user's pin (CLI ``map``) wins.
+- a show with an IMDb id → **one** call: its whole season table, ``/shows/{imdb}/seasons``, asked with the IMDb
+  id itself (every ``/shows/{id}`` route takes one, 2026); a play needs only the episodes' own Trakt ids, which
+  that answer carries. Only when Trakt answers 404 is ``/search/imdb/{id}`` asked (Trakt may list the IMDb id
+  under another id), and then the season table of the show it names;
+- every answer is cached: season tables for a day (so new episodes appear) under the id they were asked with,
+  show ids found by search for 30 days, and negative answers for a few days (retried later, never every run).
+  A user's pin (CLI ``map``) wins.
+
+Cache keys (kept readable by deployments that cached under the older search-then-seasons scheme):
+``show:imdb:{imdb}`` → ``{"trakt": id}`` or a miss; ``seasons:{imdb or trakt id}`` → the compact table
+``{"fetched_at", "episodes": {"season:number": episode trakt id}}`` (ids only: the answer's titles, air dates
+and runtimes are not stored); ``movie:imdb:{imdb}``, ``movie:title:{item}``, ``show:title:{item}``.
 """
 
 from __future__ import annotations
@@ -37,7 +45,7 @@ class TraktLookup(Protocol):
 
     def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]: ...
 
-    def show_seasons(self, show_trakt_id: int) -> list[Season]: ...
+    def show_seasons(self, show: int | str) -> list[Season] | None: ...
 
 
 @dataclass(frozen=True)
@@ -49,7 +57,7 @@ class MappedView:
     movie_imdb: str | None = None
     movie_trakt_id: int | None = None
     episode_trakt_id: int | None = None
-    show_trakt_id: int | None = None
+    show_trakt_id: int | None = None  # None when the show was read by its IMDb id (its Trakt id is not needed)
 
     @property
     def kind(self) -> Literal["movie", "episode"]:
@@ -120,8 +128,18 @@ class _CacheOnly:
     def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
         raise _NeedsLookup
 
-    def show_seasons(self, show_trakt_id: int) -> list[Season]:
+    def show_seasons(self, show: int | str) -> list[Season] | None:
         raise _NeedsLookup
+
+
+@dataclass(frozen=True)
+class _ShowRef:
+    """How a show is asked for: ``ref`` is what ``/shows/{id}`` gets (an IMDb id, or a Trakt id as text)."""
+
+    ref: str
+    season_offset: int = 0
+    trakt_id: int | None = None
+    imdb: str | None = None  # set when ``ref`` is this IMDb id: a 404 then falls back to /search/imdb
 
 
 class _Miss(Exception):
@@ -137,7 +155,7 @@ class Mapper:
         self._cache = cache
         self._pins = pins
         self._clock = clock
-        self._refetched_this_run: set[int] = set()
+        self._refetched_this_run: set[str] = set()
 
     def map(self, views: Iterable[CompletedView]) -> MapResult:
         result = MapResult()
@@ -190,7 +208,8 @@ class Mapper:
         Returns (reason, detail)."""
         if not view.imdb:
             return "trakt_not_found", "Trakt answered not_found for the ids we sent"
-        if self._trakt.search_imdb(view.imdb, "show"):
+        # /search/imdb ignores `type` (2026): only a hit that is a show says "listed as a show".
+        if any(hit.type == "show" and hit.show for hit in self._trakt.search_imdb(view.imdb, "show")):
             reason, detail = "listed_as_show", f"Trakt lists IMDb {view.imdb} as a show, not a movie"
         else:
             reason, detail = "trakt_not_found", f"Trakt has no movie with IMDb {view.imdb}"
@@ -202,59 +221,63 @@ class Mapper:
     def _map_episode(self, view: CompletedView) -> MappedView:
         if view.season is None or view.episode is None:
             raise _Miss("episode_not_on_trakt", "Kinopub gave no season/episode number")
-        show_id, offset = self._show_id(view)
-        season = view.season + offset
-        episode_id = self._episode_id(show_id, season, view.episode)
+        show = self._show(view)
+        season = view.season + show.season_offset
+        show, episode_id = self._episode_id(show, season, view.episode)
         if episode_id is None:
             raise _Miss(
                 "episode_not_on_trakt",
-                f"Trakt show {show_id} has no episode S{season:02d}E{view.episode:02d}",
+                f"Trakt show {show.ref} has no episode S{season:02d}E{view.episode:02d}",
             )
         return MappedView(
             view,
             episode_key(view.watched_at, trakt_episode_id=episode_id),
             episode_trakt_id=episode_id,
-            show_trakt_id=show_id,
+            show_trakt_id=show.trakt_id,
         )
 
-    def _show_id(self, view: CompletedView) -> tuple[int, int]:
+    def _show(self, view: CompletedView) -> _ShowRef:
         pin = self._pins.get(view.kinopub_id)
         if pin is not None and pin.trakt_type == "show":
-            return pin.trakt_id, pin.season_offset
+            return _ShowRef(str(pin.trakt_id), pin.season_offset, pin.trakt_id)
         if not view.imdb:
             found = self._by_title(view, "show", f"show:title:{view.kinopub_id}", SHOW_TTL)
-            return int(found["trakt"]), 0
-        key = f"show:imdb:{view.imdb}"
-        cached = self._cache.get(key)
-        if cached is None:
-            hits = [hit for hit in self._trakt.search_imdb(view.imdb, "show") if hit.type == "show" and hit.show]
-            ids = {hit.show.ids.trakt for hit in hits if hit.show and hit.show.ids.trakt is not None}
-            if len(ids) == 1:
-                cached = {"trakt": ids.pop()}
-                self._cache.put(key, cached, SHOW_TTL)
-            else:
-                detail = f"Trakt has no show with IMDb {view.imdb}" if not ids else f"IMDb {view.imdb} is ambiguous"
-                cached = {"miss": "show_not_found" if not ids else "ambiguous", "detail": detail}
-                self._cache.put(key, cached, NEGATIVE_TTL)
-        if "miss" in cached:
-            raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
-        return int(cached["trakt"]), 0
+            return _ShowRef(str(found["trakt"]), 0, int(found["trakt"]))
+        # A show found through /search/imdb (or cached by a deployment from before the direct lookup): its
+        # Trakt id; a miss remembered for this IMDb id: unmatched until it expires.
+        cached = self._cache.get(f"show:imdb:{view.imdb}")
+        if cached is not None:
+            if "miss" in cached:
+                raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
+            return _ShowRef(str(cached["trakt"]), 0, int(cached["trakt"]))
+        return _ShowRef(view.imdb, 0, imdb=view.imdb)
 
-    def _episode_id(self, show_id: int, season: int, number: int) -> int | None:
-        key = f"seasons:{show_id}"
-        table = self._cache.get(key)
+    def _episode_id(self, show: _ShowRef, season: int, number: int) -> tuple[_ShowRef, int | None]:
+        table = self._cache.get(f"seasons:{show.ref}")
         if table is None:
-            table = self._fetch_seasons(show_id)
+            show, table = self._fetch_seasons(show)
+        if "miss" in table:
+            raise _Miss(str(table["miss"]), str(table.get("detail", "")))
         episode = table["episodes"].get(f"{season}:{number}")
-        if episode is None and show_id not in self._refetched_this_run:
+        if episode is None and show.ref not in self._refetched_this_run:
             age = self._clock.now().timestamp() - float(table.get("fetched_at", 0))
             if age > SEASONS_REFRESH_ON_MISS.total_seconds():
-                table = self._fetch_seasons(show_id)
+                show, table = self._fetch_seasons(show)
                 episode = table["episodes"].get(f"{season}:{number}")
-        return None if episode is None else int(episode)
+        return show, None if episode is None else int(episode)
 
-    def _fetch_seasons(self, show_id: int) -> dict[str, Any]:
-        seasons = self._trakt.show_seasons(show_id)
+    def _fetch_seasons(self, show: _ShowRef) -> tuple[_ShowRef, dict[str, Any]]:
+        """The show's season table, one call; on a 404 for an IMDb id, the show /search/imdb names instead."""
+        seasons = self._trakt.show_seasons(show.ref)
+        if seasons is None and show.imdb is not None:
+            show = self._search_show(show.imdb)
+            seasons = self._trakt.show_seasons(show.ref)
+        if seasons is None:
+            # A pinned or searched show id Trakt no longer has: unmatched, asked again when this expires.
+            miss = {"miss": "show_not_found", "detail": f"Trakt has no show {show.ref}"}
+            self._cache.put(f"seasons:{show.ref}", miss, NEGATIVE_TTL)
+            raise _Miss(miss["miss"], miss["detail"])
+        # Stored compact, ids only (a big show's titles and dates would cost a DynamoDB item's size for nothing).
         table = {
             "fetched_at": int(self._clock.now().timestamp()),
             "episodes": {
@@ -264,9 +287,23 @@ class Mapper:
                 if episode.ids.trakt is not None
             },
         }
-        self._cache.put(f"seasons:{show_id}", table, SEASONS_TTL)
-        self._refetched_this_run.add(show_id)
-        return table
+        self._cache.put(f"seasons:{show.ref}", table, SEASONS_TTL)
+        self._refetched_this_run.add(show.ref)
+        return show, table
+
+    def _search_show(self, imdb: str) -> _ShowRef:
+        """``/search/imdb`` for a show ``/shows/{imdb}`` did not find. It ignores ``type`` (2026): keep shows."""
+        key = f"show:imdb:{imdb}"
+        hits = self._trakt.search_imdb(imdb, "show")
+        ids = {hit.show.ids.trakt for hit in hits if hit.type == "show" and hit.show and hit.show.ids.trakt is not None}
+        if len(ids) == 1:
+            trakt_id = ids.pop()
+            self._cache.put(key, {"trakt": trakt_id}, SHOW_TTL)
+            return _ShowRef(str(trakt_id), 0, trakt_id)
+        detail = f"Trakt has no show with IMDb {imdb}" if not ids else f"IMDb {imdb} is ambiguous"
+        miss = {"miss": "show_not_found" if not ids else "ambiguous", "detail": detail}
+        self._cache.put(key, miss, NEGATIVE_TTL)
+        raise _Miss(miss["miss"], miss["detail"])
 
     # --- text search (no IMDb id) -------------------------------------------------------------------------
 

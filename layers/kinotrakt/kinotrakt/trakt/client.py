@@ -207,11 +207,19 @@ class TraktClient:
         response = self._send("GET", f"/search/{kind}", params=params, authorized=False)
         return [hit for hit in parse_as(list[SearchHit], response) if hit.type == kind and hit.media is not None]
 
-    def show_seasons(self, show_trakt_id: int) -> list[Season]:
-        """Every season with its episodes, in one call."""
-        response = self._send(
-            "GET", f"/shows/{show_trakt_id}/seasons", params={"extended": "episodes"}, authorized=False
-        )
+    def show_seasons(self, show: int | str) -> list[Season] | None:
+        """Every season with its episodes (their titles, air dates and runtimes too), in one call; None when
+        Trakt has no such show (404).
+
+        ``show`` is a Trakt id, a slug or an IMDb id: every ``/shows/{id}`` route takes any of them (2026), so
+        a show with an IMDb id needs no search first."""
+        path = f"/shows/{quote(str(show), safe='')}/seasons"
+        try:
+            response = self._send("GET", path, params={"extended": "full,episodes"}, authorized=False)
+        except BadResponse as exc:
+            if exc.status == 404:
+                return None
+            raise
         return parse_as(list[Season], response)
 
     # --- the remote index (🔒) ------------------------------------------------------------------------

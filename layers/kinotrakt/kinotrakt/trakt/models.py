@@ -22,6 +22,24 @@ def _utc(value: Any) -> Any:
 UtcDatetime = Annotated[datetime, BeforeValidator(_utc)]
 
 
+def _utc_or_none(value: Any) -> Any:
+    """A detail time (an air date): unreadable reads as unknown rather than failing the whole answer."""
+    if isinstance(value, datetime):
+        return value
+    try:
+        return parse_iso(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _int_or_none(value: Any) -> Any:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+OptionalUtc = Annotated[datetime | None, BeforeValidator(_utc_or_none)]
+OptionalInt = Annotated[int | None, BeforeValidator(_int_or_none)]
+
+
 class TraktModel(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -47,9 +65,14 @@ class Show(TraktModel):
 
 
 class Episode(TraktModel):
+    """An episode; ``title`` comes with every answer, ``first_aired`` and ``runtime`` (minutes) with
+    ``extended=full``. Details are optional: a missing or unreadable one is None, never a failed answer."""
+
     season: int
     number: int
     title: str | None = None
+    first_aired: OptionalUtc = None
+    runtime: OptionalInt = None
     ids: Ids = Field(default_factory=Ids)
 
 
@@ -71,7 +94,7 @@ class SearchHit(TraktModel):
 
 
 class Season(TraktModel):
-    """A season of ``/shows/{id}/seasons?extended=episodes`` (season 0 holds the specials)."""
+    """A season of ``/shows/{id}/seasons?extended=full,episodes`` (season 0 holds the specials)."""
 
     number: int
     ids: Ids = Field(default_factory=Ids)
