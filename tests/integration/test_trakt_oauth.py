@@ -29,6 +29,8 @@ from kinotrakt.trakt.oauth import (
     DeviceCodeAlreadyUsed,
     DeviceCodeExpired,
     DeviceCodeInvalid,
+    DeviceFlowFailed,
+    DeviceFlowRefused,
     TraktAuthorizationRefused,
     TraktOAuth,
     make_token_keeper,
@@ -168,6 +170,75 @@ def test_a_device_code_already_exchanged_is_its_own_outcome(auth: Auth) -> None:
     with pytest.raises(DeviceCodeAlreadyUsed) as caught:
         auth.oauth.poll_device_token(device, auth.clock)
     assert caught.value.outcome == "already_used"
+
+
+def test_a_wrong_client_secret_stops_polling_at_once_with_trakts_error() -> None:
+    # Given a CLI set up with a client secret that is not the app's
+    clock = VirtualClock()
+    with FakeTrakt(clock=clock.time, device_interval=5, device_expires_in=600) as fake:
+        transport = trakt_transport(
+            post_interval_seconds=1.0, clock=clock, deadline=Deadline(clock, None, margin=0), counter=CallCounter()
+        )
+        oauth = TraktOAuth(transport, fake.base_url, fake.client_id, "not-the-app-secret")
+        device = oauth.request_device_code()
+
+        # When it polls, Then the first answer (400 with a JSON invalid_client) ends the flow, saying why
+        with pytest.raises(DeviceFlowRefused) as caught:
+            oauth.poll_device_token(device, clock)
+        polls = fake.calls("POST", "/oauth/device/token")
+
+    assert caught.value.error == "invalid_client"
+    assert caught.value.outcome == "refused"
+    assert "invalid_client" in str(caught.value)
+    assert "client secret" in str(caught.value)
+    assert "expired" not in str(caught.value)
+    # and it did not keep polling for the code's 10 minutes
+    assert len(polls) == 1
+    assert clock.slept == pytest.approx(5)
+
+
+@pytest.mark.parametrize(
+    ("body", "outcome"),
+    [
+        ('{"error":"invalid_grant","error_description":"x"}', "refused"),
+        ('{"error":"unauthorized_client"}', "refused"),
+        ('{"error":"Client Failed: secret=abc"}', "refused"),
+        ('{"error":"expired_token"}', "expired"),
+        ('{"error":"access_denied"}', "denied"),
+    ],
+)
+def test_a_400_with_a_json_error_other_than_pending_ends_polling(auth: Auth, body: str, outcome: str) -> None:
+    # Given Trakt answers a poll with a 400 whose JSON names an error
+    device = auth.oauth.request_device_code()
+    auth.fake.add_fault("POST", r"/oauth/device/token", status=400, body=body)
+
+    # When the CLI polls, Then it stops at that answer with the matching outcome
+    with pytest.raises(DeviceFlowFailed) as caught:
+        auth.oauth.poll_device_token(device, auth.clock)
+    assert caught.value.outcome == outcome
+    assert len(auth.polls()) == 1
+    # and a value that is not shaped like an error code is never repeated
+    assert "secret=abc" not in str(caught.value)
+
+
+def test_a_json_pending_or_slow_down_keeps_polling(auth: Auth) -> None:
+    # Given Trakt answers in RFC 8628's JSON: pending once, then slow down
+    device = auth.oauth.request_device_code()
+    auth.fake.add_fault("POST", r"/oauth/device/token", status=400, body='{"error":"authorization_pending"}')
+    auth.fake.add_fault("POST", r"/oauth/device/token", status=400, body='{"error":"slow_down"}')
+    ticks = 0
+
+    def approve_later(seconds_left: float) -> None:
+        nonlocal ticks
+        ticks += 1
+        if ticks == 3:
+            auth.fake.approve_device(device.user_code)
+
+    # When the CLI polls, Then it goes on (10 s apart after the slow down) until the user approves
+    grant = auth.oauth.poll_device_token(device, auth.clock, on_tick=approve_later)
+    assert auth.fake.token_is_valid(grant.access_token)
+    gaps = [round(later - earlier) for earlier, later in itertools.pairwise(auth.polls())]
+    assert gaps == [5, 10, 10]
 
 
 def test_the_device_code_never_shows_in_a_repr(auth: Auth) -> None:

@@ -64,6 +64,22 @@ class DeviceAccessDenied(DeviceFlowFailed):
     message = f"access was denied on trakt.tv (HTTP 418); run `{LINK_COMMAND}` again and choose Allow"
 
 
+class DeviceFlowRefused(DeviceFlowFailed):
+    """Trakt answered a poll with an OAuth error of its own (a wrong client secret: ``invalid_client``).
+    Polling on would only end, minutes later, as a misleading "expired"."""
+
+    outcome = "refused"
+
+    def __init__(self, error: str, status: int) -> None:
+        KinotraktError.__init__(
+            self,
+            f"Trakt refused the device login: {error} (HTTP {status}); check the Trakt client id and client "
+            f"secret stored by `kinotrakt setup`, then run `{LINK_COMMAND}` again",
+        )
+        self.error = error
+        self.status = status
+
+
 class TraktAuthorizationRefused(KinotraktError):
     """Trakt refused to hand out tokens for an authorization code."""
 
@@ -141,11 +157,17 @@ class TraktOAuth:
             status = response.status_code
             if status == 200:
                 return parse_as(TokenResponse, response).to_grant()
-            if status == 400:  # pending: the user has not approved yet (the body may not be JSON)
-                wait = interval
-            elif status == 429:  # slow down
+            # Trakt's own codes come first; an RFC 8628 error in a JSON body means the same thing.
+            error = _oauth_error_code(response) if status in (400, 401) else None
+            if status == 429 or error == "slow_down":
                 interval += SLOW_DOWN_STEP
                 wait = max(interval, _retry_after_seconds(response))
+            elif status == 400 and error in (None, "authorization_pending"):
+                wait = interval  # pending: the user has not approved yet (Trakt's answer has no JSON body)
+            elif error in _DEVICE_ERRORS:
+                raise _DEVICE_ERRORS[error]
+            elif error is not None:
+                raise DeviceFlowRefused(error, status)
             elif status in _DEVICE_OUTCOMES:
                 raise _DEVICE_OUTCOMES[status]
             else:
@@ -221,6 +243,11 @@ _DEVICE_OUTCOMES: dict[int, type[DeviceFlowFailed]] = {
     410: DeviceCodeExpired,
     418: DeviceAccessDenied,
 }
+# RFC 8628 §3.5 error codes with an outcome of their own.
+_DEVICE_ERRORS: dict[str, type[DeviceFlowFailed]] = {
+    "expired_token": DeviceCodeExpired,
+    "access_denied": DeviceAccessDenied,
+}
 
 
 def _raise_for_authorization(response: requests.Response) -> None:
@@ -232,15 +259,22 @@ def _raise_for_authorization(response: requests.Response) -> None:
         raise TraktAuthorizationRefused(APP_LIMIT_REASON.format(status=status), status)
 
 
-def _oauth_error(response: requests.Response) -> str:
-    """The OAuth ``error`` code (e.g. ``invalid_grant``) when the body names one; never the body itself."""
+def _oauth_error_code(response: requests.Response) -> str | None:
+    """The OAuth ``error`` code (e.g. ``invalid_grant``) when the body is JSON naming one, ``other`` when it
+    names something not shaped like a code (never repeated: it ends up in messages and logs), else None."""
+    if is_html(response):
+        return None
     try:
         error = response.json().get("error")
     except (ValueError, AttributeError):
-        error = None
-    if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error):
-        return error
-    return f"HTTP {response.status_code}"
+        return None
+    if error is None:
+        return None
+    return error if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error) else "other"
+
+
+def _oauth_error(response: requests.Response) -> str:
+    return _oauth_error_code(response) or f"HTTP {response.status_code}"
 
 
 def _retry_after_seconds(response: requests.Response) -> float:
