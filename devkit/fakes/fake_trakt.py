@@ -145,7 +145,9 @@ class TraktEpisode:
     title: str
     tvdb: int
     tmdb: int
-    imdb: str | None = None  # Trakt has no IMDb id for many episodes (specials above all): null
+    # Trakt has no IMDb id for many episodes (specials above all): null. Ids also carry the long-dead TVRage
+    # id, as the recorded answers do (0 or null when unknown).
+    imdb: str | None = None
     first_aired: float | None = None
     runtime: int | None = None
     number_abs: int | None = None
@@ -155,7 +157,7 @@ class TraktEpisode:
             "season": self.season,
             "number": self.number,
             "title": self.title,
-            "ids": {"trakt": self.trakt, "tvdb": self.tvdb, "imdb": self.imdb, "tmdb": self.tmdb},
+            "ids": {"trakt": self.trakt, "tvdb": self.tvdb, "imdb": self.imdb, "tmdb": self.tmdb, "tvrage": 0},
         }
 
     def full(self) -> dict[str, Any]:
@@ -190,6 +192,7 @@ class TraktShow:
     tmdb: int
     tvdb: int
     runtime: int = 45
+    tvrage: int | None = None
     seasons: dict[int, list[TraktEpisode]] = field(default_factory=dict)
 
     def summary(self) -> dict[str, Any]:
@@ -202,6 +205,7 @@ class TraktShow:
                 "tvdb": self.tvdb,
                 "imdb": self.imdb,
                 "tmdb": self.tmdb,
+                "tvrage": self.tvrage,
             },
         }
 
@@ -237,6 +241,7 @@ class TraktShow:
                 "trakt": self.trakt * 1000 + number,
                 "tvdb": self.tvdb * 100 + number,
                 "tmdb": self.tmdb * 100 + number,
+                "tvrage": None,
             },
         }
         if full:
@@ -407,6 +412,7 @@ class FakeTrakt(FakeServer):
         tvdb: int | None = None,
         episode_imdb: Mapping[tuple[int, int], str] | None = None,
         runtime: int = 45,
+        tvrage: int | None = None,
     ) -> TraktShow:
         """``seasons`` maps a season number (0 = specials) to an episode count or to the episode titles.
 
@@ -423,6 +429,7 @@ class FakeTrakt(FakeServer):
                 tmdb=tmdb if tmdb is not None else 600_000 + trakt_id,
                 tvdb=tvdb if tvdb is not None else 700_000 + trakt_id,
                 runtime=runtime,
+                tvrage=tvrage,
             )
             absolute = 0
             for number in sorted(seasons):

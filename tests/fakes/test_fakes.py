@@ -348,7 +348,13 @@ def test_trakt_seasons(trakt: FakeTrakt) -> None:
         "season": 1,
         "number": 1,
         "title": "The National Anthem",
-        "ids": {"trakt": trakt.episode_id(41793, 1, 1), "tvdb": 417930102, "imdb": None, "tmdb": 417930103},
+        "ids": {
+            "trakt": trakt.episode_id(41793, 1, 1),
+            "tvdb": 417930102,
+            "imdb": None,
+            "tmdb": 417930103,
+            "tvrage": 0,
+        },
     }
     assert "episodes" not in plain[0]
     assert [e["number"] for e in season] == [1, 2, 3, 4]
