@@ -15,6 +15,7 @@ from typing import Any
 
 from chaos.world import StorageFault, World
 from devkit.fakes.base import Fault
+from devkit.fakes.fake_trakt import CLOUDFLARE_429, CLOUDFLARE_RETRY_AFTER
 from kinotrakt.storage.ports import ServiceSecret
 
 RETRYABLE = (500, 502, 503, 504, 520, 521, 522)
@@ -77,6 +78,7 @@ class Armed:
 CATALOGUE: dict[str, float] = {
     "trakt 429, short Retry-After": 0.15,
     "trakt 429, Retry-After beyond the budget": 0.05,
+    "trakt Cloudflare HTML 429, Retry-After 300": 0.08,
     "trakt 5xx on GET": 0.15,
     "trakt 5xx on POST, not applied": 0.1,
     "trakt 5xx on POST, applied": 0.1,
@@ -177,6 +179,25 @@ def _trakt_429(rng: random.Random, world: World, armed: Armed, name: str) -> Non
 def _trakt_429_long(rng: random.Random, world: World, armed: Armed, name: str) -> None:
     method, path = rng.choice((("GET", TRAKT_GET), ("POST", TRAKT_POST)))
     _http(world, armed, name, "trakt", method, path, status=429, headers={"Retry-After": str(LONG_RETRY_AFTER)})
+
+
+def _trakt_cloudflare_429(rng: random.Random, world: World, armed: Armed, name: str) -> None:
+    """(2026) Past Trakt's GET budget Cloudflare answers, not the API: an HTML page, Retry-After: 300, no
+    X-Ratelimit header (trakt/trakt-api#922); GETs only, and it may repeat."""
+    headers = {"Retry-After": str(CLOUDFLARE_RETRY_AFTER), "server": "cloudflare"}
+    _http(
+        world,
+        armed,
+        name,
+        "trakt",
+        "GET",
+        TRAKT_GET,
+        status=429,
+        body=CLOUDFLARE_429,
+        headers=headers,
+        content_type="text/html; charset=utf-8",
+        times=rng.randint(1, 3),
+    )
 
 
 def _trakt_5xx_get(rng: random.Random, world: World, armed: Armed, name: str) -> None:
@@ -364,6 +385,7 @@ def _by_runner(rng: random.Random, world: World, armed: Armed, name: str) -> Non
 _ARM: dict[str, Armer] = {
     "trakt 429, short Retry-After": _trakt_429,
     "trakt 429, Retry-After beyond the budget": _trakt_429_long,
+    "trakt Cloudflare HTML 429, Retry-After 300": _trakt_cloudflare_429,
     "trakt 5xx on GET": _trakt_5xx_get,
     "trakt 5xx on POST, not applied": _trakt_5xx_post,
     "trakt 5xx on POST, applied": _trakt_5xx_post_applied,
