@@ -196,7 +196,9 @@ class TraktClient:
     # --- mapping (public endpoints: no Bearer needed) ----------------------------------------------------
 
     def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
-        """Items with this IMDb id, of ``type`` only: an IMDb id can also belong to an episode or a person."""
+        """Items with this IMDb id, of ``type`` only. The real service ignores ``type`` on IMDb lookups (2026) and
+        answers whatever has the id (a show for a movie's lookup, an episode, a person), so the hits are filtered
+        here; ``type`` is still sent, as the API documents it."""
         response = self._send("GET", f"/search/imdb/{quote(imdb, safe='')}", params={"type": type}, authorized=False)
         return [hit for hit in parse_as(list[SearchHit], response) if hit.type == type and hit.media is not None]
 
