@@ -1,10 +1,14 @@
 """``kinotrakt`` against moto's table and secrets and the fake Kinopub and Trakt: what a user types,
-what they see, and what ends up stored. The device flows are approved from the clock's sleep hook, so the
-polling runs on virtual time."""
+what they see, and what ends up stored, through typer's test runner. The device flows are approved from the
+clock's sleep hook, so the polling runs on virtual time."""
 
 from __future__ import annotations
 
 import io
+import re
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -12,6 +16,8 @@ from datetime import UTC, datetime, timedelta
 import boto3
 import pytest
 from pydantic import SecretStr
+from rich.console import Console
+from typer.testing import CliRunner
 
 from devkit.clock import VirtualClock
 from devkit.fakes.base import ISSUED_SECRETS
@@ -19,16 +25,42 @@ from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.fakes.library import seed_demo_library
 from devkit.memory import InMemoryTokenStore
+from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
 from kinotrakt.errors import ConcurrentTokenWrite
+from kinotrakt.http import CallCounter
+from kinotrakt.service import execute_sync
 from kinotrakt.storage.aws import aws_stores
-from kinotrakt.storage.ports import Pin, ServiceSecret, StoredSecret, UnmatchedItem
+from kinotrakt.storage.ports import Pin, ServiceSecret, StateStore, StoredSecret, TokenStore, UnmatchedItem
+from kinotrakt.sync.report import SyncReport
 from kinotrakt.tokens import update_secret
 from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
-from kinotrakt_cli.app import AwsTarget, CliDeps, Stores, main
+from kinotrakt_cli.app import app, main
+from kinotrakt_cli.context import CliDeps
+from kinotrakt_cli.deployment import AwsTarget, TokenStores
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LOGIN_URL_OUTPUT = "https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key=<setup_key>"
+# What a pipe gets: no terminal, nothing in the environment forcing colours, rich's default width.
+RUNNER = CliRunner(env={"FORCE_COLOR": None, "PY_COLORS": None, "TTY_COMPATIBLE": None, "COLUMNS": "80"})
+ESCAPE = "\x1b"
+COLOURS = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def invoke(argv: tuple[str, ...] | list[str], deps: CliDeps) -> Result:
+    outcome = RUNNER.invoke(app, list(argv), obj=deps, prog_name="kinotrakt")
+    return Result(outcome.exit_code, outcome.stdout, outcome.stderr)
+
+
+def terminal() -> Console:
+    """A console that takes itself for a terminal, as a user's would be, writing into a buffer we can read."""
+    return Console(file=io.StringIO(), force_terminal=True, width=100, highlight=False, emoji=False)
+
+
+def written(console: Console) -> str:
+    file = console.file
+    assert isinstance(file, io.StringIO)
+    return file.getvalue()
 
 
 class HookedClock(VirtualClock):
@@ -38,10 +70,12 @@ class HookedClock(VirtualClock):
         super().__init__(start)
         self.on_sleep: Callable[[], None] | None = None
         self.sleeps = 0
+        self.waits: list[float] = []
 
     def sleep(self, seconds: float) -> None:
         super().sleep(seconds)
         self.sleeps += 1
+        self.waits.append(seconds)
         if self.on_sleep is not None:
             self.on_sleep()
 
@@ -59,12 +93,32 @@ class CliWorld:
     trakt: FakeTrakt
     clock: HookedClock
     settings: Settings
-    stores: Stores
+    state: StateStore
+    tokens: TokenStores
     stack_outputs: dict[str, str] = field(default_factory=lambda: {"LoginUrl": LOGIN_URL_OUTPUT})
     printed: list[str] = field(default_factory=list)
 
-    def run(self, *argv: str, interactive: bool = False, answers: Mapping[str, str] | None = None) -> Result:
-        out, err = io.StringIO(), io.StringIO()
+    def deps(self, **overrides: object) -> CliDeps:
+        deps = CliDeps(
+            settings=self.settings,
+            token_stores=lambda settings, target: self.tokens,
+            state_store=lambda settings, target: self.state,
+            stack_outputs=lambda stack, target: self.stack_outputs,
+            clock=self.clock,
+            interactive=lambda: False,
+        )
+        for name, value in overrides.items():
+            setattr(deps, name, value)
+        return deps
+
+    def run(
+        self,
+        *argv: str,
+        interactive: bool = False,
+        answers: Mapping[str, str] | None = None,
+        out: Console | None = None,
+        **deps: object,
+    ) -> Result:
         asked: list[str] = []
 
         def answer(question: str) -> str:
@@ -74,24 +128,19 @@ class CliWorld:
                     return value
             return ""
 
-        deps = CliDeps(
-            settings=self.settings,
-            stores=lambda settings, target: self.stores,
-            stack_outputs=lambda stack, target: self.stack_outputs,
-            clock=self.clock,
-            out=out,
-            err=err,
-            prompt=answer,
-            prompt_secret=answer,
-            interactive=lambda: interactive,
+        result = invoke(
+            argv, self.deps(prompt=answer, prompt_secret=answer, interactive=lambda: interactive, out=out, **deps)
         )
-        code = main(list(argv), deps=deps)
-        result = Result(code, out.getvalue(), err.getvalue())
         self.printed += [result.out, result.err, *asked]
+        if out is not None:
+            self.printed.append(written(out))
+        else:
+            # Not a terminal: no live display, no colour codes in what a pipe or a log file gets
+            assert ESCAPE not in result.out + result.err
         return result
 
     def secret(self, service: str) -> ServiceSecret:
-        store = self.stores.kinopub if service == "kinopub" else self.stores.trakt
+        store: TokenStore = self.tokens.kinopub if service == "kinopub" else self.tokens.trakt
         return store.load().secret
 
     def setup(self) -> Result:
@@ -151,7 +200,7 @@ def world(aws: boto3.Session, state_table: str, secrets: tuple[str, str]) -> Ite
             state_table_name=state_table,
         )
         state, kinopub_store, trakt_store = aws_stores(settings, session=aws)
-        world = CliWorld(kinopub, trakt, clock, settings, Stores(state, kinopub_store, trakt_store))
+        world = CliWorld(kinopub, trakt, clock, settings, state, TokenStores(kinopub_store, trakt_store))
         yield world
         world.assert_no_secret_printed()
 
@@ -249,8 +298,13 @@ def test_link_kinopub_with_the_device_code(world: CliWorld) -> None:
         r for r in world.kinopub.calls("POST", "/oauth2/device") if r.params()["grant_type"] == "device_code"
     ]
     assert len(device_requests) == 1
-    assert "waiting for approval" in result.out
+    # (not a terminal: a line a minute instead of a live countdown; both polls fell in the same minute)
+    assert result.out.count("waiting for approval... ") == 1
     assert "Kinopub account linked" in result.out
+    # And it polled at the interval Kinopub asked for, until the approval
+    assert world.clock.waits == [5.0, 5.0]
+    polls = [r for r in world.kinopub.calls("POST", "/oauth2/device") if r.params()["grant_type"] == "device_token"]
+    assert len(polls) == 3
     # And the tokens are in the Kinopub secret and work
     secret = world.secret("kinopub")
     assert secret.access_token is not None
@@ -268,6 +322,8 @@ def test_link_trakt_with_the_device_code(world: CliWorld) -> None:
     assert "https://trakt.tv/activate" in result.out
     assert len(world.trakt.calls("POST", "/oauth/device/code")) == 1
     assert "Trakt account linked as kinotrakt-demo" in result.out
+    assert world.clock.waits == [world.trakt.device_interval]
+    assert len(world.trakt.calls("POST", "/oauth/device/token")) == 1
     secret = world.secret("trakt")
     assert secret.access_token is not None
     assert world.trakt.token_is_valid(secret.access_token.get_secret_value())
@@ -291,6 +347,35 @@ def test_the_user_code_is_shown(world: CliWorld) -> None:
     assert result.code == 0
     assert shown
     assert f"    {shown[0]}" in result.out
+
+
+def test_link_on_a_terminal_counts_down_live(world: CliWorld) -> None:
+    # Given a terminal, and an owner who enters the code after three polls
+    world.setup()
+    codes: set[str] = set()
+
+    def approve_on_the_third_poll() -> None:
+        codes.update(world.trakt.pending_user_codes)
+        if world.clock.sleeps >= 3:
+            for code in world.trakt.pending_user_codes:
+                world.trakt.approve_device(code)
+
+    world.clock.on_sleep = approve_on_the_third_poll
+    screen = terminal()
+
+    # When they link Trakt
+    result = world.run("link", "trakt", out=screen)
+
+    # Then the code and the URL stay on screen, a live line counted the time down, and it was cleared at the end
+    assert result.code == 0, result.err
+    shown = written(screen)
+    (code,) = codes
+    assert code in shown
+    assert "https://trakt.tv/activate" in shown
+    assert re.search(r"waiting for approval\.\.\. .* \d+:\d\d left", COLOURS.sub("", shown))
+    assert shown.rindex("\x1b[2K") > shown.rindex(" left")
+    assert "Trakt account linked" in shown[shown.rindex(" left") :]
+    assert world.clock.waits == [world.trakt.device_interval] * 3
 
 
 def test_a_denied_link_fails_in_one_line(world: CliWorld) -> None:
@@ -320,6 +405,7 @@ def test_link_before_setup_says_to_run_setup(world: CliWorld) -> None:
 def test_debug_adds_the_stack_trace(world: CliWorld) -> None:
     result = world.run("link", "kinopub", "--debug")
     assert result.code == 1
+    assert result.err.startswith("error: Kinopub client credentials are missing")
     assert "Traceback" in result.err
 
 
@@ -336,10 +422,10 @@ def test_status_before_anything_is_set_up(world: CliWorld) -> None:
 
 
 def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> None:
-    # Given linked accounts, a finished run and one unmatched item
+    # Given linked accounts, a finished run, a later failed one, and one unmatched item
     world.setup()
     world.link_both()
-    state = world.stores.state
+    state = world.state
     state.put_report(
         {
             "status": "ok",
@@ -352,6 +438,14 @@ def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> No
         },
         START - timedelta(minutes=55),
     )
+    state.put_report(
+        {
+            "status": "failed",
+            "started_at": "2026-11-01T11:30:00.000Z",
+            "error": {"code": "relink_required", "message": "Trakt needs relinking"},
+        },
+        START - timedelta(minutes=29),
+    )
     state.advance_watermark(START - timedelta(hours=1))
     state.put_unmatched([UnmatchedItem("item:9", 9, "Ездок", "no_imdb_not_found")])
     world.clock.advance(5 * 86400)
@@ -359,10 +453,15 @@ def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> No
     # When the owner asks for the status
     result = world.run("status")
 
-    # Then they see the run, the watermark, both tokens' expiry and Kinopub's refresh deadline
+    # Then they see the runs, newest first, with their counts and errors
     assert result.code == 0, result.err
-    assert "2026-11-01 11:00Z  ok" in result.out
-    assert "7 views, added 2 movies + 3 episodes" in result.out
+    lines = result.out.splitlines()
+    header = lines.index("Last runs (newest first):") + 1
+    assert lines[header].split() == ["STARTED", "STATUS", "VIEWS", "MOVIES", "EPISODES", "SKIPPED", "UNMATCHED"]
+    assert lines[header + 1].split() == ["2026-11-01", "11:30Z", "failed", "0", "0", "0", "0", "0"]
+    assert lines[header + 2].split() == ["2026-11-01", "11:00Z", "ok", "7", "2", "3", "1", "1"]
+    assert lines[header + 3] == "  2026-11-01 11:30Z: Trakt needs relinking"
+    # And the watermark, both tokens' expiry and Kinopub's refresh deadline
     assert "Watermark (last success): 2026-11-01 11:00Z (5 days ago)" in result.out
     assert "Kinopub: linked; access token expired" in result.out  # 24 h tokens, 5 days later
     assert "refresh token dies unused in ~25 days (2026-12-01)" in result.out
@@ -379,7 +478,7 @@ def test_status_warns_when_the_kinopub_refresh_token_is_probably_dead(world: Cli
 
 
 def test_unmatched_lists_titles_and_reasons(world: CliWorld) -> None:
-    world.stores.state.put_unmatched(
+    world.state.put_unmatched(
         [
             UnmatchedItem("item:9", 9, "Ездок", "no_imdb_not_found", "Trakt found nothing for the title"),
             UnmatchedItem("episode:7:10:1", 7, "Scrubs", "episode_not_on_trakt", "no S10E01", season=10, episode=1),
@@ -389,8 +488,11 @@ def test_unmatched_lists_titles_and_reasons(world: CliWorld) -> None:
     assert result.code == 0
     lines = result.out.splitlines()
     assert lines[0].split() == ["KINOPUB", "ID", "TITLE", "REASON", "DETAIL"]
-    assert any(line.split()[:3] == ["7", "Scrubs", "S10E01"] and "episode_not_on_trakt" in line for line in lines)
-    assert any(line.startswith("9 ") and "Ездок" in line and "no_imdb_not_found" in line for line in lines)
+    # sorted by title, an episode with its number, every reason and detail in full (a long detail wraps in its cell)
+    assert lines[1].split() == ["7", "Scrubs", "S10E01", "episode_not_on_trakt", "no", "S10E01"]
+    assert lines[2].split()[:3] == ["9", "Ездок", "no_imdb_not_found"]
+    table = " ".join(" ".join(lines[: lines.index("")]).split())
+    assert table.endswith("9 Ездок no_imdb_not_found Trakt found nothing for the title")
     assert "kinotrakt map" in result.out
 
 
@@ -401,7 +503,7 @@ def test_unmatched_when_there_is_nothing(world: CliWorld) -> None:
 def test_map_stores_a_pin(world: CliWorld) -> None:
     result = world.run("map", "4242", "show", "1390", "--season-offset", "-1")
     assert result.code == 0, result.err
-    assert world.stores.state.list_pins() == {4242: Pin(4242, "show", 1390, -1)}
+    assert world.state.list_pins() == {4242: Pin(4242, "show", 1390, -1)}
     assert "Pinned Kinopub item 4242 to Trakt show 1390" in result.out
 
 
@@ -418,7 +520,7 @@ def test_map_stores_a_pin(world: CliWorld) -> None:
 def test_map_refuses_what_it_cannot_store(world: CliWorld, argv: tuple[str, ...]) -> None:
     result = world.run(*argv)
     assert result.code == 2
-    assert world.stores.state.list_pins() == {}
+    assert world.state.list_pins() == {}
 
 
 # --- unlink --------------------------------------------------------------------------------------------------
@@ -455,7 +557,9 @@ def test_unlink_kinopub_clears_the_tokens(world: CliWorld) -> None:
 def test_unlink_asks_first(world: CliWorld) -> None:
     world.setup()
     world.link_both()
-    assert world.run("unlink", "trakt").code == 2
+    unconfirmed = world.run("unlink", "trakt")
+    assert unconfirmed.code == 2
+    assert unconfirmed.err == "error: unlink stops the sync for this account: confirm with --yes\n"
     assert world.run("unlink", "trakt", interactive=True, answers={"Unlink": "n"}).code == 0
     assert world.secret("trakt").access_token is not None
     assert world.run("unlink", "trakt", interactive=True, answers={"Unlink": "y"}).code == 0
@@ -481,8 +585,8 @@ def test_a_dry_run_writes_nothing(world: CliWorld) -> None:
     assert "would add:" in result.out
     assert world.trakt.calls("POST", "/sync/history") == []
     assert world.trakt.plays() == plays_before
-    assert world.stores.state.load_sync_state().watermark is None
-    assert world.stores.state.load_ledger().keys == set()
+    assert world.state.load_sync_state().watermark is None
+    assert world.state.load_ledger().keys == set()
 
 
 def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> None:
@@ -492,7 +596,7 @@ def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> Non
     world.link_both()
     first = world.run("sync")
     assert first.code == 0, first.out + first.err
-    assert "status                       OK" in first.out
+    assert ["status", "OK"] in [line.split() for line in first.out.splitlines()]
     (rider,) = [view for view in library.unmatched if view.kind == "movie"]
     listed = world.run("unmatched")
     assert rider.title in listed.out
@@ -510,69 +614,173 @@ def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> Non
     assert rider.title not in world.run("unmatched").out
 
 
+def test_a_failed_sync_reports_why_and_exits_1(world: CliWorld) -> None:
+    # Given credentials but no linked accounts
+    world.setup()
+
+    # When the owner runs a sync
+    result = world.run("sync")
+
+    # Then the report says it failed and why, and the exit code says so too
+    assert result.code == 1
+    lines = [line.split() for line in result.out.splitlines()]
+    assert ["status", "FAILED"] in lines
+    assert any(line[0] == "error:" and "kinotrakt link" in " ".join(line) for line in lines if line)
+    assert world.trakt.calls("POST", "/sync/history") == []
+
+
+def test_a_long_sync_shows_its_progress_on_a_terminal(world: CliWorld) -> None:
+    # Given linked accounts, a library, and a terminal
+    seed_demo_library(world.kinopub, world.trakt)
+    world.setup()
+    world.link_both()
+    screen = terminal()
+
+    def slow_sync(
+        settings: Settings,
+        *,
+        state: StateStore,
+        kinopub_store: TokenStore,
+        trakt_store: TokenStore,
+        clock: Clock | None = None,
+        dry_run: bool | None = None,
+        counter: CallCounter | None = None,
+    ) -> SyncReport:
+        assert counter is not None
+        report = execute_sync(
+            settings,
+            state=state,
+            kinopub_store=kinopub_store,
+            trakt_store=trakt_store,
+            clock=clock,
+            dry_run=dry_run,
+            counter=counter,
+        )
+        # The run lasts until the display has shown the calls made so far (or 10 s, and the test fails).
+        calls = f"HTTP calls: Kinopub {counter.total('kinopub')}, Trakt {counter.total('trakt')}"
+        give_up = time.monotonic() + 10
+        while calls not in written(screen) and time.monotonic() < give_up:
+            time.sleep(0.05)
+        return report
+
+    # When a sync runs longer than the display's delay
+    result = world.run("sync", out=screen, run_sync=slow_sync, sync_progress_after_seconds=0.1)
+
+    # Then a progress line showed the elapsed time and the HTTP calls as the counter grew, then gave way to the report
+    assert result.code == 0, result.err
+    shown = written(screen)
+    frames = COLOURS.sub("", shown)
+    assert re.search(r"syncing 0:00:\d\d HTTP calls: Kinopub [1-9]\d*, Trakt [1-9]\d*", frames)
+    report_starts = shown.index("status")
+    assert shown.rindex("HTTP calls: Kinopub") < report_starts
+    assert shown.rindex("\x1b[2K") < report_starts  # the progress line was cleared before the report
+
+
+def test_a_quick_sync_shows_only_its_report(world: CliWorld) -> None:
+    seed_demo_library(world.kinopub, world.trakt)
+    world.setup()
+    world.link_both()
+    screen = terminal()
+    result = world.run("sync", out=screen, sync_progress_after_seconds=600)
+    assert result.code == 0, result.err
+    assert "syncing" not in written(screen)
+    assert "added:" in written(screen)
+
+
 def test_sync_against_the_offline_sandbox() -> None:
-    out, err = io.StringIO(), io.StringIO()
-    code = main(["sync", "--sandbox"], deps=CliDeps(out=out, err=err, clock=VirtualClock(START)))
-    assert code == 0, out.getvalue() + err.getvalue()
-    assert out.getvalue().startswith("Sandbox:")
-    assert "added:" in out.getvalue()
+    result = invoke(["sync", "--sandbox"], CliDeps(clock=VirtualClock(START)))
+    assert result.code == 0, result.out + result.err
+    assert result.out.startswith("Sandbox:")
+    assert "added:" in result.out
+    assert ESCAPE not in result.out + result.err
 
 
 # --- the command line itself ---------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("command", ["setup", "link", "unlink", "sync", "status", "unmatched", "map"])
-def test_every_command_explains_itself(world: CliWorld, command: str, capsys: pytest.CaptureFixture[str]) -> None:
-    assert world.run(command, "--help").code == 0
-    assert "usage: kinotrakt" in capsys.readouterr().out
+def test_every_command_explains_itself(world: CliWorld, command: str) -> None:
+    result = world.run(command, "--help")
+    assert result.code == 0
+    assert f"Usage: kinotrakt {command} [OPTIONS]" in result.out
+    # and lists the common options, which work after the command too
+    for option in ("--stack", "--table", "--kinopub-secret", "--trakt-secret", "--region", "--endpoint-url", "--debug"):
+        assert option in result.out
 
 
 def test_a_wrong_command_is_a_usage_error(world: CliWorld) -> None:
-    assert world.run("frobnicate").code == 2
+    wrong = world.run("frobnicate")
+    assert wrong.code == 2
+    assert "No such command 'frobnicate'" in wrong.err
     assert world.run().code == 2
+
+
+def test_the_console_script_returns_the_exit_code(world: CliWorld) -> None:
+    # main() is what the `kinotrakt` script calls: it returns the code instead of exiting
+    assert main(["status"], deps=world.deps(out=terminal(), err=terminal())) == 0
+    assert main(["map", "0", "movie", "1"], deps=world.deps()) == 2
+    assert main(["link", "kinopub"], deps=world.deps(out=terminal(), err=terminal())) == 1
+    assert main(["--version"]) == 0
+
+
+def test_python_m_runs_the_same_command() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "kinotrakt_cli", "--version"], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("kinotrakt ")
 
 
 def test_global_options_work_before_and_after_the_command(world: CliWorld) -> None:
     seen: list[Settings] = []
 
-    def stores(settings: Settings, target: AwsTarget) -> Stores:
+    def state_store(settings: Settings, target: AwsTarget) -> StateStore:
         seen.append(settings)
-        return world.stores
+        return world.state
 
-    deps = CliDeps(settings=world.settings, stores=stores, out=io.StringIO(), err=io.StringIO())
-    assert main(["--table", "t1", "status"], deps=deps) == 0
-    assert main(["status", "--table", "t2", "--trakt-secret", "s2"], deps=deps) == 0
-    assert [s.state_table_name for s in seen] == ["t1", "t2"]
+    deps = world.deps(state_store=state_store)
+    assert invoke(["--table", "t1", "status"], deps).code == 0
+    assert invoke(["status", "--table", "t2", "--trakt-secret", "s2"], deps).code == 0
+    # given on both sides, the one after the command wins
+    assert invoke(["--table", "t3", "status", "--table", "t4"], deps).code == 0
+    assert [s.state_table_name for s in seen] == ["t1", "t2", "t4"]
+    assert seen[0].trakt_secret_id == world.settings.trakt_secret_id
     assert seen[1].trakt_secret_id == "s2"
 
 
 def test_names_come_from_the_stack_when_nothing_else_says(world: CliWorld) -> None:
     seen: list[Settings] = []
+    targets: list[AwsTarget] = []
 
-    def stores(settings: Settings, target: AwsTarget) -> Stores:
+    def state_store(settings: Settings, target: AwsTarget) -> StateStore:
         seen.append(settings)
-        return world.stores
+        targets.append(target)
+        return world.state
 
-    bare = Settings()
-    deps = CliDeps(
-        settings=bare,
-        stores=stores,
+    def token_stores(settings: Settings, target: AwsTarget) -> TokenStores:
+        seen.append(settings)
+        return world.tokens
+
+    deps = world.deps(
+        settings=Settings(),
+        state_store=state_store,
+        token_stores=token_stores,
         stack_outputs=lambda stack, target: {"StateTableName": f"{stack}-StateTable-XYZ"},
-        out=io.StringIO(),
-        err=io.StringIO(),
     )
-    assert main(["--stack", "mine", "status"], deps=deps) == 0
+    assert invoke(["--stack", "mine", "--region", "eu-west-3", "status"], deps).code == 0
     assert seen[0].state_table_name == "mine-StateTable-XYZ"
-    assert seen[0].kinopub_secret_id == "mine/kinopub"
-    assert seen[0].trakt_secret_id == "mine/trakt"
+    assert {s.kinopub_secret_id for s in seen} == {"mine/kinopub"}
+    assert {s.trakt_secret_id for s in seen} == {"mine/trakt"}
+    assert targets == [AwsTarget("eu-west-3", None)]
 
 
 def test_a_missing_table_is_one_clear_line(world: CliWorld) -> None:
-    err = io.StringIO()
-    deps = CliDeps(settings=Settings(), stack_outputs=lambda stack, target: {}, out=io.StringIO(), err=err)
-    assert main(["status"], deps=deps) == 1
-    assert err.getvalue().count("\n") == 1
-    assert "--table" in err.getvalue()
+    deps = world.deps(settings=Settings(), stack_outputs=lambda stack, target: {})
+    result = invoke(["status"], deps)
+    assert result.code == 1
+    assert result.err.startswith("error: cannot find the state table")
+    assert result.err.count("\n") == 1
+    assert "--table" in result.err
 
 
 class RacedTokenStore(InMemoryTokenStore):

@@ -3,7 +3,6 @@ and a CloudFormation stack's outputs and secret names are all it needs to find t
 
 from __future__ import annotations
 
-import io
 import json
 from collections.abc import Iterator
 
@@ -11,14 +10,17 @@ import boto3
 import pytest
 import requests
 from moto.server import ThreadedMotoServer
+from typer.testing import CliRunner
 
 from kinotrakt.config import Settings
-from kinotrakt_cli.app import CliDeps, main
+from kinotrakt_cli.app import app
+from kinotrakt_cli.context import CliDeps
 from tests.conftest import template_properties
 
 REGION = "eu-west-1"
 STACK = "mykt"
 TABLE = "mykt-StateTable-1A2B3C"
+RUNNER = CliRunner(env={"FORCE_COLOR": None, "PY_COLORS": None, "TTY_COMPATIBLE": None, "COLUMNS": "80"})
 
 
 @pytest.fixture
@@ -75,8 +77,7 @@ def deployed_stack(moto_server: str) -> str:
 
 def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None:
     # Given a deployed stack and no KINOPUB_SECRET_ID / TRAKT_SECRET_ID / STATE_TABLE_NAME in the environment
-    out, err = io.StringIO(), io.StringIO()
-    deps = CliDeps(settings=Settings(), out=out, err=err, interactive=lambda: False)
+    deps = CliDeps(settings=Settings(), interactive=lambda: False)
     argv = [
         "--endpoint-url",
         deployed_stack,
@@ -96,27 +97,28 @@ def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None
     ]
 
     # When the owner runs setup with only the stack's name
-    code = main(argv, deps=deps)
+    result = RUNNER.invoke(app, argv, obj=deps, prog_name="kinotrakt")
 
     # Then the credentials land in <stack>/kinopub and <stack>/trakt, and the login link comes from the outputs
-    assert code == 0, err.getvalue()
+    assert result.exit_code == 0, result.stderr
     secrets = boto3.Session(region_name=REGION).client("secretsmanager", endpoint_url=deployed_stack)
     trakt = json.loads(secrets.get_secret_value(SecretId=f"{STACK}/trakt")["SecretString"])
     kinopub = json.loads(secrets.get_secret_value(SecretId=f"{STACK}/kinopub")["SecretString"])
     assert (kinopub["client_id"], trakt["client_id"]) == ("kp-id", "tr-id")
-    assert f"https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={trakt['setup_key']}" in out.getvalue()
-    assert "secret-value" not in out.getvalue() + err.getvalue()
+    assert f"https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={trakt['setup_key']}" in result.stdout
+    assert "secret-value" not in result.stdout + result.stderr
 
     # And the commands that need the table find it through the stack output
-    status = io.StringIO()
-    assert main([*argv[:6], "status"], deps=CliDeps(settings=Settings(), out=status, err=err)) == 0
-    assert "Kinopub: not linked (kinotrakt link kinopub)" in status.getvalue()
+    status = RUNNER.invoke(app, [*argv[:6], "status"], obj=CliDeps(settings=Settings()), prog_name="kinotrakt")
+    assert status.exit_code == 0, status.stderr
+    assert "Kinopub: not linked (kinotrakt link kinopub)" in status.stdout
+    assert "Last runs (newest first):\n  none yet" in status.stdout
 
 
 def test_an_unreachable_secret_is_one_line_naming_it(deployed_stack: str) -> None:
-    err = io.StringIO()
     argv = ["--endpoint-url", deployed_stack, "--region", REGION, "--stack", "nope", "link", "trakt"]
-    assert main(argv, deps=CliDeps(settings=Settings(), out=io.StringIO(), err=err)) == 1
-    assert err.getvalue().startswith("error: AWS: ")
-    assert err.getvalue().count("\n") == 1
-    assert "ResourceNotFoundException" in err.getvalue()
+    result = RUNNER.invoke(app, argv, obj=CliDeps(settings=Settings()), prog_name="kinotrakt")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: AWS: ")
+    assert result.stderr.count("\n") == 1
+    assert "ResourceNotFoundException" in result.stderr

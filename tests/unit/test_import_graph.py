@@ -28,7 +28,10 @@ ALLOWED_THIRD_PARTY = {
     "pydantic_settings",
     "requests",
 }
-DEV_ONLY = {"devkit", "kinotrakt_cli", "tests", "bench", "chaos", "moto", "yaml", "pytest", "hypothesis"}
+DEV_ONLY = {
+    *("devkit", "kinotrakt_cli", "tests", "bench", "chaos"),
+    *("moto", "yaml", "pytest", "hypothesis", "typer", "rich"),
+}
 
 
 def imported_modules(path: Path) -> set[str]:

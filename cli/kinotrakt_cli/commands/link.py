@@ -1,0 +1,93 @@
+"""``kinotrakt link kinopub|trakt``: the device flow from a terminal, tokens into the service's secret."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from kinotrakt.clock import Clock, Deadline
+from kinotrakt.errors import KinotraktError, NotConfigured
+from kinotrakt.storage.ports import ServiceSecret, TokenStore
+from kinotrakt.tokens import TokenGrant, apply_grant, update_secret
+from kinotrakt_cli.context import Cli
+from kinotrakt_cli.deployment import Service, label
+from kinotrakt_cli.errors import EXIT_OK
+from kinotrakt_cli.output import device_code_wait
+
+
+def run(
+    cli: Cli,
+    service: Annotated[Service, typer.Argument(help="the account to link")],
+) -> int:
+    """Link an account from this terminal (device code).
+
+    Show a code to enter on the service's site, wait for approval (polling at the service's interval),
+    store the tokens.
+    """
+    store = cli.deployment.token_store(service)
+    secret = store.load().secret
+    if not secret.client_id or secret.client_secret is None:
+        raise NotConfigured(label(service))
+    if service == "kinopub":
+        _link_kinopub(cli, store, secret.client_id, secret.client_secret)
+    else:
+        _link_trakt(cli, store, secret.client_id, secret.client_secret)
+    return EXIT_OK
+
+
+def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
+    from kinotrakt.kinopub.oauth import KinopubOAuth
+
+    settings = cli.deployment.settings
+    oauth = KinopubOAuth(cli.deployment.transport("kinopub"), settings.kinopub_base, client_id, client_secret)
+    device = oauth.request_device_code()
+    with device_code_wait(
+        cli.output, "Kinopub", device.verification_uri, device.user_code, device.expires_in, cli.clock
+    ) as on_tick:
+        grant = oauth.poll_device_token(device, cli.clock, on_tick)
+    _store_grant(store, grant, cli.clock, redirect_uri=None)
+    try:
+        oauth.notify_device(grant.access_token)
+    except KinotraktError as exc:
+        cli.output.warn(f"linked, but naming the device in Kinopub's device list failed: {exc}")
+    cli.output.say(f"Kinopub account linked; tokens stored in {cli.deployment.secret_name('kinopub')}.")
+
+
+def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
+    from kinotrakt.trakt.oauth import OOB_REDIRECT_URI, TraktOAuth
+
+    settings = cli.deployment.settings
+    oauth = TraktOAuth(cli.deployment.transport("trakt"), settings.trakt_auth_base, client_id, client_secret)
+    device = oauth.request_device_code()
+    # Trakt documents no prefilled activation link, so the code is typed in by hand.
+    with device_code_wait(
+        cli.output, "Trakt", device.verification_url, device.user_code, device.expires_in, cli.clock
+    ) as on_tick:
+        grant = oauth.poll_device_token(device, cli.clock, on_tick)
+    # Device-flow tokens are refreshed with the out-of-band redirect URI they were issued for.
+    _store_grant(store, grant, cli.clock, redirect_uri=OOB_REDIRECT_URI)
+    username = _trakt_username(cli, store)
+    who = f" as {username}" if username else ""
+    cli.output.say(f"Trakt account linked{who}; tokens stored in {cli.deployment.secret_name('trakt')}.")
+
+
+def _store_grant(store: TokenStore, grant: TokenGrant, clock: Clock, *, redirect_uri: str | None) -> None:
+    def change(secret: ServiceSecret) -> ServiceSecret:
+        updated = apply_grant(secret, grant, clock.now())
+        if redirect_uri is not None:
+            updated = updated.model_copy(update={"redirect_uri": redirect_uri})
+        return updated
+
+    update_secret(store, change)
+
+
+def _trakt_username(cli: Cli, store: TokenStore) -> str | None:
+    from kinotrakt.web.trakt_gateway import TraktGateway
+
+    try:
+        return TraktGateway(cli.deployment.settings, store, cli.clock, Deadline(cli.clock, None, 0)).username()
+    except KinotraktError as exc:
+        cli.output.warn(f"linked, but reading the Trakt user name failed: {exc}")
+        return None

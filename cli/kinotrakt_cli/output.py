@@ -1,0 +1,272 @@
+"""What the CLI shows: the rich consoles, the tables, the run report, and the two live displays (the device-code
+wait of ``link`` and the progress of a long ``sync``).
+
+Live displays and colours appear only on a terminal: piped or captured output (tests, ``| tee``, cron) gets
+plain lines, and ``--debug`` turns the live displays off so log lines stay readable.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from rich.console import Console, RenderableType
+from rich.progress import (
+    BarColumn,
+    Progress,
+    ProgressColumn,
+    SpinnerColumn,
+    Task,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+from rich.text import Text
+
+from kinotrakt.clock import Clock
+from kinotrakt.http import CallCounter
+from kinotrakt.storage.ports import UnmatchedItem
+from kinotrakt.sync.report import LIST_LIMIT, SyncReport
+
+STATUS_STYLES = {"ok": "green", "skipped": "cyan", "partial": "yellow", "failed": "bold red"}
+
+
+def console(*, stderr: bool = False) -> Console:
+    """A console on stdout or stderr. No automatic highlighting or emoji codes: titles come from Kinopub and are
+    shown as they are."""
+    return Console(stderr=stderr, highlight=False, emoji=False)
+
+
+class Output:
+    """Where a command writes: ``out`` for results, ``err`` for warnings and errors."""
+
+    def __init__(self, out: Console, err: Console, *, debug: bool) -> None:
+        self.out = out
+        self.err = err
+        # Live displays redraw lines in place: only on a terminal, and not among --debug's log lines.
+        self.live = out.is_terminal and not debug
+
+    def say(self, text: str | Text = "") -> None:
+        """One line, never wrapped by us (a terminal wraps it; a pipe gets it whole), never read as markup."""
+        self.out.print(text, markup=False, soft_wrap=True)
+
+    def show(self, *renderables: RenderableType) -> None:
+        """Tables fit the terminal's width; lines of text are printed as :meth:`say` prints them."""
+        for renderable in renderables:
+            if isinstance(renderable, Text):
+                self.say(renderable)
+            else:
+                self.out.print(renderable)
+
+    def warn(self, text: str) -> None:
+        self.err.print(Text.assemble(("warning:", "yellow"), f" {text}"), soft_wrap=True)
+
+    def error(self, text: str) -> None:
+        self.err.print(Text.assemble(("error:", "bold red"), f" {text}"), soft_wrap=True)
+
+    def traceback(self) -> None:
+        """The current exception's stack, for ``--debug``; never the local variables, which may hold tokens."""
+        self.err.print_exception(show_locals=False)
+
+
+def status_text(status: str, suffix: str = "") -> Text:
+    return Text(f"{status.upper()}{suffix}", style=STATUS_STYLES.get(status, ""))
+
+
+# --- the run report (sync) -----------------------------------------------------------------------------------
+
+
+def report_view(report: SyncReport) -> list[RenderableType]:
+    """The report of the run that just ended: the counts as a table, then what was added, what stayed
+    unmatched and the error, if any."""
+    calls = report.http_calls
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    dry = " (dry run: nothing was written)" if report.dry_run else ""
+    table.add_row("status", status_text(report.status, dry))
+    for name, value in (
+        ("completed views on Kinopub", report.candidates),
+        ("added movies", report.added_movies),
+        ("added episodes", report.added_episodes),
+        ("skipped, already on Trakt", report.skipped_duplicates),
+        ("not found on Trakt", report.not_found),
+        ("unmatched", report.unmatched),
+        ("watermark (last success)", report.watermark.strftime("%Y-%m-%dT%H:%M:%SZ") if report.watermark else "-"),
+        ("HTTP calls", f"Kinopub {calls.get('kinopub', 0)}, Trakt {calls.get('trakt', 0)}"),
+    ):
+        table.add_row(name, Text(str(value)))
+    parts: list[RenderableType] = [table]
+    if report.added:
+        parts.append(Text("would add:" if report.dry_run else "added:", style="bold"))
+        parts += _listed([Text(f"  + {entry}", style="green") for entry in report.added])
+    if report.unmatched_items:
+        parts.append(Text("unmatched (kinotrakt unmatched; fix with kinotrakt map):", style="bold"))
+        parts += _listed([Text(f"  ? {_unmatched_label(item)}: {item['reason']}") for item in report.unmatched_items])
+    if report.error:
+        parts.append(Text.assemble(("error:", "bold red"), f" {report.error['message']}"))
+    return parts
+
+
+def _listed(lines: Sequence[Text]) -> list[Text]:
+    """At most LIST_LIMIT lines (the report's own limit for a log line), then how many more there are."""
+    if len(lines) <= LIST_LIMIT:
+        return list(lines)
+    return [*lines[:LIST_LIMIT], Text(f"  ... and {len(lines) - LIST_LIMIT} more")]
+
+
+def _unmatched_label(item: Mapping[str, Any]) -> str:
+    title = str(item["title"] or f"Kinopub item {item['kinopub_id']}")
+    season, episode = item.get("season"), item.get("episode")
+    if isinstance(season, int) and isinstance(episode, int):
+        return f"{title} S{season:02d}E{episode:02d}"
+    return title
+
+
+# --- tables (status, unmatched) ------------------------------------------------------------------------------
+
+
+def _table(*headers: str) -> Table:
+    """Columns two spaces apart, bold headers, no box: plain columns in a pipe, as ``sort`` and ``awk`` like."""
+    table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
+    for header in headers:
+        table.add_column(header, no_wrap=True)
+    return table
+
+
+def runs_view(reports: Sequence[Mapping[str, Any]]) -> list[RenderableType]:
+    """The stored reports of the last runs, newest first (the sync handler stores its report dict): a table of
+    the counts, then a line for each run with something to say (a dry run, an error)."""
+    table = _table("STARTED", "STATUS", "VIEWS", "MOVIES", "EPISODES", "SKIPPED", "UNMATCHED")
+    for column in table.columns[2:]:
+        column.justify = "right"
+    notes: list[RenderableType] = []
+    for report in reports:
+        started = str(report.get("started_at") or "?")[:16].replace("T", " ") + "Z"
+        status = str(report.get("status", "?"))
+        counts = ("candidates", "added_movies", "added_episodes", "skipped_duplicates", "unmatched")
+        table.add_row(
+            started, Text(status, style=STATUS_STYLES.get(status, "")), *(str(report.get(n, 0)) for n in counts)
+        )
+        said = ["dry run"] if report.get("dry_run") else []
+        error = report.get("error")
+        if isinstance(error, dict) and error.get("message"):
+            said.append(str(error["message"]))
+        if said:
+            notes.append(Text(f"  {started}: {'; '.join(said)}"))
+    return [table, *notes]
+
+
+def unmatched_table(items: Sequence[UnmatchedItem]) -> Table:
+    table = _table("KINOPUB ID", "TITLE", "REASON", "DETAIL")
+    table.columns[1].max_width = 48
+    table.columns[1].no_wrap = table.columns[3].no_wrap = False  # long titles and details wrap in their cells
+    for item in items:
+        where = f" S{item.season:02d}E{item.episode:02d}" if item.season is not None and item.episode else ""
+        table.add_row(str(item.kinopub_id), Text(f"{item.title}{where}"), item.reason, Text(item.detail))
+    return table
+
+
+# --- live displays -------------------------------------------------------------------------------------------
+
+
+def _minutes_seconds(seconds: float) -> str:
+    left = max(0, math.ceil(seconds))
+    return f"{left // 60}:{left % 60:02d}"
+
+
+class _TimeLeftColumn(ProgressColumn):
+    """The seconds left before the device code expires: the task's total is the code's lifetime."""
+
+    def render(self, task: Task) -> Text:
+        left = (task.total or 0.0) - (task.elapsed or 0.0)
+        return Text(f"{_minutes_seconds(left)} left", style="cyan")
+
+
+@contextmanager
+def device_code_wait(
+    output: Output, service: str, url: str, user_code: str, expires_in: int, clock: Clock
+) -> Iterator[Callable[[float], None]]:
+    """Show the code and where to enter it, then the time left while the OAuth client polls; yields the
+    ``on_tick`` callback the client calls after each poll with the seconds left.
+
+    On a terminal the wait is a live line (spinner, bar, time left) that disappears once the poll ends; elsewhere
+    a line a minute says the command is still waiting."""
+    output.say(Text.assemble(f"Link {service}: open ", (url, f"link {url}"), " and enter the code"))
+    output.say()
+    output.say(Text.assemble("    ", (user_code, "bold")))
+    output.say()
+    output.say(f"The code is valid for {expires_in // 60} min {expires_in % 60:02d} s. Ctrl+C cancels.")
+    if not output.live:
+        yield _a_line_a_minute(output)
+        return
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("waiting for approval..."),
+        BarColumn(),
+        _TimeLeftColumn(),
+        console=output.out,
+        transient=True,
+        get_time=clock.monotonic,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    task = progress.add_task("link", total=expires_in)
+    with progress:
+        yield lambda seconds_left: progress.update(task, completed=expires_in - seconds_left)
+
+
+def _a_line_a_minute(output: Output) -> Callable[[float], None]:
+    shown: set[int] = set()
+
+    def tick(seconds_left: float) -> None:
+        minute = max(0, math.ceil(seconds_left)) // 60
+        if minute not in shown:
+            shown.add(minute)
+            output.say(f"  waiting for approval... {_minutes_seconds(seconds_left)} left")
+
+    return tick
+
+
+class _HttpCallsColumn(ProgressColumn):
+    """The requests the run has sent so far, read from its call counter at every refresh."""
+
+    def __init__(self, counter: CallCounter) -> None:
+        super().__init__()
+        self._counter = counter
+
+    def render(self, task: Task) -> Text:
+        kinopub, trakt = self._counter.total("kinopub"), self._counter.total("trakt")
+        return Text(f"HTTP calls: Kinopub {kinopub}, Trakt {trakt}", style="cyan")
+
+
+@contextmanager
+def sync_progress(output: Output, counter: CallCounter, *, after_seconds: float) -> Iterator[None]:
+    """A transient progress line (spinner, elapsed time, HTTP calls so far) for a sync that is still running
+    ``after_seconds`` after it started; a quicker one shows nothing but its report."""
+    if not output.live:
+        yield
+        return
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("syncing"),
+        TimeElapsedColumn(),
+        _HttpCallsColumn(counter),
+        console=output.out,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+    progress.add_task("sync", total=None)  # started now: the elapsed time counts from the run's start
+    timer = threading.Timer(after_seconds, progress.start)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
+        timer.join()  # a display being started right now is up before it is stopped
+        progress.stop()
