@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
 from kinotrakt.clock import Clock, Deadline, SystemClock
 from kinotrakt.config import Settings
@@ -96,28 +96,6 @@ def execute_sync(
         counter=counter,
     )
     return run_sync(deps, options, run_id)
-
-
-def run_sync_once(
-    settings: Settings,
-    *,
-    state: StateStore,
-    kinopub_store: TokenStore,
-    trakt_store: TokenStore,
-    clock: Clock | None = None,
-    remaining_seconds: float | None = None,
-    dry_run: bool | None = None,
-) -> dict[str, Any]:
-    """The report as the JSON-ready dict of the runtime contract (DESIGN §2)."""
-    return execute_sync(
-        settings,
-        state=state,
-        kinopub_store=kinopub_store,
-        trakt_store=trakt_store,
-        clock=clock,
-        remaining_seconds=remaining_seconds,
-        dry_run=dry_run,
-    ).to_dict()
 
 
 class _OAuthClient(Protocol):
