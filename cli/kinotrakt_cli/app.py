@@ -68,6 +68,8 @@ app = typer.Typer(
 )
 
 
+# The common options given before the command: typer keeps them in the group's ctx.params, where each
+# command (see _add) finds them; the function itself has nothing to do.
 @app.callback()
 def _before_the_command(
     stack: Stack = None,
