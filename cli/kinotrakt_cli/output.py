@@ -96,7 +96,7 @@ def report_view(report: SyncReport) -> list[RenderableType]:
         ("not found on Trakt", report.not_found),
         ("unmatched", report.unmatched),
         ("watermark (last success)", report.watermark.strftime("%Y-%m-%dT%H:%M:%SZ") if report.watermark else "-"),
-        ("HTTP calls", f"Kinopub {calls.get('kinopub', 0)}, Trakt {calls.get('trakt', 0)}"),
+        ("HTTP calls", f"Kinopub {calls['kinopub']}, Trakt {calls['trakt']}"),
     ):
         table.add_row(name, Text(str(value)))
     parts: list[RenderableType] = [table]
@@ -120,7 +120,7 @@ def _listed(lines: Sequence[Text]) -> list[Text]:
 
 def _unmatched_label(item: Mapping[str, Any]) -> str:
     title = str(item["title"] or f"Kinopub item {item['kinopub_id']}")
-    season, episode = item.get("season"), item.get("episode")
+    season, episode = item["season"], item["episode"]
     if isinstance(season, int) and isinstance(episode, int):
         return f"{title} S{season:02d}E{episode:02d}"
     return title
