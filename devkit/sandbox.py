@@ -191,6 +191,8 @@ def sandbox_env(kinopub_url: str, trakt_url: str, **overrides: str) -> dict[str,
         "POWERTOOLS_SERVICE_NAME": "kinotrakt",
         "POWERTOOLS_METRICS_NAMESPACE": "Kinotrakt",
         "HTTP_TIMEOUT_SECONDS": "5",
+        # The fakes listen on plain http://127.0.0.1.
+        "ALLOW_INSECURE_ENDPOINTS": "true",
     }
     env.update(overrides)
     return env

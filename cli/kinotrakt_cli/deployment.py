@@ -229,7 +229,8 @@ class Deployment:
                 clock=self._clock,
                 deadline=deadline,
                 counter=CallCounter(),
-                timeout_seconds=self.settings.http_timeout_seconds,
+                get_limit=self.settings.trakt_get_limit,
+                limits=self.settings.http_limits,
             )
         return Transport(
             "kinopub",
@@ -237,7 +238,7 @@ class Deployment:
             deadline=deadline,
             counter=CallCounter(),
             user_agent=self.settings.kinopub_user_agent,
-            timeout=self.settings.http_timeout_seconds,
+            limits=self.settings.http_limits,
         )
 
 

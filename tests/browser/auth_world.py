@@ -75,6 +75,7 @@ def build_world(
         kinopub_secret_id=kinopub_secret,
         trakt_secret_id=trakt_secret,
         state_table_name=table,
+        allow_insecure_endpoints=True,  # the fakes listen on http://127.0.0.1
     )
     state, _kinopub, trakt_store = aws_stores(settings, session=session)
     seed_trakt_secret(trakt_store, fake, setup_key)

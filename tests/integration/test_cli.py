@@ -198,6 +198,7 @@ def world(aws: boto3.Session, state_table: str, secrets: tuple[str, str]) -> Ite
             kinopub_secret_id=secrets[0],
             trakt_secret_id=secrets[1],
             state_table_name=state_table,
+            allow_insecure_endpoints=True,  # the fakes listen on http://127.0.0.1
         )
         state, kinopub_store, trakt_store = aws_stores(settings, session=aws)
         world = CliWorld(kinopub, trakt, clock, settings, state, TokenStores(kinopub_store, trakt_store))

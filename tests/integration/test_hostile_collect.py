@@ -24,7 +24,7 @@ from devkit.sandbox import sandbox
 from kinotrakt.clock import Deadline
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
 from kinotrakt.errors import BadResponse
-from kinotrakt.http import CallCounter, Transport
+from kinotrakt.http import CallCounter, Limits, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth, make_token_keeper
 from kinotrakt.observability import metrics
@@ -98,7 +98,7 @@ def linked_client(fake: FakeKinopub) -> KinopubClient:
         deadline=Deadline(clock, None, 0),
         counter=CallCounter(),
         user_agent=DEFAULT_KINOPUB_USER_AGENT,
-        timeout=5,
+        limits=Limits(read_timeout=5),
         rng=random.Random(3),
     )
     keeper = make_token_keeper(store, KinopubOAuth(transport, fake.base_url, "", ""), clock)

@@ -22,7 +22,7 @@ from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Deadline, utc_from_epoch
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
 from kinotrakt.errors import BadResponse, ForbiddenPath, RelinkRequired
-from kinotrakt.http import CallCounter, Transport
+from kinotrakt.http import CallCounter, Limits, Transport
 from kinotrakt.kinopub.client import KinopubClient, check_allowed, send
 from kinotrakt.kinopub.oauth import KinopubOAuth, make_token_keeper
 from kinotrakt.storage.ports import ServiceSecret
@@ -53,7 +53,7 @@ def kinopub_transport(clock: VirtualClock, user_agent: str = DEFAULT_KINOPUB_USE
         deadline=Deadline(clock, None, 0),
         counter=CallCounter(),
         user_agent=user_agent,
-        timeout=5,
+        limits=Limits(read_timeout=5),
         rng=random.Random(7),
     )
 

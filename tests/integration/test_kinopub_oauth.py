@@ -14,7 +14,7 @@ from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Deadline
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
 from kinotrakt.errors import NotConfigured, OutcomeUnknown, RelinkRequired
-from kinotrakt.http import CallCounter, Transport
+from kinotrakt.http import CallCounter, Limits, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth, LinkFailed, make_token_keeper
 from kinotrakt.storage.ports import ServiceSecret
@@ -39,7 +39,7 @@ def kinopub_transport(clock: VirtualClock) -> Transport:
         deadline=Deadline(clock, None, 0),
         counter=CallCounter(),
         user_agent=DEFAULT_KINOPUB_USER_AGENT,
-        timeout=5,
+        limits=Limits(read_timeout=5),
         rng=random.Random(3),
     )
 

@@ -27,6 +27,7 @@ ALLOWED_THIRD_PARTY = {
     "pydantic",
     "pydantic_settings",
     "requests",
+    "urllib3",
 }
 DEV_ONLY = {
     *("devkit", "kinotrakt_cli", "tests", "bench", "chaos"),

@@ -7,8 +7,8 @@ import itertools
 import random
 from collections import deque
 from collections.abc import Mapping
+from datetime import timedelta
 from email.utils import format_datetime
-from typing import Literal
 
 import pytest
 import requests
@@ -19,16 +19,16 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from devkit.clock import VirtualClock
 from kinotrakt.clock import Deadline
-from kinotrakt.errors import OutcomeUnknown, OutOfTime, ServiceUnavailable
-from kinotrakt.http import CallCounter, Pacing, RetryPolicy, Transport
+from kinotrakt.errors import OutcomeUnknown, OutOfTime, RateLimited, ServiceUnavailable
+from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport
 
 BASE = "http://service.test"
 
-Answer = int | tuple[int, Mapping[str, str]] | Exception
+Answer = int | tuple[int, Mapping[str, str]] | tuple[int, Mapping[str, str], bytes] | Exception
 
 
 class ScriptedAdapter(BaseAdapter):
-    """Answers requests from a script (status, status + headers, or an exception to raise), then 200."""
+    """Answers requests from a script (status, status + headers [+ body], or an exception to raise), then 200."""
 
     def __init__(self, clock: VirtualClock, script: list[Answer] | None = None) -> None:
         super().__init__()
@@ -51,11 +51,11 @@ class ScriptedAdapter(BaseAdapter):
         answer: Answer = self.script.popleft() if self.script else 200
         if isinstance(answer, Exception):
             raise answer
-        status, headers = answer if isinstance(answer, tuple) else (answer, {})
+        status, headers, body = _parts(answer)
         response = requests.Response()
         response.status_code = status
         response.headers.update(headers)
-        response._content = b"{}"
+        response._content = body
         response.url = request.url or ""
         response.request = request
         return response
@@ -64,12 +64,23 @@ class ScriptedAdapter(BaseAdapter):
         """Nothing to close."""
 
 
+def _parts(answer: Answer) -> tuple[int, Mapping[str, str], bytes]:
+    if isinstance(answer, int):
+        return answer, {}, b"{}"
+    if isinstance(answer, tuple) and len(answer) == 2:
+        return answer[0], answer[1], b"{}"
+    assert isinstance(answer, tuple)
+    assert len(answer) == 3
+    return answer
+
+
 def build(
     script: list[Answer] | None = None,
     *,
     remaining: float | None = None,
     pacing: Pacing | None = None,
     max_attempts: int = 5,
+    limits: Limits | None = None,
 ) -> tuple[Transport, ScriptedAdapter, VirtualClock]:
     clock = VirtualClock()
     adapter = ScriptedAdapter(clock, script)
@@ -82,6 +93,7 @@ def build(
         counter=CallCounter(),
         user_agent="kinotrakt/test",
         retry=RetryPolicy(max_attempts=max_attempts, base_delay=1.0, max_delay=60.0),
+        limits=limits,
         pacing=pacing,
         session=session,
         rng=random.Random(7),
@@ -209,19 +221,19 @@ def test_a_429_waits_its_retry_after_plus_a_little_jitter_then_sends_again(metho
 
 
 def test_a_retry_after_given_as_an_http_date_is_honoured() -> None:
-    # Given a 429 whose Retry-After is a date 45 s after the server's Date header
+    # Given a 429 whose Retry-After is a date 25 s after the server's Date header
     clock_now = VirtualClock().now()
     headers = {
         "Date": format_datetime(clock_now, usegmt=True),
-        "Retry-After": format_datetime(clock_now.replace(second=45), usegmt=True),
+        "Retry-After": format_datetime(clock_now.replace(second=25), usegmt=True),
     }
     transport, _adapter, clock = build([(429, headers)])
 
     # When a GET is sent
     transport.request("GET", f"{BASE}/a")
 
-    # Then the transport waited those 45 s (plus jitter)
-    assert 45 <= clock.slept <= 46
+    # Then the transport waited those 25 s (plus jitter)
+    assert 25 <= clock.slept <= 26
 
 
 def test_429s_are_retried_a_bounded_number_of_times() -> None:
@@ -333,21 +345,13 @@ def test_pass_through_statuses_reach_the_caller_untouched() -> None:
 # --- the deadline ----------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("answer", "method"),
-    [((429, {"Retry-After": "2852"}), "GET"), (503, "GET"), ((429, {"Retry-After": "120"}), "POST")],
-)
-def test_a_wait_that_would_cross_the_deadline_raises_instead_of_sleeping(
-    answer: Answer, method: Literal["GET", "POST"]
-) -> None:
-    # Given 10 s left before the deadline and a server that asks for a longer wait (a 503 backoff is ≥ 0.5 s,
-    # so give it only 0.4 s)
-    remaining = 0.4 if answer == 503 else 10.0
-    transport, adapter, clock = build([answer], remaining=remaining)
+def test_a_backoff_that_would_cross_the_deadline_raises_instead_of_sleeping() -> None:
+    # Given 0.4 s left before the deadline and a 503 (its first backoff is at least 0.5 s)
+    transport, adapter, clock = build([503], remaining=0.4)
 
-    # When a request is sent, Then the transport stops with OutOfTime and never slept
+    # When a GET is sent, Then the transport stops with OutOfTime and never slept
     with pytest.raises(OutOfTime):
-        transport.request(method, f"{BASE}/a", json_body={} if method == "POST" else None)
+        transport.request("GET", f"{BASE}/a")
     assert clock.slept == 0
     assert len(adapter.sent) == 1
 
@@ -384,3 +388,242 @@ def test_every_attempt_is_counted_for_the_report() -> None:
 
     # Then both attempts count towards http_calls
     assert transport.counter.total("trakt") == 2
+
+
+# --- every failure of requests is a typed error ------------------------------------------------------------
+
+REQUESTS_FAILURES = sorted(
+    (
+        cls
+        for cls in vars(requests.exceptions).values()
+        if isinstance(cls, type) and issubclass(cls, requests.RequestException)
+    ),
+    key=lambda cls: cls.__name__,
+)
+# The request never left this machine: even a write may be sent again.
+NEVER_SENT = (requests.ConnectTimeout,)
+
+
+def failure(cls: type[requests.RequestException]) -> requests.RequestException:
+    """An instance with a token-like text in its message: InvalidHeader quotes the header it refused."""
+    text = "Invalid header value 'Bearer tok-SECRET-0123456789abcdef'"
+    try:
+        return cls(text)
+    except TypeError:  # requests' JSONDecodeError is also json's: (msg, doc, pos)
+        return cls(text, "doc", 0)
+
+
+@pytest.mark.parametrize("cls", REQUESTS_FAILURES, ids=lambda cls: cls.__name__)
+def test_every_requests_failure_on_a_get_is_retried_then_ends_in_a_typed_error(
+    cls: type[requests.RequestException], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given a service whose every answer fails with this requests exception
+    transport, adapter, _ = build([failure(cls)] * 5, max_attempts=3)
+
+    # When a GET is sent, Then it is retried with backoff and ends in a "next run" error of kinotrakt's own,
+    # whose message (and the log) never repeats the exception's text
+    with pytest.raises(ServiceUnavailable) as caught:
+        transport.request("GET", f"{BASE}/sync/history/movies")
+    assert len(adapter.sent) == 3
+    assert caught.value.run_status == "partial"
+    assert "SECRET" not in str(caught.value)
+    assert caught.value.__suppress_context__
+    assert "SECRET" not in caplog.text
+
+
+@pytest.mark.parametrize("cls", REQUESTS_FAILURES, ids=lambda cls: cls.__name__)
+def test_every_requests_failure_after_a_write_was_sent_is_outcome_unknown(cls: type[requests.RequestException]) -> None:
+    # Given a write whose exchange fails with this requests exception
+    transport, adapter, clock = build([failure(cls)])
+
+    # When it is sent
+    if issubclass(cls, NEVER_SENT):
+        # Then a request that never left the machine is simply sent again
+        assert transport.request("POST", f"{BASE}/sync/history", json_body={}).status_code == 200
+        assert len(adapter.sent) == 2
+        return
+    # Then anything else may have reached the server: outcome unknown, sent exactly once, never slept on
+    with pytest.raises(OutcomeUnknown) as caught:
+        transport.request("POST", f"{BASE}/sync/history", json_body={})
+    assert len(adapter.sent) == 1
+    assert clock.slept == 0
+    assert "SECRET" not in str(caught.value)
+
+
+# --- rate limits that cannot be waited out -----------------------------------------------------------------
+
+CLOUDFLARE_429_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Access denied | api.trakt.tv used Cloudflare to restrict access</title>"
+    b"</head><body><h1>Error 1015</h1><p>You are being rate limited</p></body></html>"
+)
+CLOUDFLARE_HEADERS = {"Server": "cloudflare", "Content-Type": "text/html; charset=UTF-8", "CF-RAY": "8f1c0-AMS"}
+
+
+def test_a_retry_after_longer_than_the_longest_wait_is_not_slept_but_rate_limited() -> None:
+    # Given a 429 asking for 31 s, one more than MAX_RETRY_WAIT_SECONDS' default of 30
+    transport, adapter, clock = build([(429, {"Retry-After": "31"})])
+    asked_at = clock.now()
+
+    # When a GET is sent
+    with pytest.raises(RateLimited) as caught:
+        transport.request("GET", f"{BASE}/sync/history/movies")
+
+    # Then nothing slept, and the error says which service, and when it may be asked again (aware UTC)
+    error = caught.value
+    assert clock.slept == 0
+    assert len(adapter.sent) == 1
+    assert (error.run_status, error.code, error.service) == ("partial", "rate_limited", "trakt")
+    assert error.resume_after == asked_at + timedelta(seconds=31)
+    assert error.resume_after.utcoffset() == timedelta(0)
+    assert "Trakt" in str(error)
+    assert "2026-11-01T12:00:31Z" in str(error)
+
+
+def test_after_a_rate_limit_not_one_more_request_goes_to_that_service() -> None:
+    # Given a service that said "come back in 5 minutes"
+    transport, adapter, clock = build([(429, {"Retry-After": "300"})])
+    with pytest.raises(RateLimited) as first:
+        transport.request("GET", f"{BASE}/sync/history/movies")
+
+    # When the run asks for anything else from it, reads or writes, even later in the run
+    clock.advance(60)
+    for method in ("GET", "POST", "GET"):
+        with pytest.raises(RateLimited) as again:
+            transport.request(method, f"{BASE}/search/imdb/tt1", json_body={} if method == "POST" else None)
+        # Then each is refused at once with the same resume time, before any I/O and uncounted
+        assert again.value.resume_after == first.value.resume_after
+    assert len(adapter.sent) == 1
+    assert transport.counter.total("trakt") == 1
+    assert clock.slept == 0
+
+
+def test_a_short_retry_after_that_would_cross_the_deadline_is_rate_limited_too() -> None:
+    # Given 10 s left and a 429 asking for 20 s (under the longest wait, over what is left)
+    transport, adapter, clock = build([(429, {"Retry-After": "20"})], remaining=10)
+
+    # When a write is sent, Then it stops with RateLimited (resume in 20 s) without sleeping
+    with pytest.raises(RateLimited) as caught:
+        transport.request("POST", f"{BASE}/sync/history", json_body={})
+    assert caught.value.resume_after == clock.now() + timedelta(seconds=20)
+    assert clock.slept == 0
+    assert len(adapter.sent) == 1
+
+
+def test_the_longest_wait_is_a_setting() -> None:
+    # Given MAX_RETRY_WAIT_SECONDS=60 and a 429 asking for 45 s
+    transport, adapter, clock = build([(429, {"Retry-After": "45"})], limits=Limits(max_retry_wait=60))
+
+    # When a GET is sent, Then the wait is honoured and the GET sent again
+    assert transport.request("GET", f"{BASE}/a").status_code == 200
+    assert 45 <= clock.slept <= 46
+    assert len(adapter.sent) == 2
+
+
+def test_a_cloudflare_html_429_is_a_rate_limit_not_a_bad_response() -> None:
+    # Given Trakt's GET limit answered by Cloudflare: HTML, Retry-After: 300, no X-Ratelimit (trakt/trakt-api#922)
+    transport, adapter, clock = build([(429, {**CLOUDFLARE_HEADERS, "Retry-After": "300"}, CLOUDFLARE_429_PAGE)])
+
+    # When a GET meets it, Then the run learns it is rate limited for 5 minutes
+    with pytest.raises(RateLimited) as caught:
+        transport.request("GET", f"{BASE}/shows/tt0903747/seasons")
+    assert caught.value.resume_after == clock.now() + timedelta(seconds=300)
+    assert len(adapter.sent) == 1
+
+
+def test_a_cloudflare_429_without_retry_after_still_pauses_for_its_window() -> None:
+    # Given Cloudflare's 429 page without a Retry-After header
+    transport, adapter, clock = build([(429, CLOUDFLARE_HEADERS, CLOUDFLARE_429_PAGE)] * 3)
+
+    # When a GET meets it, Then it is not hammered with quick retries: 5 minutes, as Cloudflare's window
+    with pytest.raises(RateLimited) as caught:
+        transport.request("GET", f"{BASE}/a")
+    assert caught.value.resume_after == clock.now() + timedelta(seconds=300)
+    assert len(adapter.sent) == 1
+
+
+def test_a_429_without_retry_after_keeps_the_bounded_backoff() -> None:
+    # Given the API's own 429 (JSON, X-Ratelimit) without a Retry-After, twice
+    headers = {"X-Ratelimit": '{"name":"UNAUTHED_API_GET_LIMIT","period":300,"limit":1000,"remaining":0}'}
+    transport, adapter, clock = build([(429, headers), (429, headers)])
+
+    # When a GET is sent, Then it is retried after short growing waits and succeeds
+    assert transport.request("GET", f"{BASE}/a").status_code == 200
+    assert len(adapter.sent) == 3
+    assert 0 < clock.slept < 5
+
+
+@pytest.mark.parametrize("raw", ["nan", "-inf", "-5", "soon", ""])
+def test_a_retry_after_that_is_no_wait_at_all_gets_the_usual_backoff(raw: str) -> None:
+    # Given a 429 whose Retry-After is not a sane number of seconds
+    transport, _adapter, clock = build([(429, {"Retry-After": raw})])
+
+    # When a GET is sent, Then it waits a short while and is sent again
+    assert transport.request("GET", f"{BASE}/a").status_code == 200
+    assert clock.slept < 5
+
+
+@pytest.mark.parametrize("raw", ["inf", "1e400", "99999999999999999999"])
+def test_an_endless_retry_after_is_read_as_a_week(raw: str) -> None:
+    # Given a 429 asking to wait forever
+    transport, _adapter, clock = build([(429, {"Retry-After": raw})])
+
+    # When a GET is sent, Then the run is rate limited until a date a week away (never an overflow)
+    with pytest.raises(RateLimited) as caught:
+        transport.request("GET", f"{BASE}/a")
+    assert caught.value.resume_after == clock.now() + timedelta(days=7)
+
+
+def test_a_server_errors_retry_after_is_capped_at_the_longest_wait() -> None:
+    # Given a 503 asking for an hour
+    transport, adapter, clock = build([(503, {"Retry-After": "3600"})])
+
+    # When a GET is sent, Then it waits the longest wait (30 s), not an hour, and tries again
+    assert transport.request("GET", f"{BASE}/a").status_code == 200
+    assert clock.slept == pytest.approx(30)
+    assert len(adapter.sent) == 2
+
+
+# --- the GET budget across runs (TRAKT_GET_LIMIT) ----------------------------------------------------------
+
+
+def test_gets_an_earlier_run_sent_count_against_this_runs_budget() -> None:
+    # Given a budget of 5 GETs per 300 s, and 5 GETs an earlier run sent 100 s ago
+    transport, adapter, clock = build(pacing=Pacing(get_limit=5, get_window=300))
+    transport.seed_get_times([clock.now() - timedelta(seconds=100)] * 5)
+
+    # When this run sends its first GET
+    transport.request("GET", f"{BASE}/a")
+
+    # Then it waited until the earlier GETs left the window
+    assert clock.slept == pytest.approx(200)
+    assert len(adapter.sent) == 1
+
+
+def test_gets_older_than_the_window_do_not_count() -> None:
+    transport, _adapter, clock = build(pacing=Pacing(get_limit=2, get_window=300))
+    transport.seed_get_times([clock.now() - timedelta(seconds=301)] * 10)
+
+    transport.request("GET", f"{BASE}/a")
+    transport.request("GET", f"{BASE}/a")
+
+    assert clock.slept == 0
+
+
+def test_the_gets_in_the_window_can_be_handed_to_the_next_run() -> None:
+    # Given a run that sent 3 GETs, 10 s before it ended
+    first, _adapter, clock = build(pacing=Pacing(get_limit=4, get_window=300))
+    for _ in range(3):
+        first.request("GET", f"{BASE}/a")
+    clock.advance(10)
+    sent = first.get_times()
+    assert sent == [clock.now() - timedelta(seconds=10)] * 3
+
+    # When the next run's transport starts from them
+    second, _adapter2, clock2 = build(pacing=Pacing(get_limit=4, get_window=300))
+    second.seed_get_times([clock2.now() - (clock.now() - at) for at in sent])
+    second.request("GET", f"{BASE}/a")
+    assert clock2.slept == 0
+    second.request("GET", f"{BASE}/a")
+
+    # Then its second GET is the fifth in the window: it waited for the first run's to age out
+    assert clock2.slept == pytest.approx(290)

@@ -8,10 +8,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from kinotrakt import __version__
+from kinotrakt.http import Limits
 
 # Kinopub has answered 403 to clients without a browser-like User-Agent (reference/kinopub-api.md).
 DEFAULT_KINOPUB_USER_AGENT = (
@@ -42,9 +43,18 @@ class Settings(BaseSettings):
     full_rescan_hours: float = Field(default=24.0, gt=0)
     trakt_redirect_uri: str = ""
     dry_run: bool = False
+    # Trakt's GET budget is 500 per 5 minutes per user (a Trakt maintainer, 2026, trakt/trakt-api#909): keep a
+    # margin below it. Past it Cloudflare answers 429 with Retry-After: 300.
+    trakt_get_limit: int = Field(default=450, ge=1, le=1000)
+    # The longest Retry-After a run sleeps through; a longer one ends the run `partial` (`rate_limited`).
+    max_retry_wait_seconds: float = Field(default=30.0, ge=0, le=600)
+    # http:// service URLs only for the sandbox and tests: tokens and client secrets travel in these requests.
+    allow_insecure_endpoints: bool = False
     # Not in the contract, but configurable for the reasons given in their comments.
     kinopub_user_agent: str = Field(default=DEFAULT_KINOPUB_USER_AGENT, min_length=1)
     http_timeout_seconds: float = Field(default=20.0, gt=0, le=120)
+    # requests' timeout is per socket read; this bounds a whole answer (a server sending a byte a second).
+    http_total_timeout_seconds: float = Field(default=60.0, gt=0, le=600)
 
     @field_validator("trakt_post_interval_seconds")
     @classmethod
@@ -53,6 +63,30 @@ class Settings(BaseSettings):
         if value < 1.0:
             raise ValueError("must be at least 1.0: Trakt allows one write per second")
         return value
+
+    @model_validator(mode="after")
+    def _https_only(self) -> Settings:
+        if self.allow_insecure_endpoints:
+            return self
+        insecure = [
+            name.upper()
+            for name in ("kinopub_api_url", "trakt_api_url", "trakt_auth_url", "trakt_authorize_url")
+            if getattr(self, name).scheme != "https"
+        ]
+        if insecure:
+            raise ValueError(
+                f"{', '.join(insecure)} must be https:// URLs: tokens and client secrets travel in these requests "
+                "(set ALLOW_INSECURE_ENDPOINTS=true only for a local sandbox or tests)"
+            )
+        return self
+
+    @cached_property
+    def http_limits(self) -> Limits:
+        return Limits(
+            read_timeout=self.http_timeout_seconds,
+            total_seconds=self.http_total_timeout_seconds,
+            max_retry_wait=self.max_retry_wait_seconds,
+        )
 
     @cached_property
     def kinopub_base(self) -> str:

@@ -3,6 +3,7 @@ with a query string (DESIGN §6)."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import ClassVar, Literal
 
 RunStatus = Literal["failed", "partial"]
@@ -53,6 +54,25 @@ class OutcomeUnknown(KinotraktError):
         self.service = service
         self.method = method
         self.path = path
+        self.detail = detail
+
+
+class RateLimited(KinotraktError):
+    """A service asked for a longer pause (``Retry-After``) than this run may wait: no more requests to it in
+    this run; the next run after ``resume_after`` carries on (reference/trakt-api.md, 2026: do not sleep
+    5 minutes inside a Lambda)."""
+
+    run_status = "partial"
+    code = "rate_limited"
+
+    def __init__(self, service: str, resume_after: datetime) -> None:
+        when = resume_after.strftime("%Y-%m-%dT%H:%M:%SZ")
+        super().__init__(
+            f"{service.capitalize()} rate limit: it asked kinotrakt to pause until {when}, longer than this run "
+            f"may wait; nothing more goes to {service.capitalize()} in this run, and a run after {when} carries on"
+        )
+        self.service = service
+        self.resume_after = resume_after
 
 
 class BadResponse(KinotraktError):
@@ -115,6 +135,27 @@ class MalformedSecret(KinotraktError):
         )
         self.secret_id = secret_id
         self.reason = reason
+
+
+class TokenRefreshOutcomeUnknown(OutcomeUnknown):
+    """A token refresh was sent but its answer was lost or unreadable, and nobody stored a newer pair.
+
+    The service may have applied it (refresh tokens are single-use: the stored one would then be dead) or
+    not. The run stops without writing the secret; the next run refreshes with the stored token again."""
+
+    code = "refresh_outcome_unknown"
+
+    def __init__(self, service: Literal["kinopub", "trakt"], cause: OutcomeUnknown) -> None:
+        KinotraktError.__init__(
+            self,
+            f"the answer to the {service.capitalize()} token refresh was lost ({cause.detail}); nothing was "
+            f"stored. The next run refreshes with the stored token again; if {service.capitalize()} had already "
+            f"applied the lost refresh, that token is dead and the run will ask you to run `kinotrakt link {service}`",
+        )
+        self.service = service
+        self.method = cause.method
+        self.path = cause.path
+        self.detail = cause.detail
 
 
 class ConcurrentTokenWrite(KinotraktError):

@@ -57,7 +57,7 @@ def execute_sync(
         deadline=deadline,
         counter=counter,
         user_agent=settings.kinopub_user_agent,
-        timeout=settings.http_timeout_seconds,
+        limits=settings.http_limits,
     )
     kinopub_tokens = TokenKeeper(
         "kinopub",
@@ -72,7 +72,8 @@ def execute_sync(
         clock=clock,
         deadline=deadline,
         counter=counter,
-        timeout_seconds=settings.http_timeout_seconds,
+        get_limit=settings.trakt_get_limit,
+        limits=settings.http_limits,
     )
     trakt_tokens = TokenKeeper(
         "trakt", trakt_store, _refresher(TraktOAuth, trakt_http, settings.trakt_auth_base), clock, trakt_margin

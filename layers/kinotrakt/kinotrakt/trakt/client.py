@@ -28,15 +28,15 @@ from kinotrakt.errors import (
     TraktUnauthorized,
     TraktVipRequired,
 )
-from kinotrakt.http import CallCounter, Pacing, Transport, decode_json, is_html
+from kinotrakt.http import CallCounter, Limits, Pacing, Transport, decode_json, is_html
 from kinotrakt.tokens import TokenKeeper
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, HistoryResult, LastActivities, SearchHit, Season
 
 SERVICE = "trakt"
 
-# Trakt: 1 write per second per user; (2026) 500 GETs per 5 minutes per user, not the 1000 older docs say
-# (a Trakt maintainer, trakt/trakt-api#909), and Cloudflare answers past it. Keep a margin under 500.
-GET_LIMIT = 450
+# Trakt: 1 write per second per user; GETs: 500 per 5 minutes per user (2026, trakt/trakt-api#909), so by
+# default 450 (``TRAKT_GET_LIMIT``) to leave a margin for clocks and other apps of the same user.
+DEFAULT_GET_LIMIT = 450
 GET_WINDOW_SECONDS = 300.0
 
 # (2026) Trakt silently cuts larger `limit` values to 250.
@@ -74,20 +74,21 @@ def trakt_transport(
     clock: Clock,
     deadline: Deadline,
     counter: CallCounter,
-    timeout_seconds: float = 20.0,
+    get_limit: int = DEFAULT_GET_LIMIT,
+    limits: Limits | None = None,
     session: requests.Session | None = None,
     rng: random.Random | None = None,
 ) -> Transport:
     """The Trakt transport: writes spaced start to start by ``post_interval_seconds``
-    (``TRAKT_POST_INTERVAL_SECONDS``), GETs kept under Trakt's 500 per 5 minutes."""
+    (``TRAKT_POST_INTERVAL_SECONDS``), at most ``get_limit`` GETs per 5 minutes (``TRAKT_GET_LIMIT``)."""
     return Transport(
         SERVICE,
         clock=clock,
         deadline=deadline,
         counter=counter,
         user_agent=trakt_user_agent(),
-        timeout=timeout_seconds,
-        pacing=Pacing(min_write_interval=post_interval_seconds, get_limit=GET_LIMIT, get_window=GET_WINDOW_SECONDS),
+        limits=limits,
+        pacing=Pacing(min_write_interval=post_interval_seconds, get_limit=get_limit, get_window=GET_WINDOW_SECONDS),
         session=session,
         endpoint_label=trakt_endpoint_label,
         rng=rng,

@@ -3,6 +3,8 @@ transport, within the auth Lambda's own (short) deadline."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import requests
 
 from kinotrakt.clock import Clock, Deadline
@@ -34,7 +36,9 @@ class TraktGateway:
             clock=clock,
             deadline=deadline,
             counter=self.counter,
-            timeout_seconds=min(settings.http_timeout_seconds, 10.0),
+            get_limit=settings.trakt_get_limit,
+            # The auth function has 30 s in all: no single read may take most of it.
+            limits=replace(settings.http_limits, read_timeout=min(settings.http_timeout_seconds, 10.0)),
             session=session,
         )
 
