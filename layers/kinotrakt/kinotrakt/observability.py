@@ -11,7 +11,11 @@ from aws_lambda_powertools import Logger, Metrics
 SERVICE = "kinotrakt"
 NAMESPACE = "Kinotrakt"
 
-logger = Logger(service=SERVICE)
+# RFC 3339 timestamps: with the JSON log format, Lambda filters by each line's own `level` only when its `timestamp`
+# is RFC 3339; otherwise it files the line as INFO (AWS Lambda docs, "Log-level filtering"), so `LogLevel=WARN`
+# would drop the ERROR lines the alarms and saved queries read. Extras never use the key `service` (it would
+# overwrite Powertools' own): the remote service a line is about goes under `remote`.
+logger = Logger(service=SERVICE, use_rfc3339=True)
 
 # At DEBUG, botocore logs whole request bodies (a PutSecretValue carries the tokens) and urllib3 logs URLs
 # with their query strings. The no-secret rule covers every level (DESIGN §6), so these libraries never

@@ -145,7 +145,7 @@ class TokenKeeper:
             raise RelinkRequired(self.service, "no refresh token stored")
         if not secret.client_id or secret.client_secret is None:
             raise NotConfigured(self.service)
-        logger.info("refreshing access token", extra={"service": self.service, "reason": reason})
+        logger.info("refreshing access token", extra={"remote": self.service, "reason": reason})
         grant = self._refresher(secret)
         self.refreshes += 1
         updated = apply_grant(secret, grant, self._clock.now())
@@ -155,7 +155,7 @@ class TokenKeeper:
         except ConcurrentTokenWrite:
             # Someone wrote a pair while we refreshed: theirs is valid too, so keep it rather than clobber it.
             logger.warning(
-                "token secret changed during refresh; using the newer secret", extra={"service": self.service}
+                "token secret changed during refresh; using the newer secret", extra={"remote": self.service}
             )
             self._stored = self._store.load()
             token = self._stored.secret.access_token
@@ -177,7 +177,7 @@ class TokenKeeper:
             except Exception as exc:
                 logger.warning(
                     "could not store the refreshed token pair; trying again",
-                    extra={"service": self.service, "error": type(exc).__name__, "retry_in": delay},
+                    extra={"remote": self.service, "error": type(exc).__name__, "retry_in": delay},
                 )
                 self._clock.sleep(delay)
         return self._store.save(secret, expected_version=expected_version)
