@@ -463,6 +463,7 @@ def test_the_lambda_entry_point_wires_itself_from_the_environment(
         "TRAKT_API_URL": str(settings.trakt_api_url),
         "TRAKT_REDIRECT_URI": REDIRECT_URI,
         "POWERTOOLS_LOGGER_LOG_EVENT": "true",
+        "ALLOW_INSECURE_ENDPOINTS": "true",  # the fake Trakt listens on http://127.0.0.1
     }
     for name, value in env.items():
         monkeypatch.setenv(name, value)

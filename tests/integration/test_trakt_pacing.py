@@ -1,16 +1,21 @@
 """Trakt's rate limits, met on a virtual clock against the fake Trakt with its limits switched on: writes
-1 per second, GETs 500 per 5 minutes, Retry-After, and the Lambda deadline. Nothing really sleeps."""
+1 per second, GETs within TRAKT_GET_LIMIT per 5 minutes, Retry-After, and the Lambda deadline. Nothing really
+sleeps."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
 from devkit.clock import VirtualClock
 from devkit.fakes.fake_trakt import FakeTrakt
-from kinotrakt.errors import OutOfTime
+from kinotrakt.clock import Deadline
+from kinotrakt.errors import OutOfTime, RateLimited
+from kinotrakt.http import CallCounter
+from kinotrakt.trakt.client import TraktClient, trakt_transport
 from tests.integration.test_trakt_client import INCEPTION, connect
 
 
@@ -63,7 +68,8 @@ def test_a_retry_after_is_waited_out_before_the_write_is_sent_again(fake: tuple[
 
 
 def test_the_get_budget_holds_over_1200_gets(fake: tuple[FakeTrakt, VirtualClock]) -> None:
-    # Given a fake Trakt whose Cloudflare answers 429 past 500 GETs in 5 minutes (2026)
+    # Given a fake Trakt whose Cloudflare answers 429 past 500 GETs in 5 minutes (2026), and the client's
+    # default budget (TRAKT_GET_LIMIT=450)
     server, clock = fake
     trakt = connect(server, clock)
 
@@ -71,12 +77,35 @@ def test_the_get_budget_holds_over_1200_gets(fake: tuple[FakeTrakt, VirtualClock
     for _ in range(1200):
         trakt.client.search_imdb(INCEPTION, "movie")
 
-    # Then no GET was refused, and no 5-minute window held more than 450 of them (a margin under 500)
+    # Then no GET was refused, and no 5-minute window held more than 450 of them
     assert _statuses(server) == {200}
     times = [request.at for request in server.requests]
-    assert max(sum(1 for at in times if start <= at < start + 300) for start in times) <= 450
-    # and the client waited twice for the window to reopen instead of hammering Trakt
+    assert max(sum(1 for at in times if start <= at < start + 300) for start in times) == 450
+    # and the client waited for the window to reopen twice instead of hammering Trakt
     assert clock.slept == pytest.approx(600, abs=1)
+
+
+@pytest.mark.parametrize("limit", [10, 100])
+def test_the_get_budget_is_trakt_get_limit(fake: tuple[FakeTrakt, VirtualClock], limit: int) -> None:
+    # Given TRAKT_GET_LIMIT set to another budget
+    server, clock = fake
+    transport = trakt_transport(
+        post_interval_seconds=1.0,
+        clock=clock,
+        deadline=Deadline(clock, None, 0),
+        counter=CallCounter(),
+        get_limit=limit,
+    )
+    client = TraktClient(transport, server.base_url, server.client_id, connect(server, clock).keeper)
+
+    # When twice as many lookups are made
+    for _ in range(2 * limit):
+        client.search_imdb(INCEPTION, "movie")
+
+    # Then each 5-minute window held exactly that many
+    times = [request.at for request in server.requests]
+    assert max(sum(1 for at in times if start <= at < start + 300) for start in times) == limit
+    assert clock.slept == pytest.approx(300, abs=1)
 
 
 def test_a_retry_after_past_the_deadline_stops_the_run_without_sleeping(fake: tuple[FakeTrakt, VirtualClock]) -> None:
@@ -84,12 +113,17 @@ def test_a_retry_after_past_the_deadline_stops_the_run_without_sleeping(fake: tu
     server, clock = fake
     trakt = connect(server, clock, remaining=100)
     server.add_fault("GET", r"/sync/last_activities", status=429, headers={"Retry-After": "600"})
+    asked_at = clock.now()
 
-    # When the remote index is read, Then the run stops at once with OutOfTime (partial; next run resumes)
-    with pytest.raises(OutOfTime) as caught:
+    # When the remote index is read, Then the run stops at once, rate limited until Trakt's time (partial;
+    # a later run resumes), and sends Trakt nothing more
+    with pytest.raises(RateLimited) as caught:
         trakt.client.last_activities()
     assert caught.value.run_status == "partial"
+    assert caught.value.resume_after == asked_at + timedelta(seconds=600)
     assert clock.slept == 0
+    with pytest.raises(RateLimited):
+        trakt.client.search_imdb(INCEPTION, "movie")
     assert len(server.requests) == 1
 
 

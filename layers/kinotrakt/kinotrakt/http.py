@@ -326,8 +326,8 @@ class Transport:
         headers: dict[str, str] | None,
     ) -> requests.Response:
         """One request and its whole answer, within the total time limit (and the deadline, if sooner)."""
-        budget = min(self.limits.total_seconds, max(0.0, self.deadline.remaining()))
-        with _TimeBox(budget) as box:
+        left = max(0.0, self.deadline.remaining())
+        with _TimeBox(min(self.limits.total_seconds, left), deadline=left < self.limits.total_seconds) as box:
             try:
                 response = self.session.request(
                     method,
@@ -397,8 +397,9 @@ class _TimeBox:
 
     _current = threading.local()
 
-    def __init__(self, seconds: float) -> None:
+    def __init__(self, seconds: float, *, deadline: bool) -> None:
         self.seconds = seconds
+        self.deadline = deadline  # the run's deadline comes before the per-request limit
         self.expired = False
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
@@ -428,6 +429,8 @@ class _TimeBox:
                 _cut(sock)
 
     def broken(self) -> _Broken:
+        if self.deadline:
+            return _Broken("the deadline came while waiting for the answer", retryable=False, out_of_time=True)
         return _Broken(f"the answer took longer than {self.seconds:g} s", retryable=False)
 
     def _expire(self) -> None:

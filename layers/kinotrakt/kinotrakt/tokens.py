@@ -16,7 +16,14 @@ from typing import Literal, Protocol
 from pydantic import SecretStr
 
 from kinotrakt.clock import Clock
-from kinotrakt.errors import ConcurrentTokenWrite, KinotraktError, NotConfigured, RelinkRequired
+from kinotrakt.errors import (
+    ConcurrentTokenWrite,
+    KinotraktError,
+    NotConfigured,
+    OutcomeUnknown,
+    RelinkRequired,
+    TokenRefreshOutcomeUnknown,
+)
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import ServiceSecret, StoredSecret, TokenStore
 
@@ -146,7 +153,10 @@ class TokenKeeper:
         if not secret.client_id or secret.client_secret is None:
             raise NotConfigured(self.service)
         logger.info("refreshing access token", extra={"remote": self.service, "reason": reason})
-        grant = self._refresher(secret)
+        try:
+            grant = self._refresher(secret)
+        except OutcomeUnknown as exc:
+            return self._after_lost_refresh(stored, exc)
         self.refreshes += 1
         updated = apply_grant(secret, grant, self._clock.now())
         # Persist before anything else: the old refresh token is already dead.
@@ -163,6 +173,30 @@ class TokenKeeper:
                 raise RelinkRequired(self.service, "the secret was cleared during a refresh") from None
             return token.get_secret_value()
         return grant.access_token
+
+    def _after_lost_refresh(self, refreshed_from: StoredSecret, cause: OutcomeUnknown) -> str:
+        """The refresh was sent but its answer was lost or unreadable: the service may have applied it.
+
+        Read the secret back. A pair someone else stored meanwhile (a re-link, another process's refresh) is
+        live and wins. Otherwise nothing is stored and the run stops: the stored refresh token is spent if
+        the refresh was applied, and sending it again in this run cannot tell; the next run tries it once
+        more, and the service's refusal (RelinkRequired) then says the account must be linked again."""
+        self.refreshes += 1
+        current = self._store.load()
+        token = current.secret.access_token
+        if current.version != refreshed_from.version and token is not None:
+            logger.warning(
+                "token refresh answer lost; another writer stored a newer pair, using it",
+                extra={"remote": self.service, "error": cause.detail},
+            )
+            self._stored = current
+            return token.get_secret_value()
+        self._stored = current
+        logger.error(
+            "token refresh answer lost; nothing stored, the next run refreshes again",
+            extra={"remote": self.service, "error": cause.detail},
+        )
+        raise TokenRefreshOutcomeUnknown(self.service, cause) from None
 
     def _save_refreshed(self, secret: ServiceSecret, *, expected_version: str | None) -> StoredSecret:
         """Store a freshly refreshed pair, trying again when the store fails (a throttled or failed Secrets

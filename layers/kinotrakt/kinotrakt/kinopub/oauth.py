@@ -15,7 +15,7 @@ from pydantic import SecretStr, ValidationError
 
 from kinotrakt import __version__
 from kinotrakt.clock import Clock
-from kinotrakt.errors import BadResponse, KinotraktError, NotConfigured, RelinkRequired
+from kinotrakt.errors import BadResponse, KinotraktError, NotConfigured, OutcomeUnknown, RelinkRequired
 from kinotrakt.http import Transport, is_html
 from kinotrakt.kinopub.client import SERVICE, body_status, error_reason, json_object, send
 from kinotrakt.kinopub.models import DeviceCode, OAuthError, TokenResponse, describe_validation_error
@@ -131,10 +131,17 @@ class KinopubOAuth:
             # refreshed on /oauth2/device (reference/kinopub-api.md): try there.
             path = DEVICE_PATH
             response = self._post(path, form, idempotent=False)
-        body = json_object(response, path)
-        status = body_status(response, body)
-        if status == 200:
-            return _grant(_validate(TokenResponse, body, path), path, previous_refresh=secret.refresh_token)
+        try:
+            body = json_object(response, path)
+            status = body_status(response, body)
+            if status == 200:
+                return _grant(_validate(TokenResponse, body, path), path, previous_refresh=secret.refresh_token)
+        except BadResponse as exc:
+            if not 200 <= response.status_code < 300:
+                raise
+            # Kinopub answered 2xx: it may have rotated the pair already (the old refresh token is then dead),
+            # and the new one is in an answer that cannot be read. A lost answer, not a bad one.
+            raise OutcomeUnknown(SERVICE, "POST", path, exc.reason) from None
         error = _error_code(body)
         if error in _DEAD_REFRESH:
             raise RelinkRequired(SERVICE, f"Kinopub rejected the refresh token ({error})")

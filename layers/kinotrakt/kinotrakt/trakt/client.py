@@ -146,6 +146,7 @@ class TraktWriteOutcomeUnknown(OutcomeUnknown):
         self.service = cause.service
         self.method = cause.method
         self.path = cause.path
+        self.detail = cause.detail
         self.body = body
 
     @property
@@ -277,7 +278,11 @@ class TraktClient:
         if episodes:
             body["episodes"] = episodes
         response = self._send("POST", "/sync/history", json_body=body, authorized=True)
-        return parse_as(HistoryResult, response)
+        try:
+            return parse_as(HistoryResult, response)
+        except BadResponse as exc:
+            # A 2xx: Trakt has added the plays; only its account of them is unreadable (cut off, damaged).
+            raise TraktWriteOutcomeUnknown(OutcomeUnknown(SERVICE, "POST", "/sync/history", exc.reason), body) from None
 
     def user_settings(self) -> dict[str, Any]:
         """``/users/settings``: the linked account (the login page shows ``user.username``)."""

@@ -11,8 +11,8 @@ import requests
 from pydantic import SecretStr
 
 from kinotrakt.clock import Clock
-from kinotrakt.errors import KinotraktError, RelinkRequired, TraktCloudflareBlocked
-from kinotrakt.http import Transport, is_html
+from kinotrakt.errors import BadResponse, KinotraktError, OutcomeUnknown, RelinkRequired, TraktCloudflareBlocked
+from kinotrakt.http import Transport, decode_json, is_html
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.tokens import TokenGrant, TokenKeeper, trakt_margin
 from kinotrakt.trakt.client import parse_as, raise_for_status, trakt_headers
@@ -195,7 +195,7 @@ class TraktOAuth:
             )
         _raise_for_authorization(response)
         raise_for_status(response)
-        return parse_as(TokenResponse, response).to_grant()
+        return _applied_grant(response)
 
     # --- refresh (the TokenKeeper's refresher) ---------------------------------------------------------
 
@@ -220,7 +220,7 @@ class TraktOAuth:
         if response.status_code in (400, 401) and not is_html(response):
             raise RelinkRequired("trakt", f"Trakt refused the refresh token ({_oauth_error(response)})")
         raise_for_status(response)
-        return parse_as(TokenResponse, response).to_grant()
+        return _applied_grant(response)
 
     def revoke(self, token: str) -> None:
         body = {
@@ -259,15 +259,25 @@ def _raise_for_authorization(response: requests.Response) -> None:
         raise TraktAuthorizationRefused(APP_LIMIT_REASON.format(status=status), status)
 
 
+def _applied_grant(response: requests.Response) -> TokenGrant:
+    """The tokens of a 2xx token answer. Trakt has already issued them (and spent the code or refresh token
+    they replace): an answer that cannot be read is a lost answer, not a bad one."""
+    try:
+        return parse_as(TokenResponse, response).to_grant()
+    except BadResponse as exc:
+        raise OutcomeUnknown("trakt", "POST", "/oauth/token", exc.reason) from None
+
+
 def _oauth_error_code(response: requests.Response) -> str | None:
     """The OAuth ``error`` code (e.g. ``invalid_grant``) when the body is JSON naming one, ``other`` when it
     names something not shaped like a code (never repeated: it ends up in messages and logs), else None."""
     if is_html(response):
         return None
     try:
-        error = response.json().get("error")
-    except (ValueError, AttributeError):
+        body = decode_json(response, "trakt")
+    except BadResponse:
         return None
+    error = body.get("error") if isinstance(body, dict) else None
     if error is None:
         return None
     return error if isinstance(error, str) and re.fullmatch(r"[a-z_]{1,40}", error) else "other"
