@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -178,3 +179,42 @@ def test_malformed_events_are_refused_before_any_call(box: Sandbox, event: objec
         box.invoke(event)
     assert box.kinopub.requests == []
     assert box.trakt.requests == []
+
+
+CLOUDFLARE_429 = (
+    "<!DOCTYPE html><html><head><title>Access denied | api.trakt.tv used Cloudflare to restrict access</title>"
+    "</head><body><h1>Error 1015</h1><p>You are being rate limited</p></body></html>"
+)
+
+
+def test_a_cloudflare_429_ends_the_run_partial_rate_limited_without_one_more_trakt_request(
+    box: Sandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given Trakt's GET budget already spent: Cloudflare answers every read with its HTML 429, Retry-After: 300
+    # and no X-Ratelimit header (reference/trakt-api.md, 2026)
+    box.trakt.add_fault(
+        "GET",
+        r"/.*",
+        status=429,
+        body=CLOUDFLARE_429,
+        headers={"Server": "cloudflare", "Retry-After": "300"},
+        content_type="text/html; charset=UTF-8",
+        times=-1,
+    )
+
+    # When the scheduled run meets it
+    report = box.invoke({})
+
+    # Then the run ends partial with rate_limited, says it is Trakt and from when it may go on, never waited
+    # 5 minutes, sent Trakt not one more request, wrote nothing and left the watermark alone
+    assert report["status"] == "partial"
+    assert report["error"]["code"] == "rate_limited"
+    assert "Trakt" in report["error"]["message"]
+    assert re.search(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", report["error"]["message"])
+    assert report["http_calls"]["trakt"] == 1
+    assert len(box.trakt.requests) == 1
+    assert box.trakt.play_keys() == []
+    assert report["watermark"] is None
+    metrics = emf_metrics(capsys.readouterr().out)
+    assert metrics["RunPartial"] == 1
+    assert metrics["RunFailed"] == 0
