@@ -23,6 +23,7 @@ from kinotrakt.kinopub.models import (
     describe_validation_error,
     parse_history_page,
 )
+from kinotrakt.text import clean_text
 from kinotrakt.tokens import TokenKeeper
 
 SERVICE: Final[Literal["kinopub"]] = "kinopub"
@@ -100,7 +101,9 @@ def body_status(response: requests.Response, body: dict[str, Any]) -> int:
 
 def error_reason(status: int, body: dict[str, Any]) -> str:
     message = body.get("error") or body.get("message")
-    text = message.strip()[:200] if isinstance(message, str) and message.strip() else f"error status {status}"
+    text = (
+        clean_text(message.strip(), 200) if isinstance(message, str) and message.strip() else f"error status {status}"
+    )
     if status == 403:
         text += f"; {_USER_AGENT_HINT}"
     return text

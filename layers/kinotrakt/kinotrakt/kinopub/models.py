@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr, ValidationError
 
 from kinotrakt.clock import utc_from_epoch
+from kinotrakt.text import LINE_LIMIT, TITLE_LIMIT, WORD_LIMIT, bounded, clean_text, token_text
 
 # ASCII digits only: ``\d`` would also take Arabic-Indic or full-width digits as a watched status.
 _INT_TEXT = re.compile(r"\s*-?[0-9]+\s*")
@@ -125,8 +126,10 @@ KinopubId = Annotated[int, BeforeValidator(_as_int), Field(gt=0)]
 Number = Annotated[int, BeforeValidator(_as_int), Field(ge=0)]
 LooseInt = Annotated[int | None, BeforeValidator(_loose_int)]
 UnixTime = Annotated[datetime | None, BeforeValidator(_unix_time)]
-Text = Annotated[str, BeforeValidator(_text)]
-KinopubType = Annotated[str | None, BeforeValidator(_kinopub_type)]
+Title = Annotated[str, BeforeValidator(_text), bounded(TITLE_LIMIT)]
+Word = Annotated[str, BeforeValidator(_text), bounded(WORD_LIMIT)]
+Line = Annotated[str, BeforeValidator(_text), bounded(LINE_LIMIT)]
+KinopubType = Annotated[Annotated[str, bounded(WORD_LIMIT)] | None, BeforeValidator(_kinopub_type)]
 Year = Annotated[int | None, BeforeValidator(_year)]
 Imdb = Annotated[str | None, BeforeValidator(normalize_imdb)]
 Flag = Annotated[bool, BeforeValidator(_flag)]
@@ -145,9 +148,9 @@ class HistoryItem(_Model):
     """The catalog item a history row belongs to: the only source of ``imdb`` and ``year`` we read."""
 
     id: KinopubId
-    title: Text = ""
+    title: Title = ""
     type: KinopubType = None
-    subtype: Text = ""
+    subtype: Word = ""
     year: Year = None
     imdb: Imdb = None
 
@@ -158,7 +161,7 @@ class HistoryMedia(_Model):
     id: KinopubId
     number: LooseInt = None
     snumber: LooseInt = None
-    title: Text = ""
+    title: Title = ""
 
 
 class HistoryRow(_Model):
@@ -221,7 +224,7 @@ def _broken_row(raw: object, reason: str) -> BrokenRow:
         if isinstance(item, dict):
             candidate = _loose_int(item.get("id"))
             item_id = candidate if candidate is not None and candidate > 0 else None
-            title = item["title"] if isinstance(item.get("title"), str) else ""
+            title = clean_text(item["title"], TITLE_LIMIT) if isinstance(item.get("title"), str) else ""
         try:
             last_seen = _unix_time(raw.get("last_seen"))
         except ValueError:
@@ -237,7 +240,7 @@ class WatchingVideo(_Model):
 
     id: KinopubId
     number: LooseInt = None
-    title: Text = ""
+    title: Title = ""
     status: WatchStatus
     updated: UnixTime = None  # last state change; null if never opened
 
@@ -245,7 +248,7 @@ class WatchingVideo(_Model):
 class WatchingEpisode(_Model):
     id: KinopubId
     number: Number  # within the season (there is no ``snumber`` here)
-    title: Text = ""
+    title: Title = ""
     status: WatchStatus
     updated: UnixTime = None  # a season marked watched at once gives every episode the same value
 
@@ -257,7 +260,7 @@ class WatchingSeason(_Model):
 
 class WatchingItem(_Model):
     id: KinopubId
-    title: Text = ""
+    title: Title = ""
     type: KinopubType = None
     videos: Annotated[list[WatchingVideo], BeforeValidator(_list_or_empty)] = Field(default_factory=list)
     seasons: Annotated[list[WatchingSeason], BeforeValidator(_list_or_empty)] = Field(default_factory=list)
@@ -274,21 +277,24 @@ class DeviceCode(_Model):
     """``POST /oauth2/device grant_type=device_code``. The field is ``code``, not RFC 8628's ``device_code``."""
 
     code: SecretStr
-    user_code: str
-    verification_uri: str
+    user_code: Annotated[str, bounded(WORD_LIMIT)]
+    verification_uri: Annotated[str, bounded(LINE_LIMIT)]
     expires_in: Annotated[int, BeforeValidator(_as_int), Field(gt=0)] = 300
     interval: Annotated[int, BeforeValidator(_as_int), Field(ge=0)] = 5  # "1" in the recorded body
 
 
+Token = Annotated[SecretStr, BeforeValidator(token_text)]
+
+
 class TokenResponse(_Model):
-    access_token: SecretStr
-    refresh_token: SecretStr | None = None
+    access_token: Token
+    refresh_token: Token | None = None
     expires_in: Annotated[int, BeforeValidator(_as_int), Field(gt=0)]
 
 
 class OAuthError(_Model):
-    error: Text = ""
-    error_description: Text = ""
+    error: Word = ""
+    error_description: Line = ""
 
 
 def describe_validation_error(exc: ValidationError, limit: int = 3) -> str:

@@ -3,12 +3,14 @@ fields over time, and a new one must never break a sync."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
 from kinotrakt.clock import parse_iso
+from kinotrakt.text import LINE_LIMIT, TITLE_LIMIT, WORD_LIMIT, bounded, token_text
 from kinotrakt.tokens import TokenGrant
 
 MediaType = Literal["movie", "show"]
@@ -20,6 +22,18 @@ def _utc(value: Any) -> Any:
 
 
 UtcDatetime = Annotated[datetime, BeforeValidator(_utc)]
+
+# Free text, bounded when parsed (kinotrakt/text.py): titles go into logs, reports and DynamoDB items.
+Title = Annotated[str, bounded(TITLE_LIMIT)]
+Word = Annotated[str, bounded(WORD_LIMIT)]
+Line = Annotated[str, bounded(LINE_LIMIT)]
+Token = Annotated[SecretStr, BeforeValidator(token_text)]
+_IMDB = re.compile(r"tt[0-9]{1,10}")
+
+
+def _imdb(value: Any) -> Any:
+    # Part of dedupe keys and of the mapping cache's DynamoDB items: anything but an IMDb id means "none".
+    return value if isinstance(value, str) and _IMDB.fullmatch(value) else None
 
 
 def _utc_or_none(value: Any) -> Any:
@@ -46,20 +60,20 @@ class TraktModel(BaseModel):
 
 class Ids(TraktModel):
     trakt: int | None = None
-    slug: str | None = None
-    imdb: str | None = None
+    slug: Line | None = None
+    imdb: Annotated[str | None, BeforeValidator(_imdb)] = None
     tmdb: int | None = None
     tvdb: int | None = None
 
 
 class Movie(TraktModel):
-    title: str | None = None
+    title: Title | None = None
     year: int | None = None
     ids: Ids = Field(default_factory=Ids)
 
 
 class Show(TraktModel):
-    title: str | None = None
+    title: Title | None = None
     year: int | None = None
     ids: Ids = Field(default_factory=Ids)
 
@@ -70,7 +84,7 @@ class Episode(TraktModel):
 
     season: int
     number: int
-    title: str | None = None
+    title: Title | None = None
     first_aired: OptionalUtc = None
     runtime: OptionalInt = None
     ids: Ids = Field(default_factory=Ids)
@@ -79,7 +93,7 @@ class Episode(TraktModel):
 class SearchHit(TraktModel):
     """One row of ``/search/...``: ``type`` says which of ``movie`` / ``show`` is filled."""
 
-    type: str
+    type: Word
     score: float | None = None
     movie: Movie | None = None
     show: Show | None = None
@@ -106,7 +120,7 @@ class HistoryItem(TraktModel):
 
     id: int
     watched_at: UtcDatetime
-    action: str
+    action: Word
     type: Literal["movie", "episode"]
     movie: Movie | None = None
     episode: Episode | None = None
@@ -196,18 +210,18 @@ class DeviceCode(TraktModel):
     ``device_code`` is what we poll with and is kept out of every repr."""
 
     device_code: SecretStr
-    user_code: str
-    verification_url: str
+    user_code: Word
+    verification_url: Line
     expires_in: int
     interval: int = 5
 
 
 class TokenResponse(TraktModel):
-    access_token: SecretStr
-    refresh_token: SecretStr
-    token_type: str = "bearer"  # noqa: S105 - the OAuth token type, not a secret
+    access_token: Token
+    refresh_token: Token
+    token_type: Word = "bearer"  # noqa: S105 - the OAuth token type, not a secret
     expires_in: int
-    scope: str | None = None
+    scope: Line | None = None
     created_at: int | None = None
 
     def to_grant(self) -> TokenGrant:
