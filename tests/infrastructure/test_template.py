@@ -38,6 +38,8 @@ DESIGN_VARIABLES: dict[str, str | None] = {
     "FULL_RESCAN_HOURS": "24",
     "TRAKT_REDIRECT_URI": None,
     "DRY_RUN": "false",
+    "TRAKT_GET_LIMIT": "450",
+    "MAX_RETRY_WAIT_SECONDS": "30",
 }
 # What the auth handler's settings need to start (kinotrakt.config.Settings.require_deployment) and use.
 AUTH_VARIABLES = (
@@ -473,6 +475,91 @@ def test_auth_function_cannot_touch_the_kinopub_secret(template: dict[str, Any])
     assert "KinopubSecret" not in set(referenced_ids(statements))
 
 
+def _table_condition(template: dict[str, Any], function: str) -> dict[str, Any]:
+    (statement,) = [
+        s for s in policy_statements(template, function) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
+    ]
+    condition: dict[str, Any] = statement["Condition"]
+    return condition
+
+
+def test_sync_function_may_touch_only_its_accounts_items(template: dict[str, Any]) -> None:
+    # Given the sync function's DynamoDB statement
+    condition = _table_condition(template, "SyncFunction")
+
+    # Then every item it touches has a pk under this deployment's ACCOUNT_ID (DESIGN §2: "<ACCOUNT_ID>#...")
+    assert condition == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [{"Fn::Sub": "${AccountId}#*"}]}}
+    assert effective_environment(template, "SyncFunction")["ACCOUNT_ID"] == {"Ref": "AccountId"}
+
+
+def test_auth_function_may_touch_only_its_login_states(template: dict[str, Any]) -> None:
+    # Given the internet-facing function's DynamoDB statement
+    condition = _table_condition(template, "AuthFunction")
+
+    # Then it reaches only the one-time login states (storage/dynamo.py: pk "<ACCOUNT_ID>#oauth"), never the
+    # ledger, the watermark or the mapping cache
+    assert condition == {"ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [{"Fn::Sub": "${AccountId}#oauth"}]}}
+
+
+def _readers(policy: dict[str, Any]) -> list[Any]:
+    """The principals a token secret's deny statement leaves out (its Fn::Split / Fn::Join list, flattened)."""
+    (statement,) = policy["Statement"]
+    assert statement["Effect"] == "Deny"
+    assert statement["Principal"] == "*"
+    assert statement["Action"] == "secretsmanager:GetSecretValue"
+    assert statement["Resource"] == "*"
+    (condition,) = statement["Condition"].items()
+    assert condition[0] == "StringNotLike"
+    split = condition[1]["aws:PrincipalArn"]["Fn::Split"]
+    assert split[0] == ","
+    separator, items = split[1]["Fn::Join"]
+    assert separator == ","
+    return list(items)
+
+
+ADMINISTRATORS = [
+    {"Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"},
+    {
+        "Fn::Sub": "arn:${AWS::Partition}:iam::${AWS::AccountId}:role/aws-reserved/sso.amazonaws.com/"
+        "*AWSReservedSSO_AdministratorAccess_*"
+    },
+]
+EXTRA_READERS = {"Fn::Join": [",", {"Ref": "TokenReaderArns"}]}
+
+
+@pytest.mark.parametrize(
+    ("secret", "functions"),
+    [("KinopubSecret", ["SyncFunction"]), ("TraktSecret", ["SyncFunction", "AuthFunction"])],
+)
+def test_token_secrets_deny_reads_to_all_but_their_functions_and_the_administrators(
+    template: dict[str, Any], secret: str, functions: list[str]
+) -> None:
+    # Given the resource policy of a token secret
+    (policy,) = [
+        body["Properties"]
+        for body in resources(template, "AWS::SecretsManager::ResourcePolicy").values()
+        if body["Properties"]["SecretId"] == {"Ref": secret}
+    ]
+
+    # Then reading it is denied to every principal except the functions that use it (the auth function never
+    # reads the Kinopub secret), the account's administrators and the principals the owner lists
+    assert policy["BlockPublicPolicy"] is True
+    readers = _readers(policy["ResourcePolicy"])
+    assert readers == [*({"Fn::GetAtt": [f"{f}Role", "Arn"]} for f in functions), *ADMINISTRATORS, EXTRA_READERS]
+    parameter = template["Parameters"]["TokenReaderArns"]
+    assert (parameter["Type"], parameter["Default"]) == ("CommaDelimitedList", "")
+
+
+def test_the_template_never_allows_plain_http_endpoints(template: dict[str, Any]) -> None:
+    # Given both functions' environments and the URL parameters
+    for function in ("SyncFunction", "AuthFunction"):
+        assert "ALLOW_INSECURE_ENDPOINTS" not in effective_environment(template, function)
+
+    # Then every service URL a deployment may set is https (the default, ALLOW_INSECURE_ENDPOINTS=false, holds)
+    for name in ("KinopubApiUrl", "TraktApiUrl", "TraktAuthUrl", "TraktAuthorizeUrl"):
+        assert template["Parameters"][name]["AllowedPattern"] == "^https://.+"
+
+
 # ---------------------------------------------------------------- state and secrets
 
 
@@ -720,6 +807,8 @@ def test_saved_queries_cover_runs_unmatched_items_and_errors(template: dict[str,
     errors = queries["errors"]["QueryString"]
     assert '"ERROR"' in errors
     assert '"WARNING"' in errors
+    # which remote service a transport or token line is about (the `service` key stays "kinotrakt")
+    assert re.search(r"\bremote\b", errors)
 
 
 # ---------------------------------------------------------------- outputs and config
