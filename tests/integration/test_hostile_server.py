@@ -19,6 +19,7 @@ from pydantic import SecretStr
 
 from devkit.clock import VirtualClock
 from devkit.fakes import hostile
+from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.fakes.hostile import HostileServer
 from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Clock, Deadline, SystemClock
@@ -343,3 +344,26 @@ def test_a_redirect_to_another_host_is_refused_and_the_other_host_sees_nothing(
             call(clients)
         assert elsewhere.requests == []
     assert len(server.requests) >= 1
+
+
+def test_a_finished_requests_time_limit_never_cuts_the_next_request_on_the_same_connection() -> None:
+    # Given a 1 s limit per request, and a kept-alive connection to a service whose second answer takes 0.6 s
+    clock = VirtualClock()
+    with FakeTrakt(clock=clock.time) as fake:
+        transport = trakt_transport(
+            post_interval_seconds=1.0,
+            clock=clock,
+            deadline=Deadline(clock, None, 0),
+            counter=CallCounter(),
+            limits=Limits(total_seconds=1.0),
+        )
+        client = TraktClient(transport, fake.base_url, fake.client_id, connect(HostileServer()).keepers["trakt"])
+        client.search_imdb(INCEPTION, "movie")
+        time.sleep(0.6)
+        fake.add_fault("GET", r"/search/imdb/.*", delay=0.6)
+
+        # When the second request is in flight as the first one's limit passes (at 1 s)
+        client.search_imdb(INCEPTION, "movie")
+
+    # Then it was answered on the same connection, uncut
+    assert [request.status for request in fake.requests] == [200, 200]

@@ -18,12 +18,15 @@ Policy (DESIGN §4):
 from __future__ import annotations
 
 import contextlib
+import heapq
 import http.client
+import itertools
 import json
 import math
 import random
 import socket
 import threading
+import time
 from collections import Counter, deque
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
@@ -391,8 +394,8 @@ class _TimeBox:
     """Cuts the connection of the request running in this thread when its time is up.
 
     requests' ``timeout`` bounds each socket read, not the exchange: a server that sends a header line or a
-    body byte every few seconds keeps a request alive for as long as it likes. A timer shuts the socket
-    down at the limit, which wakes the blocked read with an error that :meth:`Transport._exchange` turns
+    body byte every few seconds keeps a request alive for as long as it likes. At the limit the watchdog
+    shuts the socket down, which wakes the blocked read with an error that :meth:`Transport._exchange` turns
     into :class:`_Broken`. The connection classes of :func:`time_boxed_session` hand the socket over."""
 
     _current = threading.local()
@@ -401,20 +404,20 @@ class _TimeBox:
         self.seconds = seconds
         self.deadline = deadline  # the run's deadline comes before the per-request limit
         self.expired = False
+        self.done = False
         self._lock = threading.Lock()
         self._socket: socket.socket | None = None
-        self._timer = threading.Timer(seconds, self._expire)
-        self._timer.daemon = True
 
     def __enter__(self) -> Self:
         _TimeBox._current.box = self
-        self._timer.start()
+        _watchdog.add(self, time.monotonic() + self.seconds)
         return self
 
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._timer.cancel()
+        with self._lock:  # from here on, the watchdog leaves this socket alone: it may serve another request
+            self.done = True
         _TimeBox._current.box = None
 
     @classmethod
@@ -433,11 +436,50 @@ class _TimeBox:
             return _Broken("the deadline came while waiting for the answer", retryable=False, out_of_time=True)
         return _Broken(f"the answer took longer than {self.seconds:g} s", retryable=False)
 
-    def _expire(self) -> None:
+    def expire(self) -> None:
         with self._lock:
+            if self.done:
+                return
             self.expired = True
             if self._socket is not None:
                 _cut(self._socket)
+
+
+class _Watchdog:
+    """One daemon thread that expires every time box of the process: a timer thread per request would cost
+    a thread start (a quarter of a millisecond) on each of a backfill's thousands of calls."""
+
+    def __init__(self) -> None:
+        self._wakeup = threading.Condition()
+        self._due: list[tuple[float, int, _TimeBox]] = []  # a heap by expiry; finished boxes leave lazily
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+
+    def add(self, box: _TimeBox, at: float) -> None:
+        with self._wakeup:
+            heapq.heappush(self._due, (at, next(self._order), box))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="kinotrakt-http-watchdog", daemon=True)
+                self._thread.start()
+            elif self._due[0][2] is box:
+                self._wakeup.notify()  # due before everything else: sleep less
+
+    def _run(self) -> None:
+        with self._wakeup:
+            while True:
+                while self._due and self._due[0][2].done:
+                    heapq.heappop(self._due)
+                if not self._due:
+                    self._wakeup.wait()
+                    continue
+                left = self._due[0][0] - time.monotonic()
+                if left > 0:
+                    self._wakeup.wait(left)
+                    continue
+                heapq.heappop(self._due)[2].expire()
+
+
+_watchdog = _Watchdog()
 
 
 def _cut(sock: socket.socket) -> None:
