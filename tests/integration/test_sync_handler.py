@@ -10,7 +10,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from devkit.fakes.fake_trakt import CLOUDFLARE_403
+from devkit.fakes.fake_trakt import CLOUDFLARE_403, CLOUDFLARE_429, CLOUDFLARE_RETRY_AFTER
 from devkit.sandbox import Sandbox, sandbox
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
@@ -181,12 +181,6 @@ def test_malformed_events_are_refused_before_any_call(box: Sandbox, event: objec
     assert box.trakt.requests == []
 
 
-CLOUDFLARE_429 = (
-    "<!DOCTYPE html><html><head><title>Access denied | api.trakt.tv used Cloudflare to restrict access</title>"
-    "</head><body><h1>Error 1015</h1><p>You are being rate limited</p></body></html>"
-)
-
-
 def test_a_cloudflare_429_ends_the_run_partial_rate_limited_without_one_more_trakt_request(
     box: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -197,7 +191,7 @@ def test_a_cloudflare_429_ends_the_run_partial_rate_limited_without_one_more_tra
         r"/.*",
         status=429,
         body=CLOUDFLARE_429,
-        headers={"Server": "cloudflare", "Retry-After": "300"},
+        headers={"Server": "cloudflare", "Retry-After": str(CLOUDFLARE_RETRY_AFTER)},
         content_type="text/html; charset=UTF-8",
         times=-1,
     )
