@@ -17,7 +17,9 @@ from pydantic import ValidationError
 from kinotrakt.errors import BadResponse, ForbiddenPath, RelinkRequired
 from kinotrakt.http import Transport, decode_json, is_html
 from kinotrakt.kinopub.models import (
+    HistoryItem,
     HistoryPage,
+    ItemResponse,
     WatchingItem,
     WatchingResponse,
     describe_validation_error,
@@ -133,6 +135,19 @@ class KinopubClient:
         body = self._get(path, {"id": item_id})
         try:
             item = WatchingResponse.model_validate(body).item
+        except ValidationError as exc:
+            raise BadResponse(SERVICE, path, describe_validation_error(exc)) from None
+        if item.id != item_id:
+            raise BadResponse(SERVICE, path, f"answered for item {item.id} when asked for item {item_id}")
+        return item
+
+    def item(self, item_id: int) -> HistoryItem:
+        """Catalog metadata of one item (title, type, year, imdb). Kinopub answers 404 for titles removed
+        from the catalog, while ``/v1/watching`` still answers for them (reference/kinopub-api.md)."""
+        path = f"/v1/items/{item_id}"
+        body = self._get(path, {"nolinks": 1})
+        try:
+            item = ItemResponse.model_validate(body).item
         except ValidationError as exc:
             raise BadResponse(SERVICE, path, describe_validation_error(exc)) from None
         if item.id != item_id:

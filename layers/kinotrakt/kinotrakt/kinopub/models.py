@@ -235,20 +235,33 @@ def _broken_row(raw: object, reason: str) -> BrokenRow:
 # --- /v1/watching?id= ---------------------------------------------------------------------------------------
 
 
+def _duration(value: object) -> int | None:
+    """Seconds; unknown (null, 0, unreadable) is None. Only compared, never sent: an unknown duration makes a
+    video a feature part (it must be watched) rather than an extra, so it can only hold a view back."""
+    seconds = _loose_int(value)
+    return seconds if seconds is not None and seconds > 0 else None
+
+
+Duration = Annotated[int | None, BeforeValidator(_duration)]
+
+
 class WatchingVideo(_Model):
-    """A movie-like item's video (a film has one; a ``multi`` documovie has several)."""
+    """A movie-like item's video: the film, one part of a multi-part film, or an extra (trailer, clip, making-of;
+    reference/kinopub-api.md)."""
 
     id: KinopubId
     number: LooseInt = None
     title: Title = ""
+    duration: Duration = None
     status: WatchStatus
-    updated: UnixTime = None  # last state change; null if never opened
+    updated: UnixTime = None  # the last viewing (kinoapi); null if never opened
 
 
 class WatchingEpisode(_Model):
     id: KinopubId
     number: Number  # within the season (there is no ``snumber`` here)
     title: Title = ""
+    duration: Duration = None  # compared with Trakt's runtimes to spot two episodes merged into one
     status: WatchStatus
     updated: UnixTime = None  # a season marked watched at once gives every episode the same value
 
@@ -268,6 +281,16 @@ class WatchingItem(_Model):
 
 class WatchingResponse(_Model):
     item: WatchingItem
+
+
+# --- /v1/items/{id} -----------------------------------------------------------------------------------------
+
+
+class ItemResponse(_Model):
+    """The catalog entry: the same metadata a history row carries (title, type, year, imdb), for an item the
+    sync must read without a history row in its window (a pin made since the last run)."""
+
+    item: HistoryItem
 
 
 # --- OAuth (device flow) ------------------------------------------------------------------------------------
