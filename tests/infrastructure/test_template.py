@@ -40,6 +40,7 @@ DESIGN_VARIABLES: dict[str, str | None] = {
     "DRY_RUN": "false",
     "TRAKT_GET_LIMIT": "450",
     "MAX_RETRY_WAIT_SECONDS": "30",
+    "REWATCHES": "new_play",
 }
 # What the auth handler's settings need to start (kinotrakt.config.Settings.require_deployment) and use.
 AUTH_VARIABLES = (

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,7 @@ class LibraryReader:
         self.failing_page = failing_page
         self.pages_read: list[int] = []
         self.watching_calls: list[int] = []
+        self.item_calls: list[int] = []
 
     def history_page(self, page: int, perpage: int = HISTORY_PERPAGE) -> HistoryPage:
         self.pages_read.append(page)
@@ -71,6 +74,13 @@ class LibraryReader:
             return WatchingResponse.model_validate(body).item
         except ValidationError as exc:
             raise BadResponse("kinopub", "/v1/watching", describe_validation_error(exc)) from None
+
+    def item(self, item_id: int) -> HistoryItem:
+        self.item_calls.append(item_id)
+        for row in self.history:
+            if row.get("item", {}).get("id") == item_id:
+                return HistoryItem.model_validate(row["item"])
+        raise BadResponse("kinopub", f"/v1/items/{item_id}", "Requested item or video not found.", 404)
 
 
 def library_reader(**options: Any) -> LibraryReader:
@@ -245,6 +255,73 @@ def test_paging_stops_at_an_empty_page_even_if_the_total_says_more() -> None:
     collect(reader, since=None)
 
     assert reader.pages_read == [1, 2, 3]
+
+
+# --- the history order is checked, not trusted -------------------------------------------------------------
+
+
+class _Warnings(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+@pytest.fixture
+def warnings() -> Iterator[_Warnings]:
+    handler = _Warnings()
+    logging.getLogger("kinotrakt").addHandler(handler)
+    yield handler
+    logging.getLogger("kinotrakt").removeHandler(handler)
+
+
+def test_an_incremental_read_of_newest_first_history_stops_at_the_first_old_row(warnings: _Warnings) -> None:
+    # Given 120 rows newest first, and a window that the second page leaves
+    rows, watching = _movie_rows(120)
+    reader = LibraryReader(rows, watching, page_size=HISTORY_PERPAGE)
+
+    result = collect(reader, since=at(1_613_000_000 - 60))
+
+    assert reader.pages_read == [1, 2]
+    assert len(result.views) == 60
+    assert warnings.messages == []
+
+
+def test_a_misordered_history_is_read_to_the_end_and_the_run_says_so_once(warnings: _Warnings) -> None:
+    # Given history whose first page reaches an old row, but a newer row follows it, and the third page is
+    # out of order again
+    rows, watching = _movie_rows(120)
+    rows[10]["last_seen"], rows[70]["last_seen"] = rows[70]["last_seen"], rows[10]["last_seen"]
+    rows[110]["last_seen"] = 1_613_000_000
+    reader = LibraryReader(rows, watching, page_size=HISTORY_PERPAGE)
+
+    # When an incremental run reads rows newer than the 20th
+    result = collect(reader, since=at(1_613_000_000 - 20))
+
+    # Then it reads every page instead of stopping at the first old row, so the newer rows after it count
+    assert reader.pages_read == [1, 2, 3]
+    assert sorted(v.kinopub_id for v in result.views) == [*range(1, 11), *range(12, 21), 71, 111]
+    # and logs it once for the run
+    assert warnings.messages == [
+        "kinopub history is not newest first; reading every page instead of stopping at the window"
+    ]
+
+
+def test_items_to_read_again_are_read_whatever_their_history_says() -> None:
+    # Given an incremental window that holds only the newest three items, and two pinned items far older
+    reader = library_reader()
+
+    result = collect(reader, since=at(1_613_850_000), also=[113, 25130, 999_999])
+
+    # Then the pinned items are read too (the one already in the window once), through the catalog when needed;
+    # one Kinopub does not know is reported
+    assert reader.watching_calls[:3] == [69877, 8632, 25130]
+    assert 113 in reader.watching_calls
+    assert reader.item_calls == [113, 999_999]
+    assert {view.kinopub_id for view in result.views} >= {113, 25130}
+    assert [f.kinopub_id for f in result.failures] == [999_999]
 
 
 # --- the completed rules, property-based --------------------------------------------------------------------

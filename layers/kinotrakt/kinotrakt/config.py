@@ -6,7 +6,7 @@ Domain code never reads ``os.environ``: handlers and the CLI build a :class:`Set
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AnyHttpUrl, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     max_retry_wait_seconds: float = Field(default=30.0, ge=0, le=600)
     # http:// service URLs only for the sandbox and tests: tokens and client secrets travel in these requests.
     allow_insecure_endpoints: bool = False
+    # A view finished again on Kinopub: a new play (new_play), or never sent again (ignore).
+    rewatches: Literal["new_play", "ignore"] = "new_play"
     # Not in the contract, but configurable for the reasons given in their comments.
     kinopub_user_agent: str = Field(default=DEFAULT_KINOPUB_USER_AGENT, min_length=1)
     http_timeout_seconds: float = Field(default=20.0, gt=0, le=120)

@@ -49,6 +49,7 @@ def execute_sync(
         full_rescan_every=timedelta(hours=settings.full_rescan_hours),
         dry_run=dry,
         lease=lease,
+        rewatches=settings.rewatches,
     )
 
     kinopub_transport = Transport(

@@ -8,28 +8,37 @@ turn into duplicate plays on Trakt.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Collection, Mapping
+import itertools
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from kinotrakt.clock import parse_iso
+from kinotrakt.clock import minute_z, parse_iso
 from kinotrakt.errors import BadResponse, OutOfTime, ServiceUnavailable
 from kinotrakt.kinopub.client import SERVICE
-from kinotrakt.kinopub.models import BrokenRow, HistoryItem, HistoryPage, WatchingItem, original_title
+from kinotrakt.kinopub.models import BrokenRow, HistoryItem, HistoryPage, WatchingItem, WatchingVideo, original_title
 from kinotrakt.observability import logger
-from kinotrakt.sync.keys import UNKNOWN
+from kinotrakt.sync.keys import UNKNOWN, minute_or_unknown
 from kinotrakt.sync.model import (
     MOVIE_TYPES,
     SERIES_TYPES,
     CollectResult,
     CompletedView,
     ItemFailure,
+    KeptPlay,
+    KinopubSeason,
+    Rewatches,
     SkippedItem,
     WatchedAtSource,
 )
 
 HISTORY_PERPAGE = 50
+# A video shorter than this share of the item's longest video is an extra (trailer, clip, making-of), not a
+# part of the film: opening one registers like a viewing and one never opened stays status -1 forever
+# (reference/kinopub-api.md, from Tramort/kinopub-watchinfo-exporter). The parts of a multi-part film are of
+# similar length, far above it.
+EXTRA_SHARE = 0.4
 
 
 class KinopubReader(Protocol):
@@ -38,6 +47,8 @@ class KinopubReader(Protocol):
     def history_page(self, page: int, perpage: int = ...) -> HistoryPage: ...
 
     def watching(self, item_id: int) -> WatchingItem: ...
+
+    def item(self, item_id: int) -> HistoryItem: ...
 
 
 @dataclass
@@ -49,6 +60,8 @@ class HistoryWindow:
     last_seen: dict[tuple[int, int], datetime] = field(default_factory=dict)  # (item id, media id) → newest
     broken: dict[int, BrokenRow] = field(default_factory=dict)
     pages: int = 0
+    newest_first: bool = True  # every row read so far came in newest-first order by ``last_seen``
+    oldest_seen: datetime | None = None  # the last ``last_seen`` read, to check the next row's order
 
 
 def collect(
@@ -56,23 +69,25 @@ def collect(
     *,
     since: datetime | None,
     sent_watched_at: Mapping[str, str] | None = None,
+    rewatches: Rewatches = "new_play",
     skip: Collection[int] = (),
+    also: Collection[int] = (),
     stop: Callable[[], bool] | None = None,
 ) -> CollectResult:
     """Completed views of the items with history rows at or after ``since`` (every item when None).
 
-    ``sent_watched_at`` maps ``CompletedView.view_ref`` to the value the ledger already sent (ISO minute or
-    ``unknown``); it wins over a fresh resolution, so a fallback time never changes once sent.
+    ``sent_watched_at`` maps ``CompletedView.view_ref`` to the last play the ledger sent for it (ISO minute or
+    ``unknown``): a view already sent is only sent again when it is a rewatch (:func:`settle_with_ledger`).
     A failing history page propagates (the run ends partial); a failing item is reported and skipped.
-    Items in ``skip`` (finished earlier by the same full scan) are not read again. When ``stop()`` says so
-    (the pipeline keeps time to push what was read) or the deadline comes, the result so far is returned
-    with ``interrupted`` set."""
+    Items in ``skip`` (finished earlier by the same full scan) are not read again; items in ``also`` (pinned
+    since the last run) are read whatever their history says. When ``stop()`` says so (the pipeline keeps
+    time to push what was read) or the deadline comes, the result so far is returned with ``interrupted``."""
     window = read_history(client, since)
     result = CollectResult(history_pages=window.pages, full_scan=since is None)
     for item_id, row in window.broken.items():
         result.failures.append(ItemFailure(item_id, row.title, f"kinopub /v1/history row: {row.reason}"))
     ledger = sent_watched_at or {}
-    for item in window.items.values():
+    for item in itertools.chain(window.items.values(), _extra_items(client, also, window, result)):
         if item.id in skip:
             continue
         if stop is not None and stop():
@@ -102,7 +117,14 @@ def collect(
             logger.warning("kinopub item unreadable", extra={"kinopub_id": item.id, "reason": str(exc)})
             result.failures.append(ItemFailure(item.id, item.title, str(exc)))
             continue
-        result.views.extend(_sent_value_wins(view, ledger) for view in views if view is not None)
+        for view in views:
+            if view is None:
+                continue
+            settled, kept = settle_with_ledger(view, ledger.get(view.view_ref), rewatches)
+            result.views.append(settled)
+            if kept is not None:
+                result.kept.append(KeptPlay(settled, kept))
+                logger.info("not a rewatch: the play already sent stands", extra={"view": view.label, "why": kept})
     logger.info(
         "kinopub collected",
         extra={
@@ -117,16 +139,46 @@ def collect(
     return result
 
 
+def _extra_items(
+    client: KinopubReader, item_ids: Collection[int], window: HistoryWindow, result: CollectResult
+) -> Iterator[HistoryItem]:
+    """The catalog entries of items to read that the history window does not hold, one at a time (the caller
+    keeps the deadline between them). One Kinopub cannot describe (removed from the catalog) is read with what
+    ``/v1/watching`` says: its title and type, no IMDb id."""
+    for item_id in item_ids:
+        if item_id in window.items or item_id in window.broken:
+            continue
+        try:
+            yield client.item(item_id)
+        except (BadResponse, ServiceUnavailable) as exc:
+            logger.warning("kinopub catalog entry unreadable", extra={"kinopub_id": item_id, "reason": str(exc)})
+            try:
+                state = client.watching(item_id)
+            except (BadResponse, ServiceUnavailable) as again:
+                result.failures.append(ItemFailure(item_id, "", str(again)))
+                continue
+            yield HistoryItem(id=item_id, title=state.title, type=state.type)
+
+
 def read_history(client: KinopubReader, since: datetime | None) -> HistoryWindow:
-    """Page ``/v1/history`` (newest first by ``last_seen``) until a row is older than ``since``."""
+    """Page ``/v1/history`` until a row is older than ``since`` — but only while the rows come newest first
+    by ``last_seen``: every client sees that order, yet no document promises it (reference/kinopub-api.md),
+    and stopping early on a misordered page would never look at the newer rows after it. Once the order is
+    broken, every page is read (and the run says so once in the log)."""
     window = HistoryWindow()
     page_number = 1
     while True:
         page = client.history_page(page_number, HISTORY_PERPAGE)
         window.pages += 1
+        was_ordered = window.newest_first
         reached_older = _take_page(window, page, since)
+        if was_ordered and not window.newest_first:
+            logger.warning(
+                "kinopub history is not newest first; reading every page instead of stopping at the window",
+                extra={"page": page_number},
+            )
         rows_on_page = len(page.rows) + len(page.broken)
-        if reached_older or rows_on_page == 0:
+        if (reached_older and window.newest_first) or rows_on_page == 0:
             break
         total_pages = page.pagination.total if page.pagination is not None else None
         if total_pages is not None and page_number >= total_pages:
@@ -143,6 +195,7 @@ def _take_page(window: HistoryWindow, page: HistoryPage, since: datetime | None)
     """Add one page to the window; True when it reached rows older than ``since``."""
     reached_older = False
     for row in page.rows:
+        _check_order(window, row.last_seen)
         older = since is not None and row.last_seen is not None and row.last_seen < since
         reached_older = reached_older or older
         if row.deleted:
@@ -154,6 +207,7 @@ def _take_page(window: HistoryWindow, page: HistoryPage, since: datetime | None)
         if not older:
             window.items.setdefault(row.item.id, row.item)
     for broken in page.broken:
+        _check_order(window, broken.last_seen)
         if since is not None and broken.last_seen is not None and broken.last_seen < since:
             reached_older = True
             continue
@@ -164,16 +218,37 @@ def _take_page(window: HistoryWindow, page: HistoryPage, since: datetime | None)
     return reached_older
 
 
+def _check_order(window: HistoryWindow, last_seen: datetime | None) -> None:
+    """A row newer than the one before it breaks the newest-first order (rows without a time are not judged).
+    Broken rows sit where Kinopub put them too, so they are judged with the others, in page order."""
+    if last_seen is None:
+        return
+    if window.oldest_seen is not None and last_seen > window.oldest_seen:
+        window.newest_first = False
+    window.oldest_seen = last_seen
+
+
+def feature_parts(videos: Sequence[WatchingVideo]) -> list[WatchingVideo]:
+    """The videos that make up the film: every video except the extras. A video is an extra when its duration is
+    known and under ``EXTRA_SHARE`` of the item's longest video; one of unknown length counts as a part, so a
+    missing duration can only hold a view back, never let an unfinished film through."""
+    longest = max((video.duration for video in videos if video.duration is not None), default=None)
+    if longest is None:
+        return list(videos)
+    return [video for video in videos if video.duration is None or video.duration >= EXTRA_SHARE * longest]
+
+
 def movie_view(
     item: HistoryItem,
     state: WatchingItem,
     last_seen: Mapping[tuple[int, int], datetime],
 ) -> CompletedView | None:
-    """One view when every video is watched (a multi-part documovie counts only when all parts are),
-    at the newest ``updated``; else the newest history ``last_seen`` of its videos; else unknown."""
-    videos = state.videos
-    if not videos:
+    """One view when every feature part is watched (a multi-part film counts only when all its parts are; an
+    extra never counts), at the newest ``updated`` of the parts; else their newest history ``last_seen``; else
+    unknown."""
+    if not state.videos:
         raise BadResponse(SERVICE, "/v1/watching", f"movie-like item {item.id} has no videos")
+    videos = feature_parts(state.videos)
     if any(video.status != 1 for video in videos):
         return None
     watched_at: datetime | None = None
@@ -198,6 +273,7 @@ def movie_view(
         watched_at=watched_at,
         watched_at_source=source,
         media_id=media_id,
+        part_updates=tuple(video.updated for video in videos),
     )
 
 
@@ -212,6 +288,12 @@ def episode_views(
         raise BadResponse(SERVICE, "/v1/watching", f"series item {item.id} has no episodes")
     views: list[CompletedView] = []
     for season in state.seasons:
+        ordered = sorted(season.episodes, key=lambda e: e.number)
+        shape = KinopubSeason(
+            number=season.number,
+            numbers=tuple(e.number for e in ordered),
+            durations=tuple(e.duration for e in ordered),
+        )
         for episode in season.episodes:
             if episode.status != 1:
                 continue
@@ -234,21 +316,60 @@ def episode_views(
                     season=season.number,
                     episode=episode.number,
                     media_id=episode.id,
+                    part_updates=(episode.updated,),
+                    episode_title=episode.title,
+                    duration=episode.duration,
+                    kinopub_season=shape,
                 )
             )
     return views
 
 
-def _sent_value_wins(view: CompletedView, ledger: Mapping[str, str]) -> CompletedView:
-    """Reuse the value the ledger sent, but only instead of a *fallback* time.
+def settle_with_ledger(view: CompletedView, sent: str | None, rewatches: Rewatches) -> tuple[CompletedView, str | None]:
+    """The view as it must be sent, given the last play the ledger sent for it (``sent``: ISO minute or
+    ``unknown``). Returns the view and, when Kinopub's times moved without a new complete viewing, why the
+    play already sent stands.
 
-    A fallback (``last_seen``, ``unknown``) can change between runs without a new viewing — a history row
-    outside this run's window, a row deleted — and a changed value would be sent again as a second play.
-    Kinopub's own ``updated`` only changes when the watched state changes, which is a new completion (a
-    rewatch, or the item marked watched again): that must reach Trakt as a new play."""
-    sent = ledger.get(view.view_ref)
-    if sent is None or view.watched_at_source == "updated":
-        return view
+    - Never sent: the view as collected.
+    - ``REWATCHES=ignore``: once sent, the sent value stands (each view at most once).
+    - A *fallback* time (``last_seen``, ``unknown``) can change between runs without a new viewing — a history
+      row outside this run's window, a row deleted — and a changed value would be a second play: the sent
+      value stands.
+    - Kinopub's ``updated`` is "the last viewing" (kinoapi), not "finished again": the 2021 recording has a
+      3-part documentary with part 1 touched years after parts 2-3. So a view already sent is a rewatch (a new
+      play) only when every feature part was watched again after the last play sent: for one video, its
+      ``updated`` at a later minute; for a multi-part film, every part's. Otherwise the sent value stands."""
+    if sent is None:
+        return view, None
+    if rewatches == "ignore" or view.watched_at_source != "updated":
+        return _with_sent(view, sent), None
+    if minute_or_unknown(view.watched_at) == sent:
+        return view, None
+    try:
+        sent_minute = None if sent == UNKNOWN else minute_z(parse_iso(sent))
+    except ValueError:
+        logger.warning("ledger watched_at unreadable; resolving again", extra={"view_ref": view.view_ref})
+        return view, None
+    stale = [
+        number
+        for number, updated in enumerate(view.part_updates, start=1)
+        if updated is None or (sent_minute is not None and minute_z(updated) <= sent_minute)
+    ]
+    if view.part_updates and not stale:
+        return view, None
+    return _with_sent(view, sent), _not_a_rewatch(view, stale, sent)
+
+
+def _not_a_rewatch(view: CompletedView, stale: list[int], sent: str) -> str:
+    if len(view.part_updates) == 1:
+        return f"Kinopub's time moved to {minute_or_unknown(view.watched_at)} but not past the play sent for {sent}"
+    again = [n for n in range(1, len(view.part_updates) + 1) if n not in stale]
+    watched = f"part {', '.join(map(str, again))} watched again" if again else "no part watched again"
+    not_since = f"part {', '.join(map(str, stale))} not since"
+    return f"{watched}, {not_since} the play sent for {sent}: not a rewatch"
+
+
+def _with_sent(view: CompletedView, sent: str) -> CompletedView:
     if sent == UNKNOWN:
         return dataclasses.replace(view, watched_at=None, watched_at_source="ledger")
     try:

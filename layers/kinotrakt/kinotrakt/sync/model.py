@@ -14,6 +14,19 @@ SERIES_TYPES = frozenset({"serial", "docuserial", "tvshow"})
 
 WatchedAtSource = Literal["updated", "last_seen", "unknown", "ledger"]
 
+# REWATCHES (DESIGN §2): a view finished again is a new play, or each view is sent at most once.
+Rewatches = Literal["new_play", "ignore"]
+
+
+@dataclass(frozen=True)
+class KinopubSeason:
+    """The shape of one Kinopub season, every episode in number order (watched or not): what the numbering
+    rules compare with Trakt's season (counts, and durations to spot two episodes merged into one)."""
+
+    number: int
+    numbers: tuple[int, ...]
+    durations: tuple[int | None, ...]  # seconds; None when Kinopub gave none
+
 
 @dataclass(frozen=True)
 class CompletedView:
@@ -31,19 +44,30 @@ class CompletedView:
     season: int | None = None
     episode: int | None = None
     media_id: int | None = None  # Kinopub video / episode id
+    # The ``updated`` of every feature part (a film's parts without its extras; an episode's own): a view
+    # already sent is a rewatch only when every part was watched again since (sync/collect.py).
+    part_updates: tuple[datetime | None, ...] = ()
+    episode_title: str = ""  # as Kinopub shows it, e.g. "Белое Рождество / White Christmas"
+    duration: int | None = None  # the episode's, in seconds
+    kinopub_season: KinopubSeason | None = None
+    # One Kinopub episode the user pinned to several Trakt episodes is one view per Trakt episode (0, 1, ...),
+    # each with its own ledger entry, so a run stopped between them still sends the rest later.
+    pin_part: int = 0
 
     @property
     def view_ref(self) -> str:
         """Stable name of the view across runs (the ledger keeps the watched_at it was sent with)."""
         if self.kind == "movie":
             return f"movie:{self.kinopub_id}"
-        return f"episode:{self.kinopub_id}:{self.season}:{self.episode}"
+        ref = f"episode:{self.kinopub_id}:{self.season}:{self.episode}"
+        return ref if self.pin_part == 0 else f"{ref}:{self.pin_part}"
 
     @property
     def label(self) -> str:
         if self.kind == "movie":
             return f"{self.title} ({self.year})" if self.year else self.title
-        return f"{self.title} S{self.season:02d}E{self.episode:02d}"
+        part = f" (part {self.pin_part + 1})" if self.pin_part else ""
+        return f"{self.title} S{self.season:02d}E{self.episode:02d}{part}"
 
 
 @dataclass(frozen=True)
@@ -64,9 +88,19 @@ class SkippedItem:
     reason: str
 
 
+@dataclass(frozen=True)
+class KeptPlay:
+    """A view already on Trakt whose Kinopub times moved without a new complete viewing (a re-opened part):
+    the play sent before stands, no new one is sent (sync/collect.py, the rewatch rule)."""
+
+    view: CompletedView
+    detail: str
+
+
 @dataclass
 class CollectResult:
     views: list[CompletedView] = field(default_factory=list)
+    kept: list[KeptPlay] = field(default_factory=list)  # not rewatches: reported, nothing sent
     failures: list[ItemFailure] = field(default_factory=list)
     skipped: list[SkippedItem] = field(default_factory=list)
     items_examined: int = 0

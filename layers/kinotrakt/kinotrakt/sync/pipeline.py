@@ -19,7 +19,7 @@ from kinotrakt.sync.collect import collect
 from kinotrakt.sync.dedupe import RemoteIndex, build_remote_index, dedupe
 from kinotrakt.sync.keys import minute_or_unknown
 from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, unmatched_item
-from kinotrakt.sync.model import CollectResult, CompletedView
+from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
 from kinotrakt.sync.report import SyncReport
 from kinotrakt.trakt.client import TraktClient
@@ -38,6 +38,7 @@ class SyncOptions:
     full_rescan_every: timedelta = timedelta(hours=24)
     dry_run: bool = False
     lease: timedelta = timedelta(minutes=15)
+    rewatches: Rewatches = "new_play"
 
 
 @dataclass
@@ -107,6 +108,7 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
         deps.kinopub,
         since=since,
         sent_watched_at=ledger.watched_at_by_view,
+        rewatches=options.rewatches,
         skip=already_scanned,
         stop=lambda: deps.deadline.remaining() < reserve,
     )
@@ -117,6 +119,7 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     report.skipped_items = [
         {"kinopub_id": s.kinopub_id, "title": s.title, "reason": s.reason} for s in collected.skipped
     ]
+    report.kept_plays = [{"title": k.view.label, "detail": k.detail} for k in collected.kept]
     holding_back = _record_failures(state, collected, report)
 
     # The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.

@@ -38,6 +38,8 @@ class SyncReport:
     unmatched_items: list[dict[str, Any]] = field(default_factory=list)
     failed_items: list[dict[str, Any]] = field(default_factory=list)
     skipped_items: list[dict[str, Any]] = field(default_factory=list)
+    # Views already on Trakt whose Kinopub times moved without a new complete viewing (a re-opened part).
+    kept_plays: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -45,7 +47,7 @@ class SyncReport:
         data["finished_at"] = iso_z(self.finished_at) if self.finished_at else None
         # The contract: ISO 8601 UTC with Z, or null.
         data["watermark"] = self.watermark.strftime("%Y-%m-%dT%H:%M:%SZ") if self.watermark else None
-        for name in ("added", "unmatched_items", "failed_items", "skipped_items"):
+        for name in ("added", "unmatched_items", "failed_items", "skipped_items", "kept_plays"):
             items = data[name]
             if len(items) > LIST_LIMIT:
                 data[name] = [*items[:LIST_LIMIT], f"... and {len(items) - LIST_LIMIT} more"]
