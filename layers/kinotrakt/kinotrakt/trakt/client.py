@@ -30,7 +30,16 @@ from kinotrakt.errors import (
 )
 from kinotrakt.http import CallCounter, Limits, Pacing, Transport, decode_json, is_html
 from kinotrakt.tokens import TokenKeeper
-from kinotrakt.trakt.models import HistoryItem, HistoryKind, HistoryResult, LastActivities, SearchHit, Season
+from kinotrakt.trakt.models import (
+    HistoryItem,
+    HistoryKind,
+    HistoryResult,
+    LastActivities,
+    Movie,
+    SearchHit,
+    Season,
+    Show,
+)
 
 SERVICE = "trakt"
 
@@ -204,10 +213,15 @@ class TraktClient:
         response = self._send("GET", f"/search/imdb/{quote(imdb, safe='')}", params={"type": type}, authorized=False)
         return [hit for hit in parse_as(list[SearchHit], response) if hit.type == type and hit.media is not None]
 
-    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
+    def search_text(
+        self, kind: Literal["movie", "show"], query: str, years: int | tuple[int, int] | None
+    ) -> list[SearchHit]:
+        """``years``: one year, or a range (``1995-1997``; Trakt's ``years`` filter takes both)."""
         params: dict[str, Any] = {"query": escape_query(query)}
-        if year is not None:
-            params["years"] = year
+        if isinstance(years, tuple):
+            params["years"] = f"{years[0]}-{years[1]}"
+        elif years is not None:
+            params["years"] = years
         response = self._send("GET", f"/search/{kind}", params=params, authorized=False)
         return [hit for hit in parse_as(list[SearchHit], response) if hit.type == kind and hit.media is not None]
 
@@ -225,6 +239,14 @@ class TraktClient:
                 return None
             raise
         return parse_as(list[Season], response)
+
+    def movie(self, ref: str) -> Movie:
+        """``/movies/{id}``: a Trakt id, slug or IMDb id (checks a user's pin before it is stored)."""
+        return parse_as(Movie, self._send("GET", f"/movies/{quote(ref, safe='')}", authorized=False))
+
+    def show(self, ref: str) -> Show:
+        """``/shows/{id}``: a Trakt id, slug or IMDb id."""
+        return parse_as(Show, self._send("GET", f"/shows/{quote(ref, safe='')}", authorized=False))
 
     # --- the remote index (🔒) ------------------------------------------------------------------------
 
