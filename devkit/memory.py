@@ -22,7 +22,18 @@ from typing import Any
 
 from kinotrakt.clock import iso_z, parse_iso
 from kinotrakt.errors import ConcurrentTokenWrite
-from kinotrakt.storage.ports import Ledger, LedgerEntry, Pin, ServiceSecret, StoredSecret, SyncState, UnmatchedItem
+from kinotrakt.storage.ports import (
+    EpisodePin,
+    Ledger,
+    LedgerEntry,
+    NumberingPins,
+    Pin,
+    SeasonPin,
+    ServiceSecret,
+    StoredSecret,
+    SyncState,
+    UnmatchedItem,
+)
 
 Faults = Callable[[str], None]
 
@@ -83,6 +94,8 @@ class InMemoryStateStore:
         self._ledger_sequence = count()
         self._unmatched: dict[str, UnmatchedItem] = {}
         self._scan_done: set[int] = set()
+        self._reread: set[int] = set()
+        self._numbering: dict[str, EpisodePin | SeasonPin] = {}
         self._failures: dict[int, int] = {}
         self._reports: dict[str, str] = {}
         self._pins: dict[int, Pin] = {}
@@ -118,6 +131,7 @@ class InMemoryStateStore:
                 last_full_scan=parse_iso(self._last_full_scan) if self._last_full_scan else None,
                 last_activities=json.loads(self._last_activities) if self._last_activities else None,
                 scan_done=frozenset(self._scan_done),
+                reread=frozenset(self._reread),
             )
 
     def advance_watermark(self, value: datetime) -> datetime:
@@ -142,6 +156,16 @@ class InMemoryStateStore:
         self._fault("set_scan_progress")
         with self._lock:
             self._scan_done = set() if done is None else set(done)
+
+    def request_reread(self, item_ids: Iterable[int]) -> None:
+        self._fault("request_reread")
+        with self._lock:
+            self._reread |= set(item_ids)
+
+    def clear_reread(self, item_ids: Iterable[int]) -> None:
+        self._fault("clear_reread")
+        with self._lock:
+            self._reread -= set(item_ids)
 
     # mapping cache -----------------------------------------------------------------------------------------
 
@@ -249,6 +273,24 @@ class InMemoryStateStore:
         self._fault("list_pins")
         with self._lock:
             return dict(self._pins)
+
+    def put_numbering_pin(self, pin: EpisodePin | SeasonPin) -> None:
+        self._fault("put_numbering_pin")
+        key = (
+            f"e:{pin.kinopub_id}:{pin.season}:{pin.episode}"
+            if isinstance(pin, EpisodePin)
+            else f"s:{pin.kinopub_id}:{pin.season}:{pin.from_episode}"
+        )
+        with self._lock:
+            self._numbering[key] = pin
+
+    def list_numbering_pins(self) -> NumberingPins:
+        self._fault("list_numbering_pins")
+        pins = NumberingPins()
+        with self._lock:
+            for key in sorted(self._numbering):
+                pins.add(self._numbering[key])
+        return pins
 
     # one-time OAuth state ----------------------------------------------------------------------------------
 

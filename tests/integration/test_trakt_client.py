@@ -155,6 +155,23 @@ def test_a_title_with_search_syntax_is_searched_as_written(trakt: Trakt) -> None
     assert [hit.movie.ids.trakt for hit in hits if hit.movie] == [2]
 
 
+def test_a_title_search_can_span_a_year_either_side(trakt: Trakt) -> None:
+    trakt.client.search_text("movie", "Legend No. 17", (2012, 2014))
+
+    assert trakt.fake.requests[-1].query == {"query": "Legend No. 17", "years": "2012-2014"}
+
+
+def test_a_pin_is_checked_by_trakt_id_or_slug(trakt: Trakt) -> None:
+    trakt.fake.add_movie(16662, "Inception", 2010, "tt1375666", slug="inception-2010")
+
+    by_slug = trakt.client.movie("inception-2010")
+    show = trakt.client.show("10")
+
+    assert (by_slug.ids.trakt, by_slug.title) == (16662, "Inception")
+    assert show.ids.trakt == 10
+    assert [r.path for r in trakt.fake.requests] == ["/movies/inception-2010", "/shows/10"]
+
+
 @pytest.mark.parametrize("show", [10, BREAKING_BAD, "breaking-bad"])
 def test_every_season_and_episode_of_a_show_comes_in_one_call(trakt: Trakt, show: int | str) -> None:
     # When the season table of a show is read, by its Trakt id, its IMDb id or its slug

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from devkit.clock import VirtualClock
 from devkit.memory import InMemoryStateStore
+from kinotrakt.kinopub.models import original_title
 from kinotrakt.storage.ports import Pin
 from kinotrakt.sync.keys import episode_key, movie_key
 from kinotrakt.sync.mapping import Mapper, MappingCache
@@ -34,6 +35,7 @@ class CatalogStub:
         self.seasons: dict[int, list[Season]] = {}
         self.listed_elsewhere: dict[str, Show] = {}
         self.calls: list[str] = []
+        self.translations: dict[int, str] = {}  # Trakt id → a translated title the text search also matches
 
     def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
         self.calls.append(f"imdb:{imdb}")
@@ -43,10 +45,20 @@ class CatalogStub:
             hits.append(SearchHit(type="show", show=self.listed_elsewhere[imdb]))
         return hits
 
-    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
+    def search_text(
+        self, kind: Literal["movie", "show"], query: str, years: int | tuple[int, int] | None
+    ) -> list[SearchHit]:
+        """Like Trakt: the query matches titles and translations, the years filter is a year or a range."""
         self.calls.append(f"text:{kind}:{query}")
         pool = self.shows if kind == "show" else self.movies
-        return [SearchHit(type=kind, **{kind: m}) for m in pool if query.lower() in (m.title or "").lower()]
+        low, high = (years, years) if isinstance(years, int) else (years or (None, None))
+
+        def matches(media: Movie | Show) -> bool:
+            names = [media.title or "", self.translations.get(media.ids.trakt or 0, "")]
+            in_years = low is None or (media.year is not None and low <= media.year <= (high or low))
+            return in_years and any(query.lower() in name.lower() for name in names if name)
+
+        return [SearchHit(type=kind, **{kind: m}) for m in pool if matches(m)]
 
     def show_seasons(self, show: int | str) -> list[Season] | None:
         self.calls.append(f"seasons:{show}")
@@ -94,6 +106,58 @@ def test_a_title_search_is_accepted_only_when_exactly_one_item_has_that_title_an
     assert {(u.kinopub_id, u.reason) for u in result.unmatched} == {(11, "ambiguous"), (12, "no_imdb_not_found")}
 
 
+def titled(kp_id: int, title: str, year: int | None) -> CompletedView:
+    return CompletedView("movie", kp_id, "movie", title, original_title(title), year, None, WHEN, "updated")
+
+
+def test_a_title_search_accepts_a_single_hit_a_year_off_when_none_has_the_exact_year() -> None:
+    # Given Trakt's years for three films differ from Kinopub's by one, and two remakes tie a year either side
+    catalog = CatalogStub()
+    catalog.movies = [
+        Movie(title="Legend No. 17", year=2012, ids=Ids(trakt=1)),
+        Movie(title="Stalker", year=1979, ids=Ids(trakt=2)),
+        Movie(title="Stalker", year=1981, ids=Ids(trakt=3)),
+        Movie(title="Solaris", year=1972, ids=Ids(trakt=4)),
+        Movie(title="Solaris", year=1973, ids=Ids(trakt=5)),
+    ]
+
+    result = mapper(catalog, InMemoryStateStore())[0].map(
+        [
+            titled(10, "Легенда №17 / Legend No. 17", 2013),
+            titled(11, "Сталкер / Stalker", 1980),
+            titled(12, "Солярис / Solaris", 1972),
+        ]
+    )
+
+    # Then the single hit a year off is accepted, the exact year wins over one a year off, a tie is refused
+    assert {(m.view.kinopub_id, m.movie_trakt_id) for m in result.mapped} == {(10, 1), (12, 4)}
+    (tie,) = result.unmatched
+    assert (tie.kinopub_id, tie.reason) == (11, "ambiguous")
+    assert "“Stalker” (1979), “Stalker” (1981)" in tie.detail
+
+
+def test_the_russian_title_finds_what_the_original_does_not_but_only_as_the_one_hit() -> None:
+    # Given Trakt knows two films by their English titles only, with Russian translations
+    catalog = CatalogStub()
+    catalog.movies = [
+        Movie(title="The Rider", year=2020, ids=Ids(trakt=21, imdb="tt9000021")),
+        Movie(title="Brother", year=1997, ids=Ids(trakt=22)),
+        Movie(title="Brother 2", year=1998, ids=Ids(trakt=23)),
+    ]
+    catalog.translations = {21: "Ездок", 22: "Брат", 23: "Брат 2"}
+
+    result = mapper(catalog, InMemoryStateStore())[0].map(
+        [titled(30, "Ездок", 2020), titled(31, "Брат / Brat", 1997), titled(32, "Ездок", None)]
+    )
+
+    # Then "Ездок" is found through its translation (a single hit within a year); "Брат" matches two films
+    # within a year either side and is refused; without a year the Russian title is not tried at all
+    assert [(m.view.kinopub_id, m.key) for m in result.mapped] == [(30, "movie:tt9000021:2025-06-15T15:06Z")]
+    assert {(u.kinopub_id, u.reason) for u in result.unmatched} == {(31, "ambiguous"), (32, "no_imdb_not_found")}
+    assert "text:movie:Brat" in catalog.calls
+    assert "text:movie:Брат" in catalog.calls
+
+
 def black_mirror(catalog: CatalogStub) -> None:
     catalog.shows = [Show(title="Black Mirror", year=2011, ids=Ids(trakt=41793, imdb="tt2085059"))]
     catalog.seasons[41793] = [
@@ -124,7 +188,7 @@ def test_episodes_map_with_one_lookup_per_show_by_its_imdb_id_which_is_cached() 
     assert catalog.calls == []
 
 
-def test_the_cached_season_table_keeps_only_ids() -> None:
+def test_the_cached_season_table_keeps_only_what_the_numbering_rules_compare() -> None:
     # Given a season table whose episodes carry titles, air dates and runtimes (extended=full)
     catalog = CatalogStub()
     black_mirror(catalog)
@@ -137,10 +201,12 @@ def test_the_cached_season_table_keeps_only_ids() -> None:
     first.map([episode(5, "tt2085059", 1, 1)])
     cache.flush()
 
-    # Then the stored form is the compact id table, under the id it was asked with
-    stored = state.load_mappings(WHEN)
-    assert set(stored["seasons:tt2085059"]) == {"fetched_at", "episodes"}
-    assert stored["seasons:tt2085059"]["episodes"] == {"1:1": 7}
+    # Then the stored form is the compact table (columns per season), under the id it was asked with
+    stored = state.load_mappings(WHEN)["seasons:tt2085059"]
+    assert set(stored) == {"v", "fetched_at", "seasons"}
+    assert stored["seasons"] == {
+        "1": {"n": [1], "id": [7], "rt": [44], "air": [int(WHEN.timestamp()) // 3600], "t": ["The National Anthem"]}
+    }
 
 
 def test_a_show_cached_under_its_trakt_id_by_an_older_deployment_keeps_working() -> None:
@@ -157,12 +223,14 @@ def test_a_show_cached_under_its_trakt_id_by_an_older_deployment_keeps_working()
         }
     )
 
-    # When its episodes are mapped, Then the cache answers, and Trakt is not asked
+    # When its episodes are mapped, Then the cached show id answers; the season table, cached in the older
+    # ids-only form that lacks what the numbering rules compare, is read again by that Trakt id: one call
     result = mapper(catalog, state)[0].map([episode(5, "tt2085059", 1, 2)])
     assert [(m.episode_trakt_id, m.show_trakt_id) for m in result.mapped] == [(102, 41793)]
-    assert catalog.calls == []
+    assert catalog.calls == ["seasons:41793"]
 
     # And once the season table has expired, it is read again by that Trakt id: still one call
+    catalog.calls.clear()
     state = InMemoryStateStore()
     state.put_mappings({"show:imdb:tt2085059": ({"trakt": 41793}, later + timedelta(days=30))})
     result = mapper(catalog, state)[0].map([episode(5, "tt2085059", 1, 3)])

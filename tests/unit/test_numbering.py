@@ -49,8 +49,11 @@ class Catalog:
     ) -> list[SearchHit]:
         return []
 
-    def show_seasons(self, show_trakt_id: int) -> list[Season]:
-        self.calls.append(f"seasons:{show_trakt_id}")
+    def show_seasons(self, show: int | str) -> list[Season] | None:
+        """By Trakt id or IMDb id, as ``/shows/{id}/seasons`` takes either."""
+        self.calls.append(f"seasons:{show}")
+        if str(show) not in (str(self.show.ids.trakt), self.show.ids.imdb):
+            return None
         return [Season(number=n, episodes=eps) for n, eps in sorted(self.seasons.items())]
 
 
@@ -174,7 +177,7 @@ def test_black_mirror_season_two_as_recorded_posts_three_episodes_and_refuses_wh
         "Kinopub season 2 has 4 episodes, Trakt's season 2 3: specials inside the season shift the numbers; "
         "Trakt has no S02E04"
     )
-    assert refused.trakt_show_id == 41793
+    assert refused.trakt_show == "tt2085059"
 
 
 def test_an_inline_special_shifts_the_numbers_and_only_agreeing_titles_are_posted() -> None:
@@ -301,7 +304,7 @@ def test_a_pin_to_an_episode_trakt_does_not_list_is_unmatched_not_guessed() -> N
     (missing,) = result.unmatched
     assert (missing.reason, missing.detail) == (
         "episode_not_on_trakt",
-        "pinned to S04E17, which Trakt show 65553 does not list",
+        "pinned to S04E17, which Trakt show tt2930604 does not list",
     )
 
 
@@ -444,13 +447,13 @@ def test_mapping_caches_the_compact_table_and_a_second_run_asks_trakt_nothing() 
     catalog, views = rebels_season_four()
     state = InMemoryStateStore()
     run_mapper(catalog, views, state=state)
-    assert catalog.calls == ["imdb:tt2930604", "seasons:65553"]
+    assert catalog.calls == ["seasons:tt2930604"]
     catalog.calls.clear()
 
     again = run_mapper(catalog, views, state=state)
 
     assert catalog.calls == []
     assert len(again.mapped) == 14
-    stored: dict[str, Any] = state.load_mappings(NOW)["seasons:65553"]
+    stored: dict[str, Any] = state.load_mappings(NOW)["seasons:tt2930604"]
     assert stored["v"] == 2
     assert stored["seasons"]["4"]["rt"][:3] == [22, 23, 22]

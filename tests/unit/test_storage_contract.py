@@ -17,7 +17,7 @@ from devkit.memory import InMemoryStateStore
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_stores
 from kinotrakt.storage.dynamo import DynamoStateStore
-from kinotrakt.storage.ports import LedgerEntry, Pin, StateStore, UnmatchedItem
+from kinotrakt.storage.ports import EpisodePin, LedgerEntry, Pin, SeasonPin, StateStore, UnmatchedItem
 from tests.conftest import STATE_TABLE
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -316,6 +316,49 @@ def test_pins_are_kept_per_kinopub_item(backend: Backend) -> None:
     }
 
 
+def test_episode_and_season_pins_are_kept_and_a_season_pin_covers_its_range(backend: Backend) -> None:
+    store = backend.store
+    merged = EpisodePin(5, 4, 15, ((4, 15), (4, 16)))
+    store.put_numbering_pin(merged)
+    store.put_numbering_pin(SeasonPin(5, 4, 4, episode_offset=1, from_episode=16))
+    store.put_numbering_pin(SeasonPin(5, 4, 4, episode_offset=2, from_episode=20))
+    store.put_numbering_pin(SeasonPin(5, 4, 4, episode_offset=3, from_episode=20))  # replaces the range from 20
+    store.put_numbering_pin(SeasonPin(6, 0, 0, episode_offset=-1))
+
+    pins = store.list_numbering_pins()
+
+    assert pins.episode(5, 4, 15) == merged
+    assert pins.episode(5, 4, 16) is None
+    assert pins.season(5, 4, 15) is None
+    assert pins.season(5, 4, 16) == SeasonPin(5, 4, 4, 1, 16)
+    assert pins.season(5, 4, 25) == SeasonPin(5, 4, 4, 3, 20)
+    assert pins.season(6, 0, 1) == SeasonPin(6, 0, 0, -1, 1)
+    assert pins.items() == {5, 6}
+
+
+def test_items_asked_to_be_read_again_are_kept_until_a_run_clears_them(backend: Backend) -> None:
+    store = backend.store
+    store.advance_watermark(T0)
+    store.request_reread([4242, 15])
+    store.request_reread([15, 7])
+    store.request_reread([])
+    assert store.load_sync_state().reread == {4242, 15, 7}
+    # When a run read 15 and 7 (and 99, never asked for), a pin made meanwhile (8) stays asked for
+    store.request_reread([8])
+    store.clear_reread([15, 7, 99])
+    store.clear_reread([])
+    state = store.load_sync_state()
+    assert state.reread == {4242, 8}
+    assert state.watermark == T0
+
+
+def test_an_unmatched_episode_remembers_the_trakt_show_it_was_looked_up_in(backend: Backend) -> None:
+    store = backend.store
+    shifted = UnmatchedItem("episode:5:2:4", 5, "Black Mirror", "numbering_mismatch", "…", 2, 4, T0, "tt2085059")
+    store.put_unmatched([shifted])
+    assert store.list_unmatched() == [shifted]
+
+
 # --- one-time OAuth state ---------------------------------------------------------------------------------
 
 
@@ -364,6 +407,8 @@ def fill_every_kind(store: StateStore) -> None:
     store.record_item_failures([5])
     store.put_report({"status": "ok"}, T0)
     store.put_pin(Pin(1, "movie", 2))
+    store.put_numbering_pin(EpisodePin(1, 1, 1, ((1, 1), (1, 2))))
+    store.request_reread([1])
     store.put_oauth_state("s", {"v": "1"}, T0 + timedelta(minutes=10))
 
 
@@ -396,6 +441,8 @@ def test_two_accounts_in_one_table_do_not_see_each_other(aws: boto3.Session, sta
     assert bob.record_item_failures([5]) == {5: 1}
     assert bob.list_reports() == []
     assert bob.list_pins() == {}
+    assert bob.list_numbering_pins().items() == set()
+    assert bob.load_sync_state().reread == frozenset()
     assert bob.consume_oauth_state("s", T0) is None
     assert alice.consume_oauth_state("s", T0) == {"v": "1"}
 

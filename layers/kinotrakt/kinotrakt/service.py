@@ -100,6 +100,24 @@ def execute_sync(
     return run_sync(deps, options, run_id)
 
 
+def trakt_catalog(settings: Settings, trakt_store: TokenStore, clock: Clock | None = None) -> TraktClient:
+    """A Trakt client for the public catalog (what ``kinotrakt map`` checks a pin against): the deployment's own
+    client id, the same transport and pacing as a run."""
+    clock = clock or SystemClock()
+    http = trakt_transport(
+        post_interval_seconds=settings.trakt_post_interval_seconds,
+        clock=clock,
+        deadline=Deadline(clock, None, 0),
+        counter=CallCounter(),
+        get_limit=settings.trakt_get_limit,
+        limits=settings.http_limits,
+    )
+    tokens = TokenKeeper(
+        "trakt", trakt_store, _refresher(TraktOAuth, http, settings.trakt_auth_base), clock, trakt_margin
+    )
+    return TraktClient(http, settings.trakt_api_base, tokens.client_id(), tokens)
+
+
 class _OAuthClient(Protocol):
     def __init__(self, transport: Transport, base_url: str, client_id: str, client_secret: str) -> None: ...
 

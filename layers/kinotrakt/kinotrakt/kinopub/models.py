@@ -122,6 +122,14 @@ def original_title(title: str) -> str:
     return latin[0]
 
 
+def russian_title(title: str) -> str | None:
+    """The Russian part of a Kinopub title (the first Cyrillic-script part), or None when it has none: Trakt's
+    text search matches translations too, so it can find an item its original title does not."""
+    parts = [part.strip() for part in title.split(" / ") if part.strip()]
+    russian = [part for part in parts if _CYRILLIC.search(part) and not _is_latin(part)]
+    return russian[0] if russian else None
+
+
 KinopubId = Annotated[int, BeforeValidator(_as_int), Field(gt=0)]
 Number = Annotated[int, BeforeValidator(_as_int), Field(ge=0)]
 LooseInt = Annotated[int | None, BeforeValidator(_loose_int)]

@@ -8,14 +8,18 @@ pk                            sk                      attributes
 ============================  ======================  =====================================================
 ``<acct>#sync``               ``lease``               ``owner``, ``expires_at``
 ``<acct>#sync``               ``state``               ``last_success_at`` (``iso_z``), ``last_full_scan``,
-                                                      ``last_activities`` (JSON), ``scan_done`` (JSON ids)
+                                                      ``last_activities`` (JSON), ``scan_done`` (JSON ids),
+                                                      ``reread`` (number set: items pinned since)
 ``<acct>#map``                mapping key             ``value`` (JSON), optional ``expires_at``
 ``<acct>#ledger``             ``<sent_at>#<uuid>``    ``entries``: JSON ``[[key, view_ref, watched_at], ...]``
 ``<acct>#unmatched``          item key                ``kinopub_id``, ``title``, ``reason``, ``detail``,
-                                                      optional ``season``, ``episode``, ``seen_at``
+                                                      optional ``season``, ``episode``, ``seen_at``,
+                                                      ``trakt_show``
 ``<acct>#failures``           Kinopub item id         ``failures`` (atomic counter)
 ``<acct>#report``             ``<at>`` (``iso_z``)    ``report`` (JSON), ``expires_at`` (+90 days)
 ``<acct>#pin``                Kinopub item id         ``trakt_type``, ``trakt_id``, ``season_offset``
+``<acct>#numbering``          ``e:<item>:<s>:<e>``    ``trakt_episodes`` (JSON ``[[season, number], ...]``)
+``<acct>#numbering``          ``s:<item>:<s>:<from>`` ``trakt_season``, ``episode_offset``
 ``<acct>#oauth``              state                   ``data`` (JSON), ``expires_at``
 ============================  ======================  =====================================================
 
@@ -41,7 +45,16 @@ from typing import TYPE_CHECKING, Any, Literal, cast
 
 from kinotrakt.clock import iso_z, parse_iso
 from kinotrakt.errors import ServiceUnavailable
-from kinotrakt.storage.ports import Ledger, LedgerEntry, Pin, SyncState, UnmatchedItem
+from kinotrakt.storage.ports import (
+    EpisodePin,
+    Ledger,
+    LedgerEntry,
+    NumberingPins,
+    Pin,
+    SeasonPin,
+    SyncState,
+    UnmatchedItem,
+)
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -202,11 +215,13 @@ class DynamoStateStore:
         full_scan = _str(item, "last_full_scan")
         activities = _str(item, "last_activities")
         scan_done = _str(item, "scan_done")
+        reread = item.get("reread", {}).get("NS", [])
         return SyncState(
             watermark=parse_iso(watermark) if watermark else None,
             last_full_scan=parse_iso(full_scan) if full_scan else None,
             last_activities=json.loads(activities) if activities else None,
             scan_done=frozenset(int(i) for i in json.loads(scan_done)) if scan_done else frozenset(),
+            reread=frozenset(int(i) for i in reread),
         )
 
     def advance_watermark(self, value: datetime) -> datetime:
@@ -256,6 +271,24 @@ class DynamoStateStore:
             Key=self._key("sync", "state"),
             UpdateExpression="SET scan_done = :v",
             ExpressionAttributeValues={":v": _s(json.dumps(sorted(done)))},
+        )
+
+    def request_reread(self, item_ids: Iterable[int]) -> None:
+        self._change_reread("ADD", item_ids)
+
+    def clear_reread(self, item_ids: Iterable[int]) -> None:
+        self._change_reread("DELETE", item_ids)
+
+    def _change_reread(self, action: Literal["ADD", "DELETE"], item_ids: Iterable[int]) -> None:
+        # A number set changed in place: the CLI asking and a run clearing never overwrite each other.
+        ids = sorted({str(item_id) for item_id in item_ids})
+        if not ids:
+            return  # DynamoDB refuses an empty set
+        self._client.update_item(
+            TableName=self._table,
+            Key=self._key("sync", "state"),
+            UpdateExpression=f"{action} reread :ids",
+            ExpressionAttributeValues={":ids": {"NS": ids}},
         )
 
     # mapping cache -----------------------------------------------------------------------------------------
@@ -318,6 +351,8 @@ class DynamoStateStore:
             item["episode"] = _n(unmatched.episode)
         if unmatched.seen_at is not None:
             item["seen_at"] = _s(unmatched.seen_at.astimezone(UTC).isoformat())
+        if unmatched.trakt_show is not None:
+            item["trakt_show"] = _s(unmatched.trakt_show)
         return item
 
     def remove_unmatched(self, keys: Iterable[str]) -> None:
@@ -337,6 +372,7 @@ class DynamoStateStore:
                     season=_int(item, "season"),
                     episode=_int(item, "episode"),
                     seen_at=parse_iso(seen_at) if seen_at else None,
+                    trakt_show=_str(item, "trakt_show"),
                 )
             )
         return unmatched
@@ -401,6 +437,39 @@ class DynamoStateStore:
                 trakt_id=_int(item, "trakt_id") or 0,
                 season_offset=_int(item, "season_offset") or 0,
             )
+        return pins
+
+    def put_numbering_pin(self, pin: EpisodePin | SeasonPin) -> None:
+        if isinstance(pin, EpisodePin):
+            item: Item = {
+                **self._key("numbering", f"e:{pin.kinopub_id}:{pin.season}:{pin.episode}"),
+                "trakt_episodes": _s(json.dumps([list(target) for target in pin.trakt_episodes])),
+            }
+        else:
+            item = {
+                **self._key("numbering", f"s:{pin.kinopub_id}:{pin.season}:{pin.from_episode}"),
+                "trakt_season": _n(pin.trakt_season),
+                "episode_offset": _n(pin.episode_offset),
+            }
+        self._client.put_item(TableName=self._table, Item=item)
+
+    def list_numbering_pins(self) -> NumberingPins:
+        pins = NumberingPins()
+        for item in self._query("numbering"):
+            kind, item_id, season, number = (_str(item, "sk") or "").split(":")
+            if kind == "e":
+                targets = json.loads(_str(item, "trakt_episodes") or "[]")
+                pins.add(EpisodePin(int(item_id), int(season), int(number), tuple((s, n) for s, n in targets)))
+            else:
+                pins.add(
+                    SeasonPin(
+                        int(item_id),
+                        int(season),
+                        trakt_season=_int(item, "trakt_season") or 0,
+                        episode_offset=_int(item, "episode_offset") or 0,
+                        from_episode=int(number),
+                    )
+                )
         return pins
 
     # one-time OAuth state (DESIGN §6) ----------------------------------------------------------------------

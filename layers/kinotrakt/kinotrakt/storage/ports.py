@@ -73,6 +73,8 @@ class SyncState:
     # A full scan that did not fit in one run: the Kinopub items it has already finished, so the next run
     # continues where it stopped instead of starting over (and never getting past the same point).
     scan_done: frozenset[int] = frozenset()
+    # Kinopub items pinned since the last run: the next run reads them whatever their history rows say.
+    reread: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,8 @@ UnmatchedReason = Literal[
     "trakt_not_found",
     "kinopub_error",
     "unknown_type",
+    "numbering_mismatch",
+    "merged_episode",
 ]
 
 
@@ -120,6 +124,9 @@ class UnmatchedItem:
     season: int | None = None
     episode: int | None = None
     seen_at: datetime | None = None
+    # The Trakt show an unmatched episode was looked up in, as ``/shows/{id}`` takes it (an IMDb or Trakt id),
+    # when mapping got that far: ``map`` checks an episode pin against its season table.
+    trakt_show: str | None = None
 
 
 @dataclass(frozen=True)
@@ -130,6 +137,52 @@ class Pin:
     trakt_type: Literal["movie", "show"]
     trakt_id: int
     season_offset: int = 0
+
+
+@dataclass(frozen=True)
+class EpisodePin:
+    """One Kinopub episode → one or more Trakt episodes (a merged episode is two), by Trakt (season, number)."""
+
+    kinopub_id: int
+    season: int
+    episode: int
+    trakt_episodes: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
+class SeasonPin:
+    """A Kinopub season's episodes from ``from_episode`` on → Trakt season ``trakt_season``, number + offset
+    (numbers shifted by inline specials or a merged episode)."""
+
+    kinopub_id: int
+    season: int
+    trakt_season: int
+    episode_offset: int = 0
+    from_episode: int = 1
+
+
+@dataclass
+class NumberingPins:
+    episodes: dict[tuple[int, int, int], EpisodePin] = field(default_factory=dict)  # (item, season, episode)
+    seasons: dict[tuple[int, int], list[SeasonPin]] = field(default_factory=dict)  # (item, season) → by from
+
+    def add(self, pin: EpisodePin | SeasonPin) -> None:
+        if isinstance(pin, EpisodePin):
+            self.episodes[(pin.kinopub_id, pin.season, pin.episode)] = pin
+            return
+        ranges = [p for p in self.seasons.get((pin.kinopub_id, pin.season), []) if p.from_episode != pin.from_episode]
+        self.seasons[(pin.kinopub_id, pin.season)] = sorted([*ranges, pin], key=lambda p: p.from_episode)
+
+    def episode(self, kinopub_id: int, season: int, episode: int) -> EpisodePin | None:
+        return self.episodes.get((kinopub_id, season, episode))
+
+    def season(self, kinopub_id: int, season: int, episode: int) -> SeasonPin | None:
+        """The season pin whose range holds ``episode`` (the one starting latest at or before it)."""
+        ranges = [p for p in self.seasons.get((kinopub_id, season), []) if p.from_episode <= episode]
+        return ranges[-1] if ranges else None
+
+    def items(self) -> set[int]:
+        return {key[0] for key in self.episodes} | {key[0] for key in self.seasons}
 
 
 class StateStore(Protocol):
@@ -157,6 +210,14 @@ class StateStore(Protocol):
 
     def set_scan_progress(self, done: Iterable[int] | None) -> None:
         """Remember the items an unfinished full scan has finished (None: no scan in progress)."""
+        ...
+
+    def request_reread(self, item_ids: Iterable[int]) -> None:
+        """Have the next run read these items whatever their history says (added to those already asked)."""
+        ...
+
+    def clear_reread(self, item_ids: Iterable[int]) -> None:
+        """The run read these items: remove them (only them: a pin made meanwhile stays asked for)."""
         ...
 
     # mapping cache (shows, season tables, negative results)
@@ -202,6 +263,10 @@ class StateStore(Protocol):
     def put_pin(self, pin: Pin) -> None: ...
 
     def list_pins(self) -> dict[int, Pin]: ...
+
+    def put_numbering_pin(self, pin: EpisodePin | SeasonPin) -> None: ...
+
+    def list_numbering_pins(self) -> NumberingPins: ...
 
     # one-time OAuth state for /trakt/login → /trakt/callback (DESIGN §6)
     def put_oauth_state(self, state: str, data: Mapping[str, str], expires_at: datetime) -> None: ...

@@ -1,33 +1,41 @@
 """Step 4: map completed views to Trakt ids, through a DynamoDB-backed cache (DESIGN §3.4).
 
 - a movie with an IMDb id is sent as ``{"ids": {"imdb": ...}}`` — no lookup;
-- a movie or show without IMDb → one text search by original title + year, accepted only when unambiguous;
+- a movie or show without IMDb → a text search by the original title, then by the Russian one, within a year
+  either side; accepted only when unambiguous;
 - a show with an IMDb id → **one** call: its whole season table, ``/shows/{imdb}/seasons``, asked with the IMDb
   id itself (every ``/shows/{id}`` route takes one, 2026); a play needs only the episodes' own Trakt ids, which
   that answer carries. Only when Trakt answers 404 is ``/search/imdb/{id}`` asked (Trakt may list the IMDb id
-  under another id), and then the season table of the show it names;
+  under another id), and then the season table of the show it names; episodes by (season, number) where the
+  numbers may be trusted (``sync/numbering.py``);
 - every answer is cached: season tables for a day (so new episodes appear) under the id they were asked with,
   show ids found by search for 30 days, and negative answers for a few days (retried later, never every run).
-  A user's pin (CLI ``map``) wins.
+  A user's pin (CLI ``map``) wins: an item pin over any lookup, an episode or season pin over the numbering rules.
 
 Cache keys (kept readable by deployments that cached under the older search-then-seasons scheme):
-``show:imdb:{imdb}`` → ``{"trakt": id}`` or a miss; ``seasons:{imdb or trakt id}`` → the compact table
-``{"fetched_at", "episodes": {"season:number": episode trakt id}}`` (ids only: the answer's titles, air dates
-and runtimes are not stored); ``movie:imdb:{imdb}``, ``movie:title:{item}``, ``show:title:{item}``.
+``show:imdb:{imdb}`` → ``{"trakt": id}`` or a miss; ``seasons:{imdb or trakt id}`` → the compact table of
+``sync/seasons.py`` (ids, and the titles, runtimes and air dates the numbering rules compare; a table cached in
+an older form is fetched again) or a miss; ``movie:imdb:{imdb}``, ``movie:title:{item}``, ``show:title:{item}``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from kinotrakt.clock import Clock, iso_z
-from kinotrakt.storage.ports import Pin, StateStore, UnmatchedItem
+from kinotrakt.kinopub.models import russian_title
+from kinotrakt.observability import logger
+from kinotrakt.storage.ports import NumberingPins, Pin, StateStore, UnmatchedItem
 from kinotrakt.sync.keys import episode_key, movie_key
 from kinotrakt.sync.model import CompletedView
-from kinotrakt.trakt.models import SearchHit, Season
+from kinotrakt.sync.numbering import Refusal, SeasonComparison
+from kinotrakt.sync.seasons import SeasonTable, TraktEpisodeInfo
+from kinotrakt.sync.titles import titles_agree
+from kinotrakt.trakt.models import Movie, SearchHit, Season, Show
 
 SHOW_TTL = timedelta(days=30)
 MOVIE_TTL = timedelta(days=30)
@@ -43,7 +51,9 @@ class TraktLookup(Protocol):
 
     def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]: ...
 
-    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]: ...
+    def search_text(
+        self, kind: Literal["movie", "show"], query: str, years: int | tuple[int, int] | None
+    ) -> list[SearchHit]: ...
 
     def show_seasons(self, show: int | str) -> list[Season] | None: ...
 
@@ -109,12 +119,28 @@ class MappingCache:
             self._dirty = {}
 
 
-def unmatched_item(view: CompletedView, reason: str, detail: str, now: datetime) -> UnmatchedItem:
+def unmatched_item(
+    view: CompletedView, reason: str, detail: str, now: datetime, trakt_show: str | None = None
+) -> UnmatchedItem:
     if view.kind == "movie":
         key = f"item:{view.kinopub_id}"
         return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, seen_at=now)
     key = f"episode:{view.kinopub_id}:{view.season}:{view.episode}"
-    return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, view.season, view.episode, now)
+    return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, view.season, view.episode, now, trakt_show)
+
+
+def expand_pinned_episodes(views: Sequence[CompletedView], numbering: NumberingPins) -> list[CompletedView]:
+    """A Kinopub episode pinned to several Trakt episodes (a merged one) becomes one view per Trakt episode, each
+    its own ledger entry: a run stopped between them still sends the rest later."""
+    expanded: list[CompletedView] = []
+    for view in views:
+        expanded.append(view)
+        if view.kind != "episode" or view.season is None or view.episode is None:
+            continue
+        pin = numbering.episode(view.kinopub_id, view.season, view.episode)
+        if pin is not None:
+            expanded.extend(dataclasses.replace(view, pin_part=part) for part in range(1, len(pin.trakt_episodes)))
+    return expanded
 
 
 class _NeedsLookup(Exception):
@@ -125,7 +151,9 @@ class _CacheOnly:
     def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
         raise _NeedsLookup
 
-    def search_text(self, kind: Literal["movie", "show"], query: str, year: int | None) -> list[SearchHit]:
+    def search_text(
+        self, kind: Literal["movie", "show"], query: str, years: int | tuple[int, int] | None
+    ) -> list[SearchHit]:
         raise _NeedsLookup
 
     def show_seasons(self, show: int | str) -> list[Season] | None:
@@ -143,19 +171,30 @@ class _ShowRef:
 
 
 class _Miss(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
+    def __init__(self, reason: str, detail: str, show: _ShowRef | None = None) -> None:
         super().__init__(detail)
         self.reason = reason
         self.detail = detail
+        self.show = show  # the Trakt show an episode was looked up in (``map`` checks episode pins against it)
 
 
 class Mapper:
-    def __init__(self, trakt: TraktLookup, cache: MappingCache, pins: Mapping[int, Pin], clock: Clock) -> None:
+    def __init__(
+        self,
+        trakt: TraktLookup,
+        cache: MappingCache,
+        pins: Mapping[int, Pin],
+        clock: Clock,
+        numbering: NumberingPins | None = None,
+    ) -> None:
         self._trakt = trakt
         self._cache = cache
         self._pins = pins
         self._clock = clock
+        self._numbering = numbering or NumberingPins()
         self._refetched_this_run: set[str] = set()
+        self._tables: dict[str, tuple[_ShowRef, SeasonTable]] = {}  # this run's, also those too big to cache
+        self._comparisons: dict[tuple[int, int, str, int], SeasonComparison] = {}
 
     def map(self, views: Iterable[CompletedView]) -> MapResult:
         result = MapResult()
@@ -164,14 +203,15 @@ class Mapper:
             try:
                 mapped = self._map_one(view)
             except _Miss as miss:
-                result.unmatched.append(unmatched_item(view, miss.reason, miss.detail, now))
+                show = None if miss.show is None else miss.show.ref
+                result.unmatched.append(unmatched_item(view, miss.reason, miss.detail, now, show))
                 continue
             result.mapped.append(mapped)
         return result
 
     def known_unmatched(self, view: CompletedView) -> bool:
         """True when the cache alone already says this view cannot be mapped (no Trakt call is made)."""
-        probe = Mapper(_CacheOnly(), self._cache, self._pins, self._clock)
+        probe = Mapper(_CacheOnly(), self._cache, self._pins, self._clock, self._numbering)
         try:
             probe._map_one(view)
         except _Miss:
@@ -222,19 +262,74 @@ class Mapper:
         if view.season is None or view.episode is None:
             raise _Miss("episode_not_on_trakt", "Kinopub gave no season/episode number")
         show = self._show(view)
-        season = view.season + show.season_offset
-        show, episode_id = self._episode_id(show, season, view.episode)
-        if episode_id is None:
-            raise _Miss(
-                "episode_not_on_trakt",
-                f"Trakt show {show.ref} has no episode S{season:02d}E{view.episode:02d}",
-            )
+        pinned = self._pinned_target(view)
+        if pinned is not None:
+            show, episode = self._pinned_episode(show, pinned)
+        else:
+            show, episode = self._numbered_episode(view, show, view.season + show.season_offset)
         return MappedView(
             view,
-            episode_key(view.watched_at, trakt_episode_id=episode_id),
-            episode_trakt_id=episode_id,
+            episode_key(view.watched_at, trakt_episode_id=episode.trakt_id),
+            episode_trakt_id=episode.trakt_id,
             show_trakt_id=show.trakt_id,
         )
+
+    def _pinned_target(self, view: CompletedView) -> tuple[int, int] | None:
+        """The Trakt (season, number) the user pinned this Kinopub episode to, if any."""
+        assert view.season is not None  # noqa: S101 - checked by the caller
+        assert view.episode is not None  # noqa: S101
+        pin = self._numbering.episode(view.kinopub_id, view.season, view.episode)
+        if pin is not None:
+            if view.pin_part >= len(pin.trakt_episodes):
+                raise _Miss("numbering_mismatch", "the episode's pin changed during the run; the next run uses it")
+            return pin.trakt_episodes[view.pin_part]
+        season_pin = self._numbering.season(view.kinopub_id, view.season, view.episode)
+        if season_pin is not None:
+            return season_pin.trakt_season, view.episode + season_pin.episode_offset
+        return None
+
+    def _pinned_episode(self, show: _ShowRef, target: tuple[int, int]) -> tuple[_ShowRef, TraktEpisodeInfo]:
+        season, number = target
+        show, table = self._table(show)
+        episode = table.episode(season, number)
+        if episode is None and (fresh := self._refetch_if_stale(show)) is not None:
+            show, table = fresh
+            episode = table.episode(season, number)
+        if episode is None:
+            detail = f"pinned to S{season:02d}E{number:02d}, which Trakt show {show.ref} does not list"
+            raise _Miss("episode_not_on_trakt", detail, show)
+        return show, episode
+
+    def _numbered_episode(self, view: CompletedView, show: _ShowRef, season: int) -> tuple[_ShowRef, TraktEpisodeInfo]:
+        """By number, where the numbering rules trust it; a stale table is fetched again once before refusing."""
+        show, table = self._table(show)
+        while True:
+            episodes = table.season(season)
+            found: TraktEpisodeInfo | Refusal | None = None
+            if episodes is not None:
+                found = self._comparison(view, show, season, episodes).match(view, f"kinotrakt map {view.kinopub_id}")
+            if isinstance(found, TraktEpisodeInfo):
+                return show, found
+            fresh = self._refetch_if_stale(show)
+            if fresh is None:
+                break
+            show, table = fresh
+        if isinstance(found, Refusal):
+            raise _Miss(found.reason, found.detail, show)
+        assert view.episode is not None  # noqa: S101
+        detail = f"Trakt show {show.ref} has no episode S{season:02d}E{view.episode:02d}"
+        raise _Miss("episode_not_on_trakt", detail, show)
+
+    def _comparison(
+        self, view: CompletedView, show: _ShowRef, season: int, episodes: tuple[TraktEpisodeInfo, ...]
+    ) -> SeasonComparison:
+        assert view.season is not None  # noqa: S101
+        key = (view.kinopub_id, view.season, show.ref, season)
+        known = self._comparisons.get(key)
+        if known is None or known.trakt is not episodes:
+            known = SeasonComparison.of(view.kinopub_season, season, episodes, self._clock.now())
+            self._comparisons[key] = known
+        return known
 
     def _show(self, view: CompletedView) -> _ShowRef:
         pin = self._pins.get(view.kinopub_id)
@@ -252,22 +347,32 @@ class Mapper:
             return _ShowRef(str(cached["trakt"]), 0, int(cached["trakt"]))
         return _ShowRef(view.imdb, 0, imdb=view.imdb)
 
-    def _episode_id(self, show: _ShowRef, season: int, number: int) -> tuple[_ShowRef, int | None]:
-        table = self._cache.get(f"seasons:{show.ref}")
+    def _table(self, show: _ShowRef) -> tuple[_ShowRef, SeasonTable]:
+        """The show's season table: this run's, the cached one, or fetched (which may name another show ref)."""
+        known = self._tables.get(show.ref)
+        if known is not None:
+            return known
+        cached = self._cache.get(f"seasons:{show.ref}")
+        if cached is not None and "miss" in cached:
+            raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
+        table = None if cached is None else SeasonTable.from_cache(cached)
         if table is None:
-            show, table = self._fetch_seasons(show)
-        if "miss" in table:
-            raise _Miss(str(table["miss"]), str(table.get("detail", "")))
-        episode = table["episodes"].get(f"{season}:{number}")
-        if episode is None and show.ref not in self._refetched_this_run:
-            age = self._clock.now().timestamp() - float(table.get("fetched_at", 0))
-            if age > SEASONS_REFRESH_ON_MISS.total_seconds():
-                show, table = self._fetch_seasons(show)
-                episode = table["episodes"].get(f"{season}:{number}")
-        return show, None if episode is None else int(episode)
+            return self._fetch_seasons(show)
+        self._tables[show.ref] = (show, table)
+        return show, table
 
-    def _fetch_seasons(self, show: _ShowRef) -> tuple[_ShowRef, dict[str, Any]]:
+    def _refetch_if_stale(self, show: _ShowRef) -> tuple[_ShowRef, SeasonTable] | None:
+        """A fresh table when the one at hand is older than SEASONS_REFRESH_ON_MISS (once per show and run)."""
+        if show.ref in self._refetched_this_run:
+            return None
+        age = self._clock.now().timestamp() - self._table(show)[1].fetched_at
+        if age <= SEASONS_REFRESH_ON_MISS.total_seconds():
+            return None
+        return self._fetch_seasons(show)
+
+    def _fetch_seasons(self, show: _ShowRef) -> tuple[_ShowRef, SeasonTable]:
         """The show's season table, one call; on a 404 for an IMDb id, the show /search/imdb names instead."""
+        asked = show.ref
         seasons = self._trakt.show_seasons(show.ref)
         if seasons is None and show.imdb is not None:
             show = self._search_show(show.imdb)
@@ -277,18 +382,15 @@ class Mapper:
             miss = {"miss": "show_not_found", "detail": f"Trakt has no show {show.ref}"}
             self._cache.put(f"seasons:{show.ref}", miss, NEGATIVE_TTL)
             raise _Miss(miss["miss"], miss["detail"])
-        # Stored compact, ids only (a big show's titles and dates would cost a DynamoDB item's size for nothing).
-        table = {
-            "fetched_at": int(self._clock.now().timestamp()),
-            "episodes": {
-                f"{episode.season}:{episode.number}": episode.ids.trakt
-                for season in seasons
-                for episode in season.episodes
-                if episode.ids.trakt is not None
-            },
-        }
-        self._cache.put(f"seasons:{show.ref}", table, SEASONS_TTL)
-        self._refetched_this_run.add(show.ref)
+        table = SeasonTable.from_trakt(seasons, int(self._clock.now().timestamp()))
+        cached = table.to_cache()
+        if cached is None:
+            # Too big for one DynamoDB item even without titles: used this run, fetched again by the next.
+            logger.warning("season table too big to cache", extra={"show": show.ref, "episodes": table.episode_count()})
+        else:
+            self._cache.put(f"seasons:{show.ref}", cached, SEASONS_TTL)
+        self._tables[show.ref] = self._tables[asked] = (show, table)
+        self._refetched_this_run.update({show.ref, asked})
         return show, table
 
     def _search_show(self, imdb: str) -> _ShowRef:
@@ -319,30 +421,53 @@ class Mapper:
         return cached
 
     def _search_title(self, view: CompletedView, kind: Literal["movie", "show"]) -> dict[str, Any]:
-        hits = self._trakt.search_text(kind, view.original_title, view.year)
-        wanted = [hit.media for hit in hits if hit.type == kind and hit.media is not None]
-        exact = [media for media in wanted if _same_title(media.title, view.original_title)]
-        if view.year is not None:
-            exact = [media for media in exact if media.year == view.year]
-        if len(exact) == 1 and exact[0].ids.trakt is not None:
-            return {"trakt": exact[0].ids.trakt, "imdb": exact[0].ids.imdb}
+        """The original title first (a hit must carry that title), then the Russian one (Trakt matches it against
+        translations, so the hit shows another title: accepted only as the one hit within a year either side).
+        A hit of the exact year wins; without one, a single hit a year off (databases disagree by a year)."""
+        years = None if view.year is None else (view.year - 1, view.year + 1)
         year = f" ({view.year})" if view.year else ""
-        if len(exact) > 1:
-            detail = f"{len(exact)} Trakt {kind}s match “{view.original_title}”{year}; pin one with `kinotrakt map`"
-            return {"miss": "ambiguous", "detail": detail}
+        queries = [(view.original_title, False)]
+        russian = russian_title(view.title)
+        if russian is not None and view.year is not None:
+            queries.append((russian, True))
+        tried: list[str] = []
+        for query, by_translation in queries:
+            hits = self._trakt.search_text(kind, query, years)
+            found = [hit.media for hit in hits if hit.type == kind and hit.media and hit.media.ids.trakt is not None]
+            if not by_translation:
+                found = [media for media in found if titles_agree(query, media.title)]
+            chosen = _pick(found, view.year, single_only=by_translation)
+            if isinstance(chosen, list):
+                titles = ", ".join(f"“{m.title}” ({m.year})" for m in chosen[:3])
+                detail = f"{len(chosen)} Trakt {kind}s match “{query}”{year}: {titles}; pin one with `kinotrakt map`"
+                return {"miss": "ambiguous", "detail": detail}
+            if chosen is not None:
+                return {"trakt": chosen.ids.trakt, "imdb": chosen.ids.imdb}
+            tried.append(f"“{query}”")
         if kind == "movie":
-            other = self._trakt.search_text("show", view.original_title, view.year)
+            other = self._trakt.search_text("show", view.original_title, years)
             if any(
-                hit.type == "show" and hit.show and _same_title(hit.show.title, view.original_title) for hit in other
+                hit.type == "show" and hit.show and titles_agree(view.original_title, hit.show.title) for hit in other
             ):
                 detail = f"Trakt lists “{view.original_title}”{year} only as a show"
                 return {"miss": "listed_as_show", "detail": detail}
-        detail = f"no IMDb id on Kinopub and no Trakt {kind} titled “{view.original_title}”{year}"
+        detail = f"no IMDb id on Kinopub and no Trakt {kind} titled {' or '.join(tried)}{year}"
         return {"miss": "no_imdb_not_found", "detail": detail}
 
 
-def _same_title(left: str | None, right: str) -> bool:
-    def norm(text: str) -> str:
-        return " ".join("".join(ch for ch in text.casefold() if ch.isalnum() or ch.isspace()).split())
-
-    return left is not None and norm(left) == norm(right)
+def _pick(
+    found: list[Movie | Show], year: int | None, *, single_only: bool
+) -> Movie | Show | list[Movie | Show] | None:
+    """The one acceptable hit, a list of the tied ones, or None. ``single_only``: the only hit of the search."""
+    if year is None:
+        return None if single_only else (found[0] if len(found) == 1 else (found or None))
+    near = [media for media in found if media.year is not None and abs(media.year - year) <= 1]
+    if single_only:
+        return near[0] if len(near) == 1 else (near if len(near) > 1 else None)
+    exact = [media for media in near if media.year == year]
+    for group in (exact, near):
+        if len(group) == 1:
+            return group[0]
+        if len(group) > 1:
+            return group
+    return None

@@ -14,11 +14,11 @@ from kinotrakt.errors import KinotraktError, OutOfTime
 from kinotrakt.http import CallCounter
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import Ledger, LedgerEntry, StateStore, UnmatchedItem
+from kinotrakt.storage.ports import Ledger, LedgerEntry, NumberingPins, StateStore, UnmatchedItem
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.dedupe import RemoteIndex, build_remote_index, dedupe
 from kinotrakt.sync.keys import minute_or_unknown
-from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, unmatched_item
+from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, expand_pinned_episodes, unmatched_item
 from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
 from kinotrakt.sync.report import SyncReport
@@ -98,6 +98,7 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     since = None if report.full_scan or sync_state.watermark is None else sync_state.watermark - options.overlap
     already_scanned = sync_state.scan_done if report.full_scan else frozenset()
     ledger = state.load_ledger()
+    numbering = state.list_numbering_pins()
 
     # Step 3: collect completed views (read only).
     # Reading Kinopub stops early enough to leave time to map and push what was read: a library too big
@@ -110,11 +111,14 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
         sent_watched_at=ledger.watched_at_by_view,
         rewatches=options.rewatches,
         skip=already_scanned,
+        # A pin takes effect on the next run: its item is read whatever its history rows say.
+        also=sync_state.reread,
         stop=lambda: deps.deadline.remaining() < reserve,
     )
     if collected.interrupted:
         report.error = {"code": "out_of_time", "message": "Kinopub reading paused; the next run continues"}
-    report.candidates = len(collected.views)
+    views = expand_pinned_episodes(collected.views, numbering)
+    report.candidates = len(views)
     report.items_examined = collected.items_examined
     report.skipped_items = [
         {"kinopub_id": s.kinopub_id, "title": s.title, "reason": s.reason} for s in collected.skipped
@@ -123,10 +127,13 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     holding_back = _record_failures(state, collected, report)
 
     # The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
-    fresh = [v for v in collected.views if not _already_synced(v, ledger)]
-    report.skipped_duplicates = len(collected.views) - len(fresh)
+    fresh = [v for v in views if not _already_synced(v, ledger)]
+    report.skipped_duplicates = len(views) - len(fresh)
 
-    pending = _map_dedupe_push(deps, options, report, fresh, ledger) if fresh else []
+    pending = _map_dedupe_push(deps, options, report, fresh, ledger, numbering) if fresh else []
+    if not options.dry_run:
+        read = (set(collected.examined) | {f.kinopub_id for f in collected.failures}) - {v.kinopub_id for v in pending}
+        state.clear_reread(sync_state.reread & read)
     interrupted = collected.interrupted or bool(pending)
     if options.dry_run:
         if interrupted or holding_back:
@@ -197,7 +204,12 @@ def _record_failures(state: StateStore, collected: CollectResult, report: SyncRe
 
 
 def _map_dedupe_push(
-    deps: SyncDeps, options: SyncOptions, report: SyncReport, fresh: Sequence[CompletedView], ledger: Ledger
+    deps: SyncDeps,
+    options: SyncOptions,
+    report: SyncReport,
+    fresh: Sequence[CompletedView],
+    ledger: Ledger,
+    numbering: NumberingPins,
 ) -> list[CompletedView]:
     """Steps 4-7, a batch at a time: map a slice of views, dedupe it, send each batch as soon as it is full.
 
@@ -209,7 +221,7 @@ def _map_dedupe_push(
     run when the deadline stopped the run early."""
     clock, state, trakt = deps.clock, deps.state, deps.trakt
     cache = MappingCache(state, clock)
-    mapper = Mapper(trakt, cache, state.list_pins(), clock)
+    mapper = Mapper(trakt, cache, state.list_pins(), clock, numbering)
     previously_unmatched = {item.key for item in state.list_unmatched()}
     unmatched: list[UnmatchedItem] = []
     pushed = PushResult()
