@@ -28,7 +28,7 @@ from rich.text import Text
 
 from kinotrakt.clock import Clock
 from kinotrakt.http import CallCounter
-from kinotrakt.storage.ports import UnmatchedItem
+from kinotrakt.storage.ports import NumberingPins, Pin, UnmatchedItem
 from kinotrakt.sync.report import LIST_LIMIT, SyncReport
 
 STATUS_STYLES = {"ok": "green", "skipped": "cyan", "partial": "yellow", "failed": "bold red"}
@@ -160,14 +160,31 @@ def runs_view(reports: Sequence[Mapping[str, Any]]) -> list[RenderableType]:
     return [table, *notes]
 
 
-def unmatched_table(items: Sequence[UnmatchedItem]) -> Table:
+def unmatched_table(
+    items: Sequence[UnmatchedItem], pins: Mapping[int, Pin] | None = None, numbering: NumberingPins | None = None
+) -> Table:
+    """The unmatched items; one the user has pinned since says so instead of its old detail."""
     table = _table("KINOPUB ID", "TITLE", "REASON", "DETAIL")
     table.columns[1].max_width = 48
     table.columns[1].no_wrap = table.columns[3].no_wrap = False  # long titles and details wrap in their cells
     for item in items:
         where = f" S{item.season:02d}E{item.episode:02d}" if item.season is not None and item.episode else ""
-        table.add_row(str(item.kinopub_id), Text(f"{item.title}{where}"), item.reason, Text(item.detail))
+        pinned = _pinned(item, pins or {}, numbering or NumberingPins())
+        detail = f"{pinned}; the next sync uses it" if pinned else item.detail
+        table.add_row(str(item.kinopub_id), Text(f"{item.title}{where}"), item.reason, Text(detail))
     return table
+
+
+def _pinned(item: UnmatchedItem, pins: Mapping[int, Pin], numbering: NumberingPins) -> str | None:
+    if item.season is not None and item.episode is not None:
+        episode = numbering.episode(item.kinopub_id, item.season, item.episode)
+        if episode is not None:
+            return "pinned to " + " + ".join(f"S{s:02d}E{n:02d}" for s, n in episode.trakt_episodes)
+        season = numbering.season(item.kinopub_id, item.season, item.episode)
+        if season is not None:
+            return f"pinned to S{season.trakt_season:02d}E{item.episode + season.episode_offset:02d}"
+    pin = pins.get(item.kinopub_id)
+    return None if pin is None else f"pinned to Trakt {pin.trakt_type} {pin.trakt_id}"
 
 
 # --- live displays -------------------------------------------------------------------------------------------

@@ -266,7 +266,7 @@ def test_after_a_merged_episode_the_numbers_are_not_trusted() -> None:
     }
     shifted = next(u for u in result.unmatched if u.episode == 6)
     assert "Kinopub E06 is likely Trakt E07" in shifted.detail
-    assert "kinotrakt map 74 season 1 +1 --from-episode 6" in shifted.detail
+    assert "kinotrakt map 74 season 1 --offset 1 --from-episode 6" in shifted.detail
 
 
 def test_pins_resolve_a_merged_episode_into_two_plays_and_the_shifted_rest() -> None:

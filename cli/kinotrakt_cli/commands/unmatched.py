@@ -1,4 +1,4 @@
-"""``kinotrakt unmatched``: what could not be matched on Trakt, and why."""
+"""``kinotrakt unmatched``: what could not be matched on Trakt, and why (and which of it you have pinned)."""
 
 from __future__ import annotations
 
@@ -10,15 +10,19 @@ from kinotrakt_cli.output import unmatched_table
 def run(cli: Cli) -> int:
     """List what could not be matched on Trakt, and why.
 
-    List the Kinopub items and episodes that could not be matched to Trakt, with the reason.
+    List the Kinopub items and episodes that could not be matched to Trakt, with the reason; one you have pinned
+    says so (the next sync uses the pin).
     """
-    items = cli.deployment.state.list_unmatched()
+    state = cli.deployment.state
+    items = state.list_unmatched()
     if not items:
         cli.output.say("Nothing unmatched: every completed view found its Trakt item.")
         return EXIT_OK
     items.sort(key=lambda i: (i.title, i.season or 0, i.episode or 0))
-    cli.output.show(unmatched_table(items))
+    cli.output.show(unmatched_table(items, state.list_pins(), state.list_numbering_pins()))
     cli.output.say()
-    cli.output.say("Pin an item to the right Trakt title, then the next sync uses it:")
-    cli.output.say("  kinotrakt map <kinopub_id> movie|show <trakt_id> [--season-offset N]")
+    cli.output.say("Pin each to the right Trakt title (an id, slug or trakt.tv URL); the next sync uses it:")
+    cli.output.say("  kinotrakt map <kinopub_id> movie|show <trakt> [--season-offset N]")
+    cli.output.say("  kinotrakt map <kinopub_id> episode <season> <episode> S04E15 [S04E16 ...] [--show <trakt>]")
+    cli.output.say("  kinotrakt map <kinopub_id> season <season> --offset N [--from-episode N] [--trakt-season N]")
     return EXIT_OK

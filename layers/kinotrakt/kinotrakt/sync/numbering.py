@@ -128,7 +128,7 @@ class SeasonComparison:
             detail = (
                 f"{self._numbers()} ({self.aired} aired), so two may be merged into one, and {merge.why}: from "
                 f"Kinopub E{merge.kinopub_number:02d} on the numbers are not trusted; pin it with "
-                f"`{pin_hint} episode {view.season} {number} S..E..` or the season with `{pin_hint} season ...`"
+                f"`{pin_hint} episode {view.season} {number} S..E..` or the season with `{pin_hint} season {view.season} --offset N --from-episode N`"
             )
             return Refusal("numbering_mismatch", detail)
         first, second = merge.trakt_numbers
@@ -143,7 +143,7 @@ class SeasonComparison:
         detail = (
             f"after Kinopub E{merge.kinopub_number:02d}, which merges Trakt E{first:02d} + E{second:02d}, the "
             f"numbers are shifted: Kinopub E{number:02d} is likely Trakt E{number + 1:02d}; pin the season with "
-            f"`{pin_hint} season {view.season} +1 --from-episode {merge.kinopub_number + 1}`"
+            f"`{pin_hint} season {view.season} --offset 1 --from-episode {merge.kinopub_number + 1}`"
         )
         return Refusal("numbering_mismatch", detail)
 
