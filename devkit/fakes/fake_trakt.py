@@ -108,6 +108,8 @@ class TraktMovie:
     slug: str
     tmdb: int
     runtime: int = 120
+    # Translations and aliases: Trakt's text search matches them too, while the hit shows ``title``.
+    aliases: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -194,6 +196,7 @@ class TraktShow:
     runtime: int = 45
     tvrage: int | None = None
     seasons: dict[int, list[TraktEpisode]] = field(default_factory=dict)
+    aliases: tuple[str, ...] = ()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -383,7 +386,9 @@ class FakeTrakt(FakeServer):
         slug: str | None = None,
         *,
         tmdb: int | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> TraktMovie:
+        """``aliases``: other titles the text search matches (translations, e.g. the Russian one)."""
         with self.lock:
             movie = TraktMovie(
                 trakt=trakt_id,
@@ -392,6 +397,7 @@ class FakeTrakt(FakeServer):
                 imdb=imdb,
                 slug=slug or self._free_slug(title, year, self._movie_by_slug),
                 tmdb=tmdb if tmdb is not None else 500_000 + trakt_id,
+                aliases=aliases,
             )
             self.movies[trakt_id] = movie
             self._movie_by_slug[movie.slug] = movie
@@ -413,6 +419,7 @@ class FakeTrakt(FakeServer):
         episode_imdb: Mapping[tuple[int, int], str] | None = None,
         runtime: int = 45,
         tvrage: int | None = None,
+        aliases: tuple[str, ...] = (),
     ) -> TraktShow:
         """``seasons`` maps a season number (0 = specials) to an episode count or to the episode titles.
 
@@ -430,6 +437,7 @@ class FakeTrakt(FakeServer):
                 tvdb=tvdb if tvdb is not None else 700_000 + trakt_id,
                 runtime=runtime,
                 tvrage=tvrage,
+                aliases=aliases,
             )
             absolute = 0
             for number in sorted(seasons):
@@ -464,6 +472,27 @@ class FakeTrakt(FakeServer):
             if imdb:
                 self._show_by_imdb[imdb] = show
             return show
+
+    def set_episode(
+        self,
+        show_id: int,
+        season: int,
+        number: int,
+        *,
+        title: str | None = None,
+        runtime: int | None = None,
+        first_aired: str | None = None,
+    ) -> TraktEpisode:
+        """Change one episode's details (what ``extended=full`` shows); None leaves a field as it is."""
+        with self.lock:
+            episode = self.episodes[self.episode_id(show_id, season, number)]
+            if title is not None:
+                episode.title = title
+            if runtime is not None:
+                episode.runtime = runtime
+            if first_aired is not None:
+                episode.first_aired = parse_iso(first_aired)
+            return episode
 
     @staticmethod
     def episode_id(show_id: int, season: int, number: int) -> int:
@@ -955,12 +984,13 @@ class FakeTrakt(FakeServer):
         if "show" in types:
             candidates += [("show", s) for s in self.shows.values()]
         for kind, entry in candidates:
-            title = entry.title.casefold()
-            if not query or query not in title:
+            names = [entry.title.casefold(), *(alias.casefold() for alias in entry.aliases)]
+            matched = next((name for name in names if query and query in name), None)
+            if matched is None:
                 continue
             if years is not None and (entry.year is None or not years[0] <= entry.year <= years[1]):
                 continue
-            score = 1000.0 if title == query else 500.0 * len(query) / len(title)
+            score = 1000.0 if matched == query else 500.0 * len(query) / len(matched)
             media = entry.full() if _full(request) else entry.summary()
             scored.append((-score, kind, entry.trakt, {"type": kind, "score": score, kind: media}))
         scored.sort(key=lambda row: (row[0], row[1], row[2]))
