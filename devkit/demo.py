@@ -1,17 +1,20 @@
 """``make demo``: the real sync handler, offline, on the built-in sandbox (DESIGN §7).
 
 Runs the sync twice against a small realistic library and prints what happened in words: what was added,
-skipped as already on Trakt, left unmatched and why. The second run must add nothing. The handler's JSON
-log lines and metrics go to ``build/demo-logs.jsonl``."""
+skipped as already on Trakt, left unmatched and why, and what became of the cases Kinopub's real data holds
+(extras, multi-part films, specials, merged episodes). Between the runs one part of a film already synced is
+opened again on Kinopub; the second run must add nothing. The handler's JSON log lines and metrics go to
+``build/demo-logs.jsonl``."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import sys
+import time
 from typing import Any
 
-from devkit.fakes.library import seed_demo_library
+from devkit.fakes.library import REAL_DATA, DemoLibrary, DemoView, seed_demo_library
 from devkit.sandbox import REPO, Sandbox, sandbox
 from kinotrakt.observability import logger
 
@@ -45,6 +48,9 @@ def describe(title: str, report: dict[str, Any]) -> str:
     if report.get("skipped_items"):
         lines.append("  not synced on purpose:")
         lines += [f"    - {i['title']}: {i['reason']}" for i in report["skipped_items"] if isinstance(i, dict)]
+    if report.get("kept_plays"):
+        lines.append("  times moved on Kinopub, but not a rewatch (the play already sent stands):")
+        lines += [f"    = {k['title']}: {k['detail']}" for k in report["kept_plays"] if isinstance(k, dict)]
     if report.get("error"):
         lines.append(f"  error: {report['error']['message']}")
     return "\n".join(lines)
@@ -52,12 +58,17 @@ def describe(title: str, report: dict[str, Any]) -> str:
 
 def run_demo(out: Any = sys.stdout) -> int:
     LOG_FILE.parent.mkdir(exist_ok=True)
-    with LOG_FILE.open("w") as log, sandbox(seed=seed_demo_library) as box:
+    library: list[DemoLibrary] = []
+
+    def seed(kinopub: Any, trakt: Any) -> None:
+        library.append(seed_demo_library(kinopub, trakt))
+
+    with LOG_FILE.open("w") as log, sandbox(seed=seed) as box:
         handler = logger.registered_handler
         assert isinstance(handler, logging.StreamHandler)
         original = handler.setStream(log)
         try:
-            first, second = _two_runs(box, log)
+            first, second = _two_runs(box, log, library[0])
         finally:
             handler.setStream(original)
         print(
@@ -66,7 +77,10 @@ def run_demo(out: Any = sys.stdout) -> int:
         )
         print(describe("Run 1 (first sync)", first), file=out)
         print(file=out)
-        print(describe("Run 2 (immediately again)", second), file=out)
+        reopened = ", ".join(f"{r.view.title} part {r.video}" for r in library[0].reopened)
+        print(describe(f"Run 2 (again; meanwhile re-opened on Kinopub: {reopened})", second), file=out)
+        print(file=out)
+        print(real_data_cases(library[0], first), file=out)
         plays = box.trakt.plays()
         duplicates = box.trakt.duplicate_keys()
         print(
@@ -74,14 +88,42 @@ def run_demo(out: Any = sys.stdout) -> int:
             file=out,
         )
         added_again = second["added_movies"] + second["added_episodes"]
-        ok = first["status"] == "ok" and second["status"] == "ok" and added_again == 0 and not duplicates
+        kept = len(second.get("kept_plays") or []) == len(library[0].reopened)
+        ok = first["status"] == "ok" and second["status"] == "ok" and added_again == 0 and kept and not duplicates
         print("demo: OK - the second run added nothing" if ok else "demo: FAILED", file=out)
         return 0 if ok else 1
 
 
-def _two_runs(box: Sandbox, log: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+def real_data_cases(library: DemoLibrary, report: dict[str, Any]) -> str:
+    """What became of each case of Kinopub's real data in the first run, and why."""
+    unmatched = {
+        (item["kinopub_id"], item.get("season"), item.get("episode")): item
+        for item in report.get("unmatched_items") or []
+        if isinstance(item, dict)
+    }
+    lines = ["Kinopub's real data (reference/kinopub-api.md): what each case became in run 1, and why"]
+    for view in library.real_data_cases():
+        why = view.exercises.removeprefix(REAL_DATA)
+        found = unmatched.get((view.kinopub_id, view.season, view.episode))
+        if view in library.to_add:
+            lines.append(f"  + {_label(view)}: one play at {view.minute} - {why}")
+        elif found is not None:
+            lines.append(f"  ? {_label(view)}: unmatched {found['reason']} - {why}")
+            lines.append(f"      {found['detail']}")
+        else:
+            lines.append(f"  - {_label(view)}: not posted - {why}")
+    return "\n".join(lines)
+
+
+def _label(view: DemoView) -> str:
+    return view.label if view.kind == "episode" else view.title.split(" / ")[-1]
+
+
+def _two_runs(box: Sandbox, log: Any, library: DemoLibrary) -> tuple[dict[str, Any], dict[str, Any]]:
     with contextlib.redirect_stdout(log):  # Powertools prints metrics (EMF) to stdout
         first = box.invoke()
+        for reopening in library.reopened:
+            reopening.apply(box.kinopub, int(time.time()))
         second = box.invoke()
     return first, second
 

@@ -37,6 +37,9 @@ HTML_403 = """<!DOCTYPE html>
 
 Status = Literal[-1, 0, 1]
 Route = Callable[[RecordedRequest, re.Match[str]], Response]
+# A video or an episode as seeded: its title, or (title, duration in seconds) when it differs from the item's
+# (a trailer next to a film, a 45-minute episode that merges two 22-minute ones).
+MediaSpec = str | tuple[str, int]
 
 
 @dataclass
@@ -209,32 +212,38 @@ class FakeKinopub(FakeServer):
         year: int | None = None,
         imdb: int | str | None = None,
         kinopoisk: int | None = None,
-        videos: int | list[str] | None = None,
-        seasons: Mapping[int, int | list[str]] | None = None,
+        videos: int | list[MediaSpec] | None = None,
+        seasons: Mapping[int, int | list[MediaSpec]] | None = None,
         duration: int = 5400,
         extra: Mapping[str, Any] | None = None,
     ) -> KpItem:
         """Any item. ``videos`` (count or titles) makes it movie-like, ``seasons`` ({number: count or titles})
-        a series; media ids are ``item_id * 100000 + number`` for videos and ``+ season * 1000 + number`` for
-        episodes, season ids ``item_id * 100 + number``."""
+        a series; a title may come with its own duration, ``(title, seconds)`` (a trailer next to the film, a
+        merged episode); the others last ``duration``. Media ids are ``item_id * 100000 + number`` for videos
+        and ``+ season * 1000 + number`` for episodes, season ids ``item_id * 100 + number``."""
         if (videos is None) == (seasons is None):
             raise ValueError("give exactly one of videos= or seasons=")
+
+        def titled(spec: MediaSpec) -> tuple[str, int]:
+            return spec if isinstance(spec, tuple) else (spec, duration)
+
         with self.lock:
             item = KpItem(item_id, title, type, subtype, year, imdb, kinopoisk, extra=dict(extra or {}))
             if videos is not None:
-                titles = [""] * videos if isinstance(videos, int) else list(videos)
+                specs: list[MediaSpec] = [""] * videos if isinstance(videos, int) else list(videos)
                 item.videos = [
-                    KpMedia(item_id * 100_000 + n, n, 0, video_title, duration)
-                    for n, video_title in enumerate(titles, start=1)
+                    KpMedia(item_id * 100_000 + n, n, 0, *titled(spec)) for n, spec in enumerate(specs, start=1)
                 ]
             else:
                 assert seasons is not None
                 item.seasons = []
                 for number in sorted(seasons):
                     spec = seasons[number]
-                    names = [f"Эпизод {n} / Episode {n}" for n in range(1, spec + 1)] if isinstance(spec, int) else spec
+                    names: list[MediaSpec] = (
+                        [f"Эпизод {n} / Episode {n}" for n in range(1, spec + 1)] if isinstance(spec, int) else spec
+                    )
                     episodes = [
-                        KpMedia(item_id * 100_000 + number * 1000 + n, n, number, name, duration)
+                        KpMedia(item_id * 100_000 + number * 1000 + n, n, number, *titled(name))
                         for n, name in enumerate(names, start=1)
                     ]
                     item.seasons.append(KpSeason(item_id * 100 + number, number, episodes))
@@ -251,7 +260,7 @@ class FakeKinopub(FakeServer):
         imdb: int | str | None,
         *,
         type: str = "movie",
-        videos: int | list[str] = 1,
+        videos: int | list[MediaSpec] = 1,
         subtype: str = "",
         kinopoisk: int | None = None,
         duration: int = 6600,
@@ -274,7 +283,7 @@ class FakeKinopub(FakeServer):
         title: str,
         year: int | None,
         imdb: int | str | None,
-        seasons: Mapping[int, int | list[str]] | None = None,
+        seasons: Mapping[int, int | list[MediaSpec]] | None = None,
         *,
         type: str = "serial",
         kinopoisk: int | None = None,

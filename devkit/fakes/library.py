@@ -57,6 +57,18 @@ class DemoView:
 
 
 @dataclass(frozen=True)
+class Reopening:
+    """Between the demo's two runs, one part of a multi-part film already synced is opened again on Kinopub:
+    its ``updated`` moves, but not every part was watched again, so it is not a rewatch (no new play)."""
+
+    view: DemoView
+    video: int  # the part re-opened
+
+    def apply(self, kinopub: FakeKinopub, at: int) -> None:
+        kinopub.watch(self.view.kinopub_id, video=self.video, at=at)
+
+
+@dataclass(frozen=True)
 class DemoLibrary:
     """The expected outcome of syncing the demo library (first run; a second run adds nothing)."""
 
@@ -66,6 +78,12 @@ class DemoLibrary:
     in_progress: tuple[DemoView, ...]  # not completed: never collected, never posted
     ignored: tuple[DemoView, ...]  # finished, but the item's only history row is deleted: never examined
     trakt_keys_before: tuple[str, ...]  # dedupe keys of the plays seeded on Trakt before any sync
+    reopened: tuple[Reopening, ...] = ()  # what happens on Kinopub between the runs: never a new play
+
+    def real_data_cases(self) -> tuple[DemoView, ...]:
+        """The views that show how Kinopub's real data is handled (extras, parts, specials, merged episodes)."""
+        views = (*self.to_add, *self.unmatched, *self.in_progress)
+        return tuple(view for view in views if view.exercises.startswith(REAL_DATA))
 
     @property
     def candidates(self) -> int:
@@ -99,6 +117,10 @@ class DemoLibrary:
         return self.in_progress + self.ignored + self.duplicates
 
 
+# Marks the demo views that stand for what Kinopub's real data holds (reference/kinopub-api.md).
+REAL_DATA = "real data: "
+
+
 def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
     """Seed a small, realistic library into both fakes (real titles and IMDb ids; Trakt ids partly invented).
 
@@ -117,11 +139,23 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
     - Tenet — finished, but its only history row is ``deleted: true``: the item is never examined.
     - The Beatles: Get Back (``documovie``, subtype ``multi``, 3 videos, 2 finished, 1 started) — not
       completed, never posted (Trakt lists it as a show, so posting it as a movie would also be wrong).
+    - Dune (imdb 1160419) — the film watched, its 3-minute trailer (another video of the item) never opened:
+      the trailer is an extra, so the film is complete, at the film's own time.
+    - Vienna: Empire, Dynasty and Dream (``documovie``, 3 parts of ~49 min, no IMDb id: found by its title) —
+      all parts watched: one play at the last part's time. Between the demo's runs part 1 is opened again
+      (as item 25130 of the 2021 recording shows happening): not a rewatch, no new play.
     Series (Kinopub ``seasons``):
     - Black Mirror (imdb 2085059) — seasons 1 and 2 bulk-marked watched (no history rows; every episode of a
       season shares one ``updated``; both seasons in the same minute, as in the 2021 recording), S3E1 played
       normally (the history row that makes the item examined). Seven plays, one per episode, even though
-      six share a minute.
+      six share a minute. Kinopub's season 2 holds the 2014 special "White Christmas" as a fourth episode (as
+      recorded in 2021), Trakt's season 2 has three and lists it as S00E01: season 2 is longer on Kinopub, so
+      its episodes are posted only where the titles agree; S02E04 is unmatched ``numbering_mismatch``.
+    - Sherlock (imdb 1475582) — two specials watched (Kinopub season 0): S00E01 "Unaired Pilot" is Trakt's
+      S00E01 too (the titles agree: posted); Kinopub's S00E02 "The Abominable Bride" is "Many Happy Returns" on
+      Trakt: unmatched ``numbering_mismatch``.
+    - Star Wars Rebels (imdb 2930604) — Kinopub merges Trakt's two-part finale S04E15 + S04E16 (2 x 22 min)
+      into one 45-minute S04E15: S04E14 is posted, S04E15 is unmatched ``merged_episode``.
     - Chernobyl (imdb 7366338) — E1, E2 finished; E3 started (status 0): never posted.
     - Scrubs (imdb 285403 → tt0285403) — S1E1 finished; S10E1 (the 2026 revival, a season Trakt does not list)
       finished: unmatched ``episode_not_on_trakt``.
@@ -163,13 +197,24 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
     trakt.add_movie(74950, "Kon-Tiki", 2012, "tt1613750")
     trakt.add_movie(27001, "Kon-Tiki", 1950, None)
     trakt.add_movie(354447, "Tenet", 2020, "tt6723592")
+    trakt.add_movie(287071, "Dune", 2021, "tt1160419")
+    trakt.add_movie(451000, "Vienna: Empire, Dynasty and Dream", 2016, None)
     trakt.add_show(162004, "The Beatles: Get Back", 2021, "tt9735318", {1: ["Part 1", "Part 2", "Part 3"]})
     black_mirror_titles = {
         1: ["The National Anthem", "Fifteen Million Merits", "The Entire History of You"],
         2: ["Be Right Back", "White Bear", "The Waldo Moment"],
         3: ["Nosedive", "Playtest", "Shut Up and Dance", "San Junipero", "Men Against Fire", "Hated in the Nation"],
     }
-    trakt.add_show(41793, "Black Mirror", 2011, "tt2085059", {**black_mirror_titles, 4: 6, 5: 3, 6: 5, 7: 6})
+    trakt.add_show(
+        41793,
+        "Black Mirror",
+        2011,
+        "tt2085059",
+        {0: ["White Christmas"], **black_mirror_titles, 4: 6, 5: 3, 6: 5, 7: 6},
+    )
+    sherlock_specials = ["Unaired Pilot", "Many Happy Returns", "The Abominable Bride"]
+    trakt.add_show(19792, "Sherlock", 2010, "tt1475582", {0: sherlock_specials, 1: 3, 2: 3, 3: 3, 4: 3})
+    trakt.add_show(65553, "Star Wars Rebels", 2014, "tt2930604", {1: 15, 2: 22, 3: 22, 4: 16}, runtime=22)
     chernobyl_titles = [
         "1:23:45",
         "Please Remain Calm",
@@ -276,6 +321,53 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
         movie_view(64200, get_back, at, "documovie, 2 of 3 videos finished: not completed", "tt9735318", None)
     )
 
+    kinopub.add_movie(
+        40570,
+        "Дюна / Dune",
+        2021,
+        1160419,
+        kinopoisk=409424,
+        videos=[("Дюна / Dune", 9360), ("Трейлер / Trailer", 180)],
+    )
+    at = unix("2025-10-10T21:40:05")
+    kinopub.watch(40570, video=1, at=at)
+    to_add.append(
+        movie_view(
+            40570,
+            "Дюна / Dune",
+            at,
+            f"{REAL_DATA}a film whose trailer was never opened: the trailer is an extra, the film counts",
+            "tt1160419",
+            287071,
+        )
+    )
+
+    vienna = "Вена. Империя, династия и мечта / Vienna: Empire, Dynasty and Dream"
+    kinopub.add_movie(
+        25130,
+        vienna,
+        2016,
+        None,
+        type="documovie",
+        subtype="multi",
+        videos=[
+            ("Восхождение империи Габсбургов / Rise of the Habsburgs", 2919),
+            ("Триумф Вены / Vienna Triumphant", 2992),
+            ("Вымирание Габсбургов / Habsburg Extinction", 2953),
+        ],
+    )
+    for part, moment in ((1, "2025-11-20T20:05:00"), (2, "2025-11-21T20:10:00"), (3, "2025-11-22T20:15:30")):
+        kinopub.watch(25130, video=part, at=unix(moment))
+    vienna_view = movie_view(
+        25130,
+        vienna,
+        unix("2025-11-22T20:15:30"),
+        f"{REAL_DATA}a 3-part film: one play at its last part; part 1 re-opened later is not a rewatch",
+        None,
+        451000,
+    )
+    to_add.append(vienna_view)
+
     # --- Series -----------------------------------------------------------------------------------------
     black_mirror = "Черное зеркало / Black Mirror"
     entire_history = "Все о тебе / The Entire History of You"  # noqa: RUF001 - Cyrillic, as Kinopub writes it
@@ -290,7 +382,12 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
                 "15 миллионов призов / Fifteen Million Merits",
                 entire_history,
             ],
-            2: ["Скоро вернусь / Be Right Back", "Белый медведь / White Bear", "Момент для Уолдо / The Waldo Moment"],
+            2: [
+                "Скоро вернусь / Be Right Back",
+                "Белый медведь / White Bear",
+                "Момент для Уолдо / The Waldo Moment",
+                ("Белое Рождество / White Christmas", 4462),
+            ],
             3: 6,
             4: 6,
             5: 3,
@@ -315,9 +412,24 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
                     season,
                     number,
                     at,
-                    "season bulk-marked: one updated for all, no history row",
+                    "season bulk-marked: one updated for all, no history row"
+                    if season == 1
+                    else f"{REAL_DATA}a season longer on Kinopub (a special inside): posted, the titles agree",
                 )
             )
+    unmatched.append(
+        _unmatched_episode(
+            kinopub,
+            8632,
+            black_mirror,
+            "tt2085059",
+            2,
+            4,
+            bulk[2],
+            f"{REAL_DATA}the special White Christmas as Kinopub S02E04: Trakt has no S02E04",
+            "numbering_mismatch",
+        )
+    )
     at = unix("2025-10-03T21:15:40")
     kinopub.watch(8632, season=3, episode=1, at=at)
     to_add.append(_episode_view(kinopub, trakt, 8632, black_mirror, "tt2085059", 41793, 3, 1, at, "played episode"))
@@ -346,17 +458,77 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
     at = unix("2026-02-26T21:03:00")
     kinopub.watch(1190, season=10, episode=1, at=at)
     unmatched.append(
-        DemoView(
-            kind="episode",
-            title=scrubs,
-            kinopub_id=1190,
-            media_id=kinopub.media_id(1190, season=10, episode=1),
-            watched_at=iso_ms(minute_floor(at)),
-            exercises="season 10 is not on Trakt",
-            season=10,
-            episode=1,
-            imdb="tt0285403",
-            reason="episode_not_on_trakt",
+        _unmatched_episode(
+            kinopub, 1190, scrubs, "tt0285403", 10, 1, at, "season 10 is not on Trakt", "episode_not_on_trakt"
+        )
+    )
+
+    sherlock = "Шерлок / Sherlock"
+    kinopub.add_series(
+        20180,
+        sherlock,
+        2010,
+        1475582,
+        {0: ["Неснятый пилот / Unaired Pilot", ("Безобразная невеста / The Abominable Bride", 5400)], 1: 3},
+        duration=3600,
+    )
+    at = unix("2026-03-07T20:30:00")
+    kinopub.watch(20180, season=0, episode=1, at=at)
+    to_add.append(
+        _episode_view(
+            kinopub, trakt, 20180, sherlock, "tt1475582", 19792, 0, 1, at, f"{REAL_DATA}a special whose title agrees"
+        )
+    )
+    at = unix("2026-03-08T20:30:00")
+    kinopub.watch(20180, season=0, episode=2, at=at)
+    unmatched.append(
+        _unmatched_episode(
+            kinopub,
+            20180,
+            sherlock,
+            "tt1475582",
+            0,
+            2,
+            at,
+            f"{REAL_DATA}a special numbered otherwise on Trakt (titles differ)",
+            "numbering_mismatch",
+        )
+    )
+
+    rebels = "Звёздные войны: Повстанцы / Star Wars Rebels"
+    kinopub.add_series(
+        31500,
+        rebels,
+        2014,
+        2930604,
+        {
+            4: [
+                *(f"Эпизод {n} / Episode {n}" for n in range(1, 15)),
+                ("Воссоединение семьи / Family Reunion and Farewell", 2700),
+            ]
+        },
+        duration=1330,
+    )
+    at = unix("2026-04-11T19:00:00")
+    kinopub.watch(31500, season=4, episode=14, at=at)
+    to_add.append(
+        _episode_view(
+            kinopub, trakt, 31500, rebels, "tt2930604", 65553, 4, 14, at, f"{REAL_DATA}the episode before a merged one"
+        )
+    )
+    at = unix("2026-04-11T19:30:00")
+    kinopub.watch(31500, season=4, episode=15, at=at)
+    unmatched.append(
+        _unmatched_episode(
+            kinopub,
+            31500,
+            rebels,
+            "tt2930604",
+            4,
+            15,
+            at,
+            f"{REAL_DATA}one Kinopub episode that is Trakt's S04E15 + S04E16",
+            "merged_episode",
         )
     )
 
@@ -367,6 +539,32 @@ def seed_demo_library(kinopub: FakeKinopub, trakt: FakeTrakt) -> DemoLibrary:
         in_progress=tuple(in_progress),
         ignored=tuple(ignored),
         trakt_keys_before=tuple(sorted(trakt.play_keys())),
+        reopened=(Reopening(vienna_view, video=1),),
+    )
+
+
+def _unmatched_episode(
+    kinopub: FakeKinopub,
+    item_id: int,
+    title: str,
+    imdb: str,
+    season: int,
+    number: int,
+    at: int,
+    exercises: str,
+    reason: str,
+) -> DemoView:
+    return DemoView(
+        kind="episode",
+        title=title,
+        kinopub_id=item_id,
+        media_id=kinopub.media_id(item_id, season=season, episode=number),
+        watched_at=iso_ms(minute_floor(at)),
+        exercises=exercises,
+        season=season,
+        episode=number,
+        imdb=imdb,
+        reason=reason,
     )
 
 
@@ -523,9 +721,11 @@ def generate_library(
 
 
 __all__ = [
+    "REAL_DATA",
     "DemoLibrary",
     "DemoView",
     "GeneratedLibrary",
+    "Reopening",
     "generate_library",
     "seed_demo_library",
     "unix",

@@ -334,6 +334,34 @@ def test_trakt_search(trakt: FakeTrakt) -> None:
     assert escaped[0]["show"]["ids"]["imdb"] == "tt9735318"
 
 
+def test_trakt_text_search_matches_translations_but_shows_the_title(trakt: FakeTrakt) -> None:
+    trakt.add_movie(900, "The Rider", 2020, None, aliases=("Ездок",))
+    trakt.add_movie(901, "Ride", 2020, None)
+
+    hits = trakt_session(trakt).get(f"{trakt.base_url}/search/movie", params={"query": "Ездок"}).json()
+
+    assert [(h["movie"]["title"], h["movie"]["ids"]["trakt"]) for h in hits] == [("The Rider", 900)]
+
+
+def test_trakt_episode_details_can_be_set_one_by_one(trakt: FakeTrakt) -> None:
+    trakt.add_show(65553, "Star Wars Rebels", 2014, "tt2930604", {4: 16}, runtime=22)
+    trakt.set_episode(65553, 4, 16, title="Family Reunion (2)", runtime=23, first_aired="2018-03-05T01:00:00Z")
+
+    seasons = (
+        trakt_session(trakt)
+        .get(f"{trakt.base_url}/shows/tt2930604/seasons", params={"extended": "full,episodes"})
+        .json()
+    )
+
+    last = seasons[0]["episodes"][-1]
+    assert (last["title"], last["runtime"], last["first_aired"]) == (
+        "Family Reunion (2)",
+        23,
+        "2018-03-05T01:00:00.000Z",
+    )
+    assert seasons[0]["episodes"][0]["runtime"] == 22
+
+
 def test_trakt_seasons(trakt: FakeTrakt) -> None:
     trakt.add_show(41793, "Black Mirror", 2011, "tt2085059", {1: ["The National Anthem", "b", "c"], 2: 4})
     session = trakt_session(trakt)
@@ -484,6 +512,32 @@ def test_kinopub_watching_shapes_match_the_recording(kinopub: FakeKinopub) -> No
     assert movie["item"]["videos"][2]["updated"] is None
     assert kinopub.history[kinopub.media_id(25130, video=1)].counter == 1
     assert len(kinopub.history) == 3  # the bulk-marked season left no history rows
+
+
+def test_kinopub_serves_extras_parts_specials_and_merged_episodes_with_their_durations(kinopub: FakeKinopub) -> None:
+    # Given a film with a trailer, and a show with specials (season 0) and a 45-minute episode among 22-minute ones
+    kinopub.add_movie(1, "Дюна / Dune", 2021, 1160419, videos=[("Дюна / Dune", 9360), ("Трейлер / Trailer", 180)])
+    kinopub.add_series(
+        2,
+        "Повстанцы / Rebels",
+        2014,
+        2930604,
+        {0: ["Пилот / Pilot"], 4: ["Эпизод 1 / Episode 1", ("Финал / Finale", 2700)]},
+        duration=1330,
+    )
+    kinopub.watch(1, video=1, at=unix("2025-10-10T21:40:05"))
+    session = kinopub_session(kinopub)
+
+    film = session.get(f"{kinopub.base_url}/v1/watching", params={"id": 1}).json()["item"]
+    show = session.get(f"{kinopub.base_url}/v1/watching", params={"id": 2}).json()["item"]
+
+    # Then each video and episode carries its own duration, and an unopened trailer stays status -1
+    assert [(v["title"], v["duration"], v["status"]) for v in film["videos"]] == [
+        ("Дюна / Dune", 9360, 1),
+        ("Трейлер / Trailer", 180, -1),
+    ]
+    assert [s["number"] for s in show["seasons"]] == [0, 4]
+    assert [e["duration"] for e in show["seasons"][1]["episodes"]] == [1330, 2700]
 
 
 def test_kinopub_catalog_removal_keeps_watching(kinopub: FakeKinopub) -> None:
@@ -706,14 +760,19 @@ def test_demo_library_expectations_hold_for_a_reference_sync() -> None:
     assert report == demo.expected_counts()
     assert again["added_movies"] == again["added_episodes"] == 0
     assert demo.expected_counts() == {
-        "candidates": 18,
-        "added_movies": 5,
-        "added_episodes": 10,
+        "candidates": 25,
+        "added_movies": 7,
+        "added_episodes": 12,
         "skipped_duplicates": 1,
         "not_found": 0,
-        "unmatched": 2,
+        "unmatched": 5,
     }
-    assert {v.reason for v in demo.unmatched} == {"no_imdb_not_found", "episode_not_on_trakt"}
+    assert {v.reason for v in demo.unmatched} == {
+        "no_imdb_not_found",
+        "episode_not_on_trakt",
+        "numbering_mismatch",
+        "merged_episode",
+    }
     assert len({v.key for v in demo.to_add}) == len(demo.to_add)
 
 
@@ -757,6 +816,19 @@ def _links(page: str) -> dict[str, str]:
     return parser.links
 
 
+def _numbering_trusted(view: dict[str, Any], trakt_season: list[dict[str, Any]], episode: dict[str, Any]) -> bool:
+    """Issue 12 in a few lines: season 0 or a longer Kinopub season needs the English title to agree; a shorter
+    one (against aired episodes) stops at the first episode lasting two Trakt episodes."""
+    kinopub = view["kinopub_season"]
+    if view["season"] == 0 or len(kinopub) > len(trakt_season):
+        return bool(view["ep_title"].split(" / ")[-1].lower() == episode["title"].lower())
+    if len(kinopub) < len(trakt_season):
+        for ep, first, second in zip(kinopub, trakt_season, trakt_season[1:], strict=False):
+            if abs(ep["duration"] - 60 * (first["runtime"] + second["runtime"])) < 0.15 * 60 * first["runtime"] * 2:
+                return bool(view["ep"] < ep["number"])
+    return True
+
+
 def _reference_sync(kinopub: FakeKinopub, trakt: FakeTrakt) -> dict[str, int]:
     kp = kinopub_session(kinopub)
     tr = authed(trakt)
@@ -780,15 +852,22 @@ def _reference_sync(kinopub: FakeKinopub, trakt: FakeTrakt) -> dict[str, int]:
         imdb = (raw if str(raw).startswith("tt") else f"tt{int(raw):07d}") if raw else None
         base = {"imdb": imdb, "title": item["title"].split(" / ")[-1], "year": meta["year"]}
         if "videos" in item:
-            if all(v["status"] == 1 for v in item["videos"]):
-                at = max((v["updated"] or last_seen[v["id"]]) for v in item["videos"])
+            # A trailer (under 40% of the longest video) neither counts nor blocks.
+            longest = max(v["duration"] for v in item["videos"])
+            parts = [v for v in item["videos"] if v["duration"] >= 0.4 * longest]
+            if all(v["status"] == 1 for v in parts):
+                at = max((v["updated"] or last_seen[v["id"]]) for v in parts)
                 views.append({**base, "kind": "movie", "at": at})
             continue
         for season in item["seasons"]:
-            for ep in season["episodes"]:
+            episodes = season["episodes"]
+            for ep in episodes:
                 if ep["status"] == 1:
                     at = ep["updated"] or last_seen[ep["id"]]
-                    views.append({**base, "kind": "episode", "at": at, "season": season["number"], "ep": ep["number"]})
+                    views.append(
+                        {**base, "kind": "episode", "at": at, "season": season["number"], "ep": ep["number"]}
+                        | {"ep_title": ep["title"], "kinopub_season": episodes}
+                    )
 
     report = dict.fromkeys(("added_movies", "added_episodes", "skipped_duplicates", "not_found", "unmatched"), 0)
     report["candidates"] = len(views)
@@ -798,6 +877,7 @@ def _reference_sync(kinopub: FakeKinopub, trakt: FakeTrakt) -> dict[str, int]:
             minute = play["watched_at"][:16] + "Z"
             if section == "movies":
                 remote.add(f"movie:{play['movie']['ids']['imdb']}:{minute}")
+                remote.add(f"movie:trakt:{play['movie']['ids']['trakt']}:{minute}")
             else:
                 remote.add(f"episode:{play['episode']['ids']['trakt']}:{minute}")
     payload: dict[str, list[dict[str, Any]]] = {"movies": [], "episodes": []}
@@ -805,25 +885,29 @@ def _reference_sync(kinopub: FakeKinopub, trakt: FakeTrakt) -> dict[str, int]:
         minute = time.strftime("%Y-%m-%dT%H:%MZ", time.gmtime(view["at"]))
         watched_at = time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime(view["at"]))
         if view["kind"] == "movie":
-            imdb = view["imdb"]
+            imdb, ids = view["imdb"], {"imdb": view["imdb"]}
+            key = f"movie:{imdb}:{minute}"
             if imdb is None:
                 query = re.sub(r"([-+&|!(){}\[\]^\"~*?:/])", r"\\\1", view["title"])
                 found = tr.get(f"{tr_url}/search/movie", params={"query": query, "years": view["year"]}).json()
                 if len(found) != 1:
                     report["unmatched"] += 1
                     continue
-                imdb = found[0]["movie"]["ids"]["imdb"]
-            key = f"movie:{imdb}:{minute}"
-            entry = {"ids": {"imdb": imdb}, "watched_at": watched_at}
+                ids = found[0]["movie"]["ids"]
+                key = f"movie:{ids['imdb']}:{minute}" if ids["imdb"] else f"movie:trakt:{ids['trakt']}:{minute}"
+                ids = {"imdb": ids["imdb"]} if ids["imdb"] else {"trakt": ids["trakt"]}
+            entry = {"ids": ids, "watched_at": watched_at}
             section = "movies"
         else:
-            show = tr.get(f"{tr_url}/search/imdb/{view['imdb']}", params={"type": "show"}).json()[0]["show"]
-            seasons = tr.get(f"{tr_url}/shows/{show['ids']['trakt']}/seasons", params={"extended": "episodes"})
-            table = {(e["season"], e["number"]): e["ids"]["trakt"] for s in seasons.json() for e in s["episodes"]}
-            episode_id = table.get((view["season"], view["ep"]))
-            if episode_id is None:
+            seasons = tr.get(f"{tr_url}/shows/{view['imdb']}/seasons", params={"extended": "full,episodes"}).json()
+            trakt_season: list[dict[str, Any]] = next(
+                (s["episodes"] for s in seasons if s["number"] == view["season"]), []
+            )
+            episode = next((e for e in trakt_season if e["number"] == view["ep"]), None)
+            if episode is None or not _numbering_trusted(view, trakt_season, episode):
                 report["unmatched"] += 1
                 continue
+            episode_id = episode["ids"]["trakt"]
             key = f"episode:{episode_id}:{minute}"
             entry = {"ids": {"trakt": episode_id}, "watched_at": watched_at}
             section = "episodes"
