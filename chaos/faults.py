@@ -119,6 +119,8 @@ EVENTS: dict[str, float] = {
     "kinopub views finished between runs": 0.5,
     "kinopub episode marked watched by hand": 0.15,
     "kinopub clock ahead of ours": 0.05,
+    "kinopub film part opened again": 0.2,
+    "kinopub trailer opened": 0.15,
     "other app's play on trakt": 0.3,
     "other app's play in the minute of a view not yet synced": 0.15,
     "other app's duplicate of a synced play": 0.1,

@@ -3,6 +3,10 @@
 The expectations are computed here from the fakes' own state, independently of the product (DESIGN §3.3
 and §3.6 re-stated in a few lines): which views are completed, the minute each must be sent with, which
 Trakt play keys count as that view being on Trakt, and when incremental runs can still discover it.
+
+Movies carry Kinopub's real-data traps (issue 12): trailers next to the film (extras: never a reason to hold a
+film back or to move its time) and multi-part films whose parts are opened again later (not a rewatch). The
+library knows which videos are extras because it made them; it does not re-derive the product's 40% rule.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ class ViewSpec:
     kind: ViewKind
     kp_item: int
     label: str
-    videos: int = 1  # movie-like: how many videos must all be watched
+    videos: int = 1  # movie-like: how many videos (the film's parts) must all be watched
+    extras: int = 0  # movie-like: trailers after the parts (videos videos+1 ..): never decide anything
     season: int | None = None
     episode: int | None = None
     key_base: str | None = None  # "movie:tt…", "movie:trakt:{id}", "episode:{id}"; None = Trakt lacks it
@@ -47,12 +52,32 @@ class ViewSpec:
 @dataclass
 class Library:
     views: list[ViewSpec] = field(default_factory=list)
+    # Every minute a complete multi-part film has shown as its time (the newest part's): a part opened again
+    # moves it, and the first sync may come before or after that; either is the film's one play.
+    part_minutes: dict[str, set[str]] = field(default_factory=dict)
 
     def media(self, kinopub: FakeKinopub, view: ViewSpec) -> list[KpMedia]:
+        """The media that make the view: a film's parts (not its trailers), or the episode."""
         item = kinopub.items[view.kp_item]
         if view.kind == "movie":
-            return list(item.videos or [])
+            return [m for m in item.videos or [] if m.number <= view.videos]
         return [m for m in item.media() if m.snumber == view.season and m.number == view.episode]
+
+    def note(self, kinopub: FakeKinopub) -> None:
+        """After any change on Kinopub: remember the time each complete multi-part film shows now."""
+        for view in self.views:
+            if view.kind == "movie" and view.videos > 1 and self.completed(kinopub, view):
+                updated = [m.updated for m in self.media(kinopub, view) if m.updated is not None]
+                if updated:
+                    self.part_minutes.setdefault(view.label, set()).add(minute_of(max(updated)))
+
+    def reopenable(self, kinopub: FakeKinopub) -> list[ViewSpec]:
+        """Complete multi-part films: one of their parts can be opened again (only part 1, so never every part:
+        the chaos suite does not rewatch)."""
+        return [v for v in self.views if v.kind == "movie" and v.videos > 1 and self.completed(kinopub, v)]
+
+    def with_extras(self) -> list[ViewSpec]:
+        return [v for v in self.views if v.extras]
 
     def completed(self, kinopub: FakeKinopub, view: ViewSpec) -> bool:
         media = self.media(kinopub, view)
@@ -66,7 +91,7 @@ class Library:
         media = self.media(kinopub, view)
         updated = [m.updated for m in media if m.updated is not None]
         if updated:
-            return {minute_of(max(updated))}
+            return {minute_of(max(updated)), *self.part_minutes.get(view.label, set())}
         rows = [kinopub.history[m.id] for m in media if m.id in kinopub.history]
         seen = [row.last_seen for row in rows if not row.deleted]
         if seen:
@@ -99,6 +124,7 @@ def build_library(rng: random.Random, kinopub: FakeKinopub, trakt: FakeTrakt, no
         _add_movie(rng, kinopub, trakt, library, index, now)
     for index in range(rng.randint(1, 2)):
         _add_show(rng, kinopub, trakt, library, index, now)
+    library.note(kinopub)
     for view in library.views:
         if view.trakt_item is not None and library.completed(kinopub, view) and rng.random() < 0.15:
             minutes = library.acceptable_minutes(kinopub, view) - {UNKNOWN}
@@ -120,11 +146,14 @@ def _add_movie(
     kp_id, trakt_id, imdb_number = 100 + index, 9_000 + index, 1_000_000 + index
     imdb = f"tt{imdb_number:07d}"
     kind = rng.choice(MOVIE_TYPES)
-    videos = rng.choice((2, 3)) if kind == "documovie" and rng.random() < 0.5 else 1
+    videos = rng.choice((2, 3)) if kind in ("documovie", "movie") and rng.random() < 0.4 else 1
+    extras = rng.choice((0, 0, 1, 2))  # trailers, clips: a few percent of a part's length
     title, year = f"Chaos Movie {index}", 1990 + index
     form = rng.choices(("int", "tt", "none"), weights=(6, 2, 2))[0]
     kp_imdb: int | str | None = imdb_number if form == "int" else imdb if form == "tt" else None
-    kinopub.add_movie(kp_id, f"Фильм {index} / {title}", year, kp_imdb, type=kind, videos=videos)
+    parts = [(f"Часть {n} / Part {n}", rng.randint(2800, 3300)) for n in range(1, videos + 1)]
+    trailers = [(f"Трейлер {n} / Trailer {n}", rng.randint(60, 600)) for n in range(1, extras + 1)]
+    kinopub.add_movie(kp_id, f"Фильм {index} / {title}", year, kp_imdb, type=kind, videos=[*parts, *trailers])
     key_base: str | None = None
     trakt_item: tuple[ViewKind, int] | None = None
     if rng.random() < 0.9:  # Trakt knows the title
@@ -132,7 +161,9 @@ def _add_movie(
         trakt.add_movie(trakt_id, title, year, trakt_imdb)
         key_base = f"movie:{trakt_imdb}" if trakt_imdb else f"movie:trakt:{trakt_id}"
         trakt_item = ("movie", trakt_id)
-    library.views.append(ViewSpec("movie", kp_id, title, videos=videos, key_base=key_base, trakt_item=trakt_item))
+    library.views.append(
+        ViewSpec("movie", kp_id, title, videos=videos, extras=extras, key_base=key_base, trakt_item=trakt_item)
+    )
 
     at = now - rng.randint(2 * 3600, 30 * DAY)
     state = rng.random()
@@ -146,6 +177,13 @@ def _add_movie(
         for video in range(1, videos):
             kinopub.watch(kp_id, video=video, at=at + (video - 1) * 7200)
         kinopub.watch(kp_id, video=videos, at=at + videos * 7200, status=0)
+    for trailer in range(videos + 1, videos + extras + 1):
+        choice = rng.random()
+        if choice < 0.3:  # the trailer watched too, before or after the film: it must not move the film's time
+            kinopub.watch(kp_id, video=trailer, at=min(at + rng.randint(-DAY, DAY), now - 600))
+        elif choice < 0.45:  # opened, not finished
+            kinopub.watch(kp_id, video=trailer, at=min(at + rng.randint(-DAY, DAY), now - 600), status=0)
+        # else never opened: status -1 forever, which must not hold the film back
 
 
 def _add_show(

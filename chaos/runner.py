@@ -140,7 +140,8 @@ class Schedule:
                 self._final_checks(world, lines)
         except Exception as exc:
             self.result.problems.append("harness error: " + "".join(traceback.format_exception(exc))[-2000:])
-        self.result.lost = len(self.lost)
+        # A wrong play is worse than a missing one (the user must find and remove it): it counts as lost too.
+        self.result.lost = len(self.lost) + self.result.wrong
         self.result.problems.extend(f"lost: {label} ({why})" for label, why in sorted(self.lost.items()))
         self.result.seconds = time.perf_counter() - began
         return self.result
@@ -315,6 +316,24 @@ class Schedule:
             if pending:
                 self._finish(rng.choice(pending), now + rng.randint(1, 30))
                 self.result.events["kinopub clock ahead of ours"] += 1
+
+        if self._happens("kinopub film part opened again"):
+            # Part 1 of a finished multi-part film played again (the 2021 recording's item 25130): its `updated`
+            # moves, the other parts' do not - not a rewatch, never a second play.
+            films = library.reopenable(kinopub)
+            if films:
+                kinopub.watch(rng.choice(films).kp_item, video=1, at=during_gap())
+                self.result.events["kinopub film part opened again"] += 1
+
+        if self._happens("kinopub trailer opened"):
+            # A trailer next to the film, watched or just opened: never a reason to post or to move the film.
+            films = library.with_extras()
+            if films:
+                film = rng.choice(films)
+                trailer = film.videos + rng.randint(1, film.extras)
+                kinopub.watch(film.kp_item, video=trailer, at=during_gap(), status=rng.choice((0, 1)))
+                self.result.events["kinopub trailer opened"] += 1
+        library.note(kinopub)
 
     def _trakt_events(self, now: int) -> None:
         rng, world, library = self.rng, self.world, self.library

@@ -119,6 +119,21 @@ def test_posting_an_episode_in_progress_is_caught(monkeypatch: pytest.MonkeyPatc
     assert any(problem.startswith("posted but not a completed view:") for problem in result.problems)
 
 
+def test_a_reopened_part_taken_for_a_rewatch_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a sync that sends every moved Kinopub time again, as if a re-opened part were a rewatch
+    monkeypatch.setattr(collect, "settle_with_ledger", lambda view, sent, rewatches: (view, None))
+    result = first_catch(lambda r: r.duplicates)
+    assert any(problem.startswith("duplicate play:") for problem in result.problems)
+
+
+def test_a_trailer_that_decides_a_film_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a sync that takes every video of a film for a part of it (a trailer's time moves the film's play)
+    monkeypatch.setattr(collect, "feature_parts", list)
+    result = first_catch(lambda r: r.lost)
+    assert any(problem.startswith(("lost:", "posted but not a completed view:")) for problem in result.problems)
+    assert result.lost >= result.wrong
+
+
 def test_a_token_in_a_debug_line_is_caught_as_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a sync that logs its Trakt request headers at DEBUG
     original = trakt_client.trakt_headers

@@ -324,6 +324,17 @@ def test_items_to_read_again_are_read_whatever_their_history_says() -> None:
     assert [f.kinopub_id for f in result.failures] == [999_999]
 
 
+def test_a_pinned_item_is_read_even_by_a_full_scan_that_had_already_read_it() -> None:
+    # Given a full scan spread over runs that finished item 113 before it was pinned
+    reader = library_reader()
+
+    collect(reader, since=None, skip={113, 114}, also=[113])
+
+    # Then 113 is read again for its pin, 114 is not
+    assert 113 in reader.watching_calls
+    assert 114 not in reader.watching_calls
+
+
 # --- the completed rules, property-based --------------------------------------------------------------------
 
 ITEM = HistoryItem(id=42, title="Фильм / Film", type="movie", year=2020, imdb="tt0000042")

@@ -88,7 +88,7 @@ def collect(
         result.failures.append(ItemFailure(item_id, row.title, f"kinopub /v1/history row: {row.reason}"))
     ledger = sent_watched_at or {}
     for item in itertools.chain(window.items.values(), _extra_items(client, also, window, result)):
-        if item.id in skip:
+        if item.id in skip and item.id not in also:
             continue
         if stop is not None and stop():
             result.interrupted = True

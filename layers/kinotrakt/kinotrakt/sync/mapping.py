@@ -431,8 +431,12 @@ class Mapper:
         if russian is not None and view.year is not None:
             queries.append((russian, True))
         tried: list[str] = []
+        answers: dict[str, list[SearchHit]] = {}  # a Russian-only title is both queries: asked once
         for query, by_translation in queries:
-            hits = self._trakt.search_text(kind, query, years)
+            if query not in answers:
+                answers[query] = self._trakt.search_text(kind, query, years)
+                tried.append(f"“{query}”")
+            hits = answers[query]
             found = [hit.media for hit in hits if hit.type == kind and hit.media and hit.media.ids.trakt is not None]
             if not by_translation:
                 found = [media for media in found if titles_agree(query, media.title)]
@@ -443,7 +447,6 @@ class Mapper:
                 return {"miss": "ambiguous", "detail": detail}
             if chosen is not None:
                 return {"trakt": chosen.ids.trakt, "imdb": chosen.ids.imdb}
-            tried.append(f"“{query}”")
         if kind == "movie":
             other = self._trakt.search_text("show", view.original_title, years)
             if any(
