@@ -14,7 +14,6 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from kinotrakt.kinopub.models import (
-    TEXT_MAX,
     DeviceCode,
     TokenResponse,
     WatchingEpisode,
@@ -228,21 +227,6 @@ def test_nulls_where_lists_and_titles_belong_are_empty() -> None:
         {"status": 200, "item": {"id": 7, "title": None, "type": "movie", "videos": None, "seasons": None}}
     ).item
     assert (item.title, item.videos, item.seasons) == ("", [], [])
-
-
-def test_text_is_capped_at_parse_time_so_a_damaged_title_cannot_break_a_request_or_an_item() -> None:
-    # Given a title of a megabyte (a damaged answer) in a history row, a watching body and a broken row
-    huge = "Ж" * 1_000_000
-    row = {"last_seen": 1_613_000_000, "item": {"id": 7, "title": huge, "type": "movie"}, "media": {"id": 1}}
-    broken = {"last_seen": "garbage", "item": {"id": 8, "title": huge}}
-    page = parse_history_page({"history": [row, broken]})
-    watching = WatchingResponse.model_validate(
-        {"item": {"id": 7, "title": huge, "videos": [{"id": 1, "title": huge, "status": 1, "duration": "7200"}]}}
-    ).item
-
-    # Then every text field holds at most TEXT_MAX characters, and the rest of the body is read as usual
-    assert len(page.rows[0].item.title) == len(page.broken[0].title) == TEXT_MAX == 300
-    assert (len(watching.title), len(watching.videos[0].title), watching.videos[0].duration) == (300, 300, 7200)
 
 
 @pytest.mark.parametrize(("raw", "expected"), [(2919, 2919), ("2919", 2919), (None, None), (0, None), ("?", None)])

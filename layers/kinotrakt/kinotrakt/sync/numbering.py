@@ -128,7 +128,8 @@ class SeasonComparison:
             detail = (
                 f"{self._numbers()} ({self.aired} aired), so two may be merged into one, and {merge.why}: from "
                 f"Kinopub E{merge.kinopub_number:02d} on the numbers are not trusted; pin it with "
-                f"`{pin_hint} episode {view.season} {number} S..E..` or the season with `{pin_hint} season {view.season} --offset N --from-episode N`"
+                f"`{pin_hint} episode {view.season} {number} S..E..` or the season with "
+                f"`{pin_hint} season {view.season} --offset N --from-episode N`"
             )
             return Refusal("numbering_mismatch", detail)
         first, second = merge.trakt_numbers
