@@ -4,22 +4,39 @@ export PYENV_VERSION ?= 3.13.0
 PYTHON ?= python3.13
 VENV := .venv
 TOOLS := .tools
+# uv, pinned with its hashes in requirements-uv.lock, lives in a small virtualenv of its own: it installs .venv
+# from uv.lock and .tools from requirements-tools.lock, and never downloads an interpreter (pyenv's is the one).
+BOOT := .uv
+UV := $(BOOT)/bin/uv
+export UV_PYTHON := $(PYTHON)
+export UV_PYTHON_DOWNLOADS := never
+export UV_NO_PROGRESS := 1
 PY := $(VENV)/bin/python
 RUN := $(PY)
 SAM := $(TOOLS)/bin/sam
 CFNLINT := $(TOOLS)/bin/cfn-lint
 SEED ?=
 SCHEDULES ?= 500
+# `make lock UPGRADE=1` moves every pin to the newest release the declarations allow; plain `make lock` keeps
+# the pins that still fit and only resolves what changed.
+UPGRADE ?=
 
-.PHONY: install chromium test lint types validate unit integration build demo bench chaos invoke deploy clean
+.PHONY: install lock chromium test lint types validate unit integration build demo bench chaos invoke \
+	deploy clean
 
-# The project itself is installed editable: the layer's package, the CLI (console script `kinotrakt`) and devkit.
-$(VENV)/.installed: requirements-dev.lock layers/kinotrakt/requirements.txt pyproject.toml
+$(BOOT)/.installed: requirements-uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements-dev.lock
-	$(PY) -m pip install -q --no-deps -e .
+	rm -rf $(BOOT)
+	$(PYTHON) -m venv $(BOOT)
+	$(BOOT)/bin/python -m pip install -q --disable-pip-version-check --require-hashes --no-deps -r requirements-uv.lock
+	touch $@
+
+# The project itself is installed editable: the layer's package, the CLI (console script `kinotrakt`, with its
+# cli extra) and devkit, with the dev group. hatchling builds it inside .venv (no build isolation), so every
+# artefact that goes in comes from the lock: the first sync installs the dependencies, the second the project.
+$(VENV)/.installed: uv.lock pyproject.toml | $(BOOT)/.installed
+	$(UV) sync --frozen --no-install-project -q
+	$(UV) sync --frozen
 	touch $@
 
 $(TOOLS)/.installed: requirements-tools.lock
@@ -29,6 +46,12 @@ $(TOOLS)/.installed: requirements-tools.lock
 	touch $@
 
 install: $(VENV)/.installed $(TOOLS)/.installed
+
+# Re-resolve uv.lock from pyproject.toml and re-compile uv's own hashed pin. Commit both with pyproject.toml.
+lock: $(BOOT)/.installed
+	$(UV) lock $(if $(UPGRADE),--upgrade,)
+	$(UV) pip compile -q --universal --python-version 3.13 --generate-hashes \
+		--custom-compile-command "make lock" requirements-uv.in -o requirements-uv.lock
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
@@ -70,4 +93,4 @@ deploy: build
 	$(SAM) deploy --guided
 
 clean:
-	rm -rf .aws-sam build $(VENV) $(TOOLS) .mypy_cache .ruff_cache .hypothesis
+	rm -rf .aws-sam build $(VENV) $(TOOLS) $(BOOT) .mypy_cache .ruff_cache .hypothesis
