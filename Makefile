@@ -21,7 +21,13 @@ SCHEDULES ?= 500
 # the pins that still fit and only resolves what changed.
 UPGRADE ?=
 
-.PHONY: install lock chromium test lint types validate unit integration build demo bench chaos invoke \
+LAYER_REQUIREMENTS := layers/kinotrakt/requirements.txt
+# The layer's requirements: the runtime dependencies only (no cli extra, no dev group, not the project itself),
+# every transitive pin with the hashes of all its artefacts, as `sam build` installs them.
+EXPORT_LAYER := { echo "\# Exported from uv.lock by make lock ([project].dependencies; boto3 comes from the Lambda runtime). Do not edit."; \
+	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header -q; }
+
+.PHONY: install lock locked chromium test lint types validate unit integration build demo bench chaos invoke \
 	deploy clean
 
 $(BOOT)/.installed: requirements-uv.lock
@@ -47,11 +53,20 @@ $(TOOLS)/.installed: requirements-tools.lock
 
 install: $(VENV)/.installed $(TOOLS)/.installed
 
-# Re-resolve uv.lock from pyproject.toml and re-compile uv's own hashed pin. Commit both with pyproject.toml.
+# Re-resolve uv.lock from pyproject.toml, export the layer's requirements from it and re-compile uv's own hashed
+# pin. Commit them together with pyproject.toml.
 lock: $(BOOT)/.installed
 	$(UV) lock $(if $(UPGRADE),--upgrade,)
+	$(EXPORT_LAYER) > $(LAYER_REQUIREMENTS)
 	$(UV) pip compile -q --universal --python-version 3.13 --generate-hashes \
 		--custom-compile-command "make lock" requirements-uv.in -o requirements-uv.lock
+
+# The lock still matches pyproject.toml, and the layer's requirements are exactly what the lock exports.
+locked: $(BOOT)/.installed
+	$(UV) lock --check
+	@diff -u $(LAYER_REQUIREMENTS) <($(EXPORT_LAYER)) >/dev/null || { \
+		diff -u $(LAYER_REQUIREMENTS) <($(EXPORT_LAYER)) | head -40; \
+		echo "$(LAYER_REQUIREMENTS) is not what uv.lock exports: run make lock and commit the result"; exit 1; }
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
@@ -72,7 +87,7 @@ unit: $(VENV)/.installed chromium
 	$(PY) -m pytest -n 2 tests
 
 # Everything, one command: lint, types, template checks, all test suites.
-test: lint types validate unit
+test: locked lint types validate unit
 
 build: $(TOOLS)/.installed
 	$(SAM) build --template template.yaml
