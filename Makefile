@@ -45,21 +45,28 @@ $(VENV)/.installed: uv.lock pyproject.toml | $(BOOT)/.installed
 	$(UV) sync --frozen
 	touch $@
 
-$(TOOLS)/.installed: requirements-tools.lock
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/pip install -q --upgrade pip
-	$(TOOLS)/bin/pip install -q -r requirements-tools.lock
+# SAM CLI + cfn-lint in their own virtualenv: SAM pins its own boto3.
+$(TOOLS)/.installed: requirements-tools.lock | $(BOOT)/.installed
+	rm -rf $(TOOLS)
+	$(UV) venv -q $(TOOLS)
+	$(UV) pip sync -q --require-hashes --python $(TOOLS)/bin/python requirements-tools.lock
 	touch $@
 
 install: $(VENV)/.installed $(TOOLS)/.installed
 
-# Re-resolve uv.lock from pyproject.toml, export the layer's requirements from it and re-compile uv's own hashed
-# pin. Commit them together with pyproject.toml.
+# Re-resolve uv.lock from pyproject.toml, export the layer's requirements from it, re-compile the tools' and
+# uv's own hashed locks (each compiled next to the old one, which it starts from, and moved over it only when it
+# changed, so make reinstalls nothing for an unchanged lock). Commit all four files together.
+COMPILE := $(UV) pip compile -q --universal --python-version 3.13 --generate-hashes \
+	--custom-compile-command "make lock" $(if $(UPGRADE),--upgrade,)
+replace_if_changed = if cmp -s $(1).new $(1); then rm $(1).new; else mv $(1).new $(1); fi
 lock: $(BOOT)/.installed
 	$(UV) lock $(if $(UPGRADE),--upgrade,)
-	$(EXPORT_LAYER) > $(LAYER_REQUIREMENTS)
-	$(UV) pip compile -q --universal --python-version 3.13 --generate-hashes \
-		--custom-compile-command "make lock" requirements-uv.in -o requirements-uv.lock
+	$(EXPORT_LAYER) > $(LAYER_REQUIREMENTS).new && $(call replace_if_changed,$(LAYER_REQUIREMENTS))
+	cp requirements-tools.lock requirements-tools.lock.new
+	$(COMPILE) requirements-tools.in -o requirements-tools.lock.new && $(call replace_if_changed,requirements-tools.lock)
+	cp requirements-uv.lock requirements-uv.lock.new
+	$(COMPILE) requirements-uv.in -o requirements-uv.lock.new && $(call replace_if_changed,requirements-uv.lock)
 
 # The lock still matches pyproject.toml, and the layer's requirements are exactly what the lock exports.
 locked: $(BOOT)/.installed
