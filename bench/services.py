@@ -1,59 +1,41 @@
 """The pipeline process's handle on the services process (bench/world.py): fakes and moto, elsewhere.
 
 Keeping them out of the pipeline's process means its CPU time and memory are the pipeline's own (plus boto3 and
-requests, as on Lambda), and the servers' threads do not compete with it for the GIL. This module imports
-neither the fakes nor moto, so the measured process carries only what a Lambda would.
+requests, as on Lambda), and the servers' threads do not compete with it for the GIL. Neither this module nor
+bench/worker.py imports bench/world.py, the fakes or moto, not even lazily: the services process is started at
+``_services_main``, which imports the world by name only once it runs there (``spawn`` pickles the target by
+its module and name, so naming ``bench.world.serve`` here would import the world into the measured process).
+tests/unit/test_bench_imports.py walks these imports, and bench/worker.py checks ``sys.modules`` after a run.
 """
 
 from __future__ import annotations
 
+import importlib
 import multiprocessing
-from dataclasses import dataclass
-from datetime import datetime
+from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.bounds import Dataset
 from bench.clock import SharedMicros
+from bench.messages import NewView, StateSnapshot, Traffic
 
 START_TIMEOUT = 120.0
+# The services process's module (fakes, moto): imported by name, in that process only.
+WORLD_MODULE = "bench.world"
 
 
-@dataclass(frozen=True)
-class Traffic:
-    """Requests the fakes received since the last look, per endpoint, and how many Trakt refused with 429."""
-
-    by_endpoint: dict[str, int]
-    throttled: int
-    server_errors: int
-
-
-@dataclass(frozen=True)
-class NewView:
-    item_id: int
-    season: int
-    episode: int
-    at: int
-
-
-@dataclass(frozen=True)
-class StateSnapshot:
-    """What the stored state says before a run: enough to know which rows and views it must read."""
-
-    watermark: datetime | None
-    last_full_scan: datetime | None
-    ledger_keys: frozenset[str]
-    refresh_due: dict[str, bool]  # per service: the access token expires within its refresh margin
+def _services_main(conn: Connection, micros: SharedMicros[int], start_epoch: float) -> None:
+    """The services process's entry point: the world is imported here, in that process."""
+    importlib.import_module(WORLD_MODULE).serve(conn, micros, start_epoch)
 
 
 class Services:
     """Start the services process (``spawn``: it shares nothing by accident) and send it commands."""
 
     def __init__(self, micros: SharedMicros[int], start_epoch: float) -> None:
-        from bench.world import serve
-
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
-        self._process = context.Process(target=serve, args=(child, micros, start_epoch), name="bench-services")
+        self._process = context.Process(target=_services_main, args=(child, micros, start_epoch), name="bench-services")
         self._process.start()
         child.close()
         if not self._conn.poll(START_TIMEOUT):

@@ -1,5 +1,6 @@
 """The services process: the fake Kinopub, the fake Trakt (enforcing its rate limits on the shared virtual clock)
 and a moto server for DynamoDB and Secrets Manager; it answers :class:`bench.services.Services` commands.
+Only that process imports this module (bench/services.py starts it by the module's name).
 
 It also reads what the lower bound needs straight from the fakes' data (``dataset``) and from the stored state
 (``state``), and seeds the scenarios' new views, so the measured process never touches any of it.
@@ -21,7 +22,7 @@ import boto3
 
 from bench.bounds import Dataset, Row, View, ViewKind
 from bench.clock import MICROS, SharedMicros, epoch_reader
-from bench.services import NewView, StateSnapshot, Traffic
+from bench.messages import NewView, StateSnapshot, Traffic
 from devkit.fakes.base import RecordedRequest, Response
 from devkit.fakes.fake_kinopub import MOVIE_LIKE_TYPES, SERIES_TYPES, FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt, TraktShow, key_minute, minute_floor, parse_iso

@@ -1,0 +1,39 @@
+"""What the services process (bench/world.py) sends back to the pipeline's process (bench/services.py).
+
+Plain data only: both processes import this module, so it imports neither the fakes nor moto.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+
+@dataclass(frozen=True)
+class Traffic:
+    """Requests the fakes received since the last look, per endpoint, and how many Trakt refused with 429."""
+
+    by_endpoint: dict[str, int]
+    throttled: int
+    server_errors: int
+
+
+@dataclass(frozen=True)
+class NewView:
+    item_id: int
+    season: int
+    episode: int
+    at: int
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    """What the stored state says before a run: enough to know which rows and views it must read."""
+
+    watermark: datetime | None
+    last_full_scan: datetime | None
+    ledger_keys: frozenset[str]
+    refresh_due: dict[str, bool]  # per service: the access token expires within its refresh margin
+
+
+__all__ = ["NewView", "StateSnapshot", "Traffic"]
