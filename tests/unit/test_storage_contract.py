@@ -3,6 +3,7 @@ so what the sync's unit tests learn on the twin holds on AWS."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -453,6 +454,109 @@ def test_expired_items_that_dynamodb_has_not_deleted_yet_are_not_read(aws: boto3
     store.put_mappings({"seasons:1": ({"episodes": 1}, T0)})
     assert any(item["sk"]["S"] == "seasons:1" for item in raw_items(aws))
     assert store.load_mappings(T0 + timedelta(seconds=1)) == {}
+
+
+def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session, state_table: str) -> None:
+    """Deployed tables hold items in this exact form: pk kinds, sk formats, attribute names and JSON forms.
+    A change here would strand every existing deployment's watermark, ledger and cache."""
+    # Given one item of every kind, written through the adapters
+    store, _ = dynamo_store(aws, "acct")
+    store.acquire_lease("run-1", T0, T0 + timedelta(minutes=15, milliseconds=1))
+    store.advance_watermark(T0 + timedelta(milliseconds=250))
+    store.set_last_full_scan(T0)
+    store.set_scan_progress([5, 3])
+    store.put_mappings(
+        {
+            "show:imdb:tt1": ({"trakt": 1}, T0 + timedelta(days=1)),
+            "seasons:1": ({"fetched_at": 5, "episodes": {"1:1": 9}}, None),
+        }
+    )
+    store.add_to_ledger(
+        [
+            LedgerEntry("movie:tt1:2026-10-01T20:15Z", "movie:1", "2026-10-01T20:15Z", T0 + timedelta(seconds=1)),
+            LedgerEntry("episode:9:unknown", "episode:2:1:1", "unknown", T0),
+        ]
+    )
+    store.put_unmatched(
+        [
+            UnmatchedItem("item:1", 1, "A", "not_found", "d"),
+            UnmatchedItem("episode:2:1:3", 2, "B", "episode_not_on_trakt", "", 1, 3, T0),
+        ]
+    )
+    store.record_item_failures([7, 7, 8])
+    store.record_item_failures([7])
+    store.put_report({"status": "ok", "n": 1}, T0)
+    store.put_pin(Pin(4, "show", 5, -1))
+    store.put_oauth_state("s", {"v": "1"}, T0 + timedelta(minutes=10))
+    # When the table is read raw
+    items = sorted(raw_items(aws), key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
+    ledger_sk = items[2]["sk"]["S"]
+    # Then every item is exactly as it always was (the ledger's sk ends in a random suffix)
+    assert re.fullmatch(r"2026-11-01T12:00:00\.000Z#[0-9a-f]{32}", ledger_sk)
+    assert items == [
+        {"pk": {"S": "acct#failures"}, "sk": {"S": "7"}, "failures": {"N": "2"}},
+        {"pk": {"S": "acct#failures"}, "sk": {"S": "8"}, "failures": {"N": "1"}},
+        {
+            "pk": {"S": "acct#ledger"},
+            "sk": {"S": ledger_sk},
+            "entries": {
+                "S": '[["movie:tt1:2026-10-01T20:15Z", "movie:1", "2026-10-01T20:15Z"], '
+                '["episode:9:unknown", "episode:2:1:1", "unknown"]]'
+            },
+        },
+        {
+            "pk": {"S": "acct#map"},
+            "sk": {"S": "seasons:1"},
+            "value": {"S": '{"fetched_at": 5, "episodes": {"1:1": 9}}'},
+        },
+        {
+            "pk": {"S": "acct#map"},
+            "sk": {"S": "show:imdb:tt1"},
+            "value": {"S": '{"trakt": 1}'},
+            "expires_at": {"N": "1793620800"},
+        },
+        {"pk": {"S": "acct#oauth"}, "sk": {"S": "s"}, "data": {"S": '{"v": "1"}'}, "expires_at": {"N": "1793535000"}},
+        {
+            "pk": {"S": "acct#pin"},
+            "sk": {"S": "4"},
+            "trakt_type": {"S": "show"},
+            "trakt_id": {"N": "5"},
+            "season_offset": {"N": "-1"},
+        },
+        {
+            "pk": {"S": "acct#report"},
+            "sk": {"S": "2026-11-01T12:00:00.000Z"},
+            "report": {"S": '{"status": "ok", "n": 1}'},
+            "expires_at": {"N": "1801310400"},
+        },
+        {"pk": {"S": "acct#sync"}, "sk": {"S": "lease"}, "owner": {"S": "run-1"}, "expires_at": {"N": "1793535301"}},
+        {
+            "pk": {"S": "acct#sync"},
+            "sk": {"S": "state"},
+            "last_success_at": {"S": "2026-11-01T12:00:00.250Z"},
+            "last_full_scan": {"S": "2026-11-01T12:00:00.000Z"},
+            "scan_done": {"S": "[3, 5]"},
+        },
+        {
+            "pk": {"S": "acct#unmatched"},
+            "sk": {"S": "episode:2:1:3"},
+            "kinopub_id": {"N": "2"},
+            "title": {"S": "B"},
+            "reason": {"S": "episode_not_on_trakt"},
+            "detail": {"S": ""},
+            "season": {"N": "1"},
+            "episode": {"N": "3"},
+            "seen_at": {"S": "2026-11-01T12:00:00+00:00"},
+        },
+        {
+            "pk": {"S": "acct#unmatched"},
+            "sk": {"S": "item:1"},
+            "kinopub_id": {"N": "1"},
+            "title": {"S": "A"},
+            "reason": {"S": "not_found"},
+            "detail": {"S": "d"},
+        },
+    ]
 
 
 class ThrottlingClient:
