@@ -39,7 +39,7 @@ from devkit.sandbox import (
     sandbox_env,
 )
 from kinotrakt.clock import utc_from_epoch
-from kinotrakt.storage.dynamo import DynamoStateStore
+from kinotrakt.storage.dynamo import DynamoLedgerStore, DynamoSyncStateStore, Table
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 from kinotrakt.tokens import kinopub_margin, trakt_margin
 from kinotrakt.trakt.client import trakt_endpoint_label
@@ -154,8 +154,8 @@ class World:
         return len(self.trakt.duplicate_keys())
 
     def do_state(self) -> StateSnapshot:
-        state = DynamoStateStore(self._client("dynamodb"), TABLE, ACCOUNT)
-        sync = state.load_sync_state()
+        table = Table(self._client("dynamodb"), TABLE, ACCOUNT)
+        sync = DynamoSyncStateStore(table).load()
         secrets = self._client("secretsmanager")
         now = utc_from_epoch(self._clock())
         due: dict[str, bool] = {}
@@ -166,7 +166,7 @@ class World:
             secret = SecretsManagerTokenStore(secrets, secret_id).load().secret
             expires = secret.expires_at or 0
             due[service] = expires <= (now + margin(secret)).timestamp()
-        return StateSnapshot(sync.watermark, sync.last_full_scan, frozenset(state.load_ledger().keys), due)
+        return StateSnapshot(sync.watermark, sync.last_full_scan, frozenset(DynamoLedgerStore(table).load().keys), due)
 
     def do_dataset(self) -> Dataset:
         """The data as the lower bound sees it (bench/bounds.py), read straight from the fakes."""

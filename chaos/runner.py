@@ -30,6 +30,7 @@ from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app
 from chaos.world import ChaosClock, World, chaos_world
 from devkit.sandbox import FakeLambdaContext, load_handler
 from kinotrakt.observability import logger, metrics
+from kinotrakt.storage.ports import SyncStores
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RUN_GAP = 15 * 60  # the EventBridge schedule's rate; longer than the lease (timeout + 60 s), as in production
@@ -184,14 +185,14 @@ class Schedule:
         self.run_number += 1
         run_id = f"chaos-{self.seed}-{self.run_number}"
         armed = arm_run(rng, world, self.profile, intensity=intensity) if intensity > 0 else Armed()
-        state = world.state()
-        sync_state = state.load_sync_state()
+        stores = world.plain_stores()
+        sync_state = stores.sync_state.load()
         before, resumed = sync_state.watermark, sync_state.scan_done
 
         clock.warp_at(rng.randint(*WARP_CALLS) if DEADLINE in armed.runner else None, LAMBDA_TIMEOUT)
         if LEASE_HELD in armed.runner:
             now = clock.now()
-            if state.acquire_lease("another-invocation", now, now + timedelta(minutes=5)):
+            if stores.lease.acquire("another-invocation", now, now + timedelta(minutes=5)):
                 armed.runner[LEASE_HELD] += 1
         if NESTED in armed.runner:
             self._arm_nested(armed, run_id)
@@ -215,7 +216,7 @@ class Schedule:
         self._check_run(report, before, resumed)
         return status
 
-    def _invoke(self, run_id: str, stores: tuple[Any, Any, Any]) -> dict[str, Any] | None:
+    def _invoke(self, run_id: str, stores: SyncStores) -> dict[str, Any] | None:
         event = {"scheduled_time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "execution_id": run_id}
         context = FakeLambdaContext(self.clock, LAMBDA_TIMEOUT)
         handler: ModuleType = self.module
@@ -385,10 +386,10 @@ class Schedule:
 
     def _check_run(self, report: dict[str, Any] | None, before: datetime | None, resumed: frozenset[int]) -> None:
         world, library = self.world, self.library
-        state = world.state()
+        stores = world.plain_stores()
         plays = checks.trakt_plays(world)
-        given_up = {item.kinopub_id for item in state.list_unmatched() if item.reason == "kinopub_error"}
-        watermark = state.load_sync_state().watermark
+        given_up = {item.kinopub_id for item in stores.unmatched.load() if item.reason == "kinopub_error"}
+        watermark = stores.sync_state.load().watermark
         if before is not None and watermark is not None and watermark < before:
             self.result.problems.append(f"the watermark moved back from {before} to {watermark}")
         for view in checks.behind_watermark(world, library, plays, watermark, self.overlap, given_up):

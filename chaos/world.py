@@ -41,7 +41,8 @@ from devkit.sandbox import (
     patched_environ,
     sandbox_env,
 )
-from kinotrakt.storage.dynamo import DynamoStateStore
+from kinotrakt.storage.dynamo import Table, dynamo_sync_stores
+from kinotrakt.storage.ports import SyncStores
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 
 BAD_GATEWAY = "<html><head><title>502 Bad Gateway</title></head><body><h1>502 Bad Gateway</h1></body></html>"
@@ -277,16 +278,17 @@ class World:
     storage_faults: StorageFaults = field(default_factory=StorageFaults)
     on_dynamodb_call: Callable[[str], None] | None = None
 
-    def state(self) -> DynamoStateStore:
-        return DynamoStateStore(self.dynamodb, TABLE, ACCOUNT)
-
     def token_store(self, service: str) -> SecretsManagerTokenStore:
         return SecretsManagerTokenStore(self.secretsmanager, KINOPUB_SECRET if service == "kinopub" else TRAKT_SECRET)
 
-    def plain_stores(self) -> tuple[DynamoStateStore, SecretsManagerTokenStore, SecretsManagerTokenStore]:
-        return self.state(), self.token_store("kinopub"), self.token_store("trakt")
+    def plain_stores(self) -> SyncStores:
+        return dynamo_sync_stores(
+            Table(self.dynamodb, TABLE, ACCOUNT),
+            kinopub_tokens=self.token_store("kinopub"),
+            trakt_tokens=self.token_store("trakt"),
+        )
 
-    def faulty_stores(self) -> tuple[DynamoStateStore, SecretsManagerTokenStore, SecretsManagerTokenStore]:
+    def faulty_stores(self) -> SyncStores:
         """The stores the handler gets: the product's own adapters on clients that misbehave on cue."""
 
         def on_call(operation: str) -> None:
@@ -297,14 +299,14 @@ class World:
         dynamodb: Any = FaultyClient(self.dynamodb, self.storage_faults.dynamodb, on_call)
         kinopub: Any = FaultyClient(self.secretsmanager, self.storage_faults.kinopub_secret)
         trakt: Any = FaultyClient(self.secretsmanager, self.storage_faults.trakt_secret)
-        return (
-            DynamoStateStore(dynamodb, TABLE, ACCOUNT, sleep=lambda seconds: None),
-            SecretsManagerTokenStore(kinopub, KINOPUB_SECRET),
-            SecretsManagerTokenStore(trakt, TRAKT_SECRET),
+        return dynamo_sync_stores(
+            Table(dynamodb, TABLE, ACCOUNT, sleep=lambda seconds: None),
+            kinopub_tokens=SecretsManagerTokenStore(kinopub, KINOPUB_SECRET),
+            trakt_tokens=SecretsManagerTokenStore(trakt, TRAKT_SECRET),
         )
 
     def lease_owner(self) -> str | None:
-        """Who holds the run lease right now, read straight from the table (layout: storage/dynamo.py)."""
+        """Who holds the run lease right now, read straight from the table (layout: storage/dynamo/table.py)."""
         item = self.dynamodb.get_item(
             TableName=TABLE, Key={"pk": {"S": f"{ACCOUNT}#sync"}, "sk": {"S": "lease"}}, ConsistentRead=True
         ).get("Item")

@@ -25,8 +25,8 @@ from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.template import load_template
 from kinotrakt.clock import Clock, SystemClock
-from kinotrakt.storage.dynamo import DynamoStateStore
-from kinotrakt.storage.ports import ServiceSecret, TokenStore
+from kinotrakt.storage.dynamo import Table, dynamo_sync_stores
+from kinotrakt.storage.ports import ServiceSecret, SyncStores, TokenStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 
 REPO = Path(__file__).resolve().parents[1]
@@ -118,8 +118,14 @@ class Sandbox:
     env: dict[str, str]
     session: boto3.Session
 
-    def state(self) -> DynamoStateStore:
-        return DynamoStateStore(self.session.client("dynamodb"), TABLE, ACCOUNT)
+    def stores(self) -> SyncStores:
+        """The deployment's stores, as the handler builds them (the product's DynamoDB and Secrets Manager
+        adapters on moto)."""
+        return dynamo_sync_stores(
+            Table(self.session.client("dynamodb"), TABLE, ACCOUNT),
+            kinopub_tokens=self.kinopub_store(),
+            trakt_tokens=self.trakt_store(),
+        )
 
     def kinopub_store(self) -> SecretsManagerTokenStore:
         return SecretsManagerTokenStore(self.session.client("secretsmanager"), KINOPUB_SECRET)

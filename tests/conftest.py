@@ -1,5 +1,5 @@
 """Fixtures shared by every suite: AWS in-process (moto) with the table and secrets the template defines,
-and the in-memory state store."""
+and the no-secret check on every test's log output."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from hypothesis import HealthCheck, settings
 from moto import mock_aws
 
 from devkit.fakes.base import ISSUED_SECRETS
-from devkit.memory import InMemoryStateStore
 from devkit.template import load_template
 from kinotrakt.observability import logger as powertools_logger
 
@@ -84,11 +83,6 @@ def secrets(aws: boto3.Session) -> tuple[str, str]:
         initial = template_properties(logical_id)["SecretString"]
         arns.append(client.create_secret(Name=name, SecretString=initial)["ARN"])
     return arns[0], arns[1]
-
-
-@pytest.fixture
-def memory_state() -> InMemoryStateStore:
-    return InMemoryStateStore()
 
 
 # --- the no-secret rule (DESIGN §6): no issued token, code or client secret in any log line -----------------

@@ -21,17 +21,17 @@ from kinotrakt.errors import KinotraktError
 from kinotrakt.http import CallCounter
 from kinotrakt.observability import logger
 from kinotrakt.service import execute_sync
-from kinotrakt.storage.ports import StateStore, TokenStore
+from kinotrakt.storage.ports import SyncStores
 from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.deployment import (
     Deployment,
     SandboxFactory,
     StackOutputs,
-    StateStoreFactory,
+    StoresFactory,
     TokenStoreFactory,
     Where,
     aws_stack_outputs,
-    aws_state_store,
+    aws_stores,
     aws_token_stores,
     repository_sandbox,
 )
@@ -43,10 +43,8 @@ class SyncRunner(Protocol):
     def __call__(
         self,
         settings: Settings,
+        stores: SyncStores,
         *,
-        state: StateStore,
-        kinopub_store: TokenStore,
-        trakt_store: TokenStore,
         clock: Clock | None = None,
         dry_run: bool | None = None,
         counter: CallCounter | None = None,
@@ -63,7 +61,7 @@ class CliDeps:
 
     settings: Settings | None = None  # None: from the environment (the Lambda's variables)
     token_stores: TokenStoreFactory = aws_token_stores
-    state_store: StateStoreFactory = aws_state_store
+    stores: StoresFactory = aws_stores
     stack_outputs: StackOutputs = aws_stack_outputs
     run_sync: SyncRunner = execute_sync
     sandbox: SandboxFactory = repository_sandbox
@@ -89,7 +87,7 @@ class Cli:
             where,
             settings=deps.settings,
             token_stores=deps.token_stores,
-            state_store=deps.state_store,
+            stores=deps.stores,
             stack_outputs=deps.stack_outputs,
             clock=deps.clock,
         )

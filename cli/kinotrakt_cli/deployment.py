@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.config import Settings
 from kinotrakt.http import CallCounter, Transport
-from kinotrakt.storage.ports import ServiceSecret, StateStore, TokenStore
+from kinotrakt.storage.ports import ServiceSecret, SyncStores, TokenStore
 from kinotrakt_cli.errors import CliError
 
 if TYPE_CHECKING:
@@ -67,12 +67,11 @@ class Sandbox:
     """An offline deployment for ``sync --sandbox``: settings and stores that point at it."""
 
     settings: Settings
-    state: StateStore
-    tokens: TokenStores
+    stores: SyncStores
 
 
 TokenStoreFactory = Callable[[Settings, AwsTarget], TokenStores]
-StateStoreFactory = Callable[[Settings, AwsTarget], StateStore]
+StoresFactory = Callable[[Settings, AwsTarget], SyncStores]
 StackOutputs = Callable[[str, AwsTarget], Mapping[str, str]]
 
 
@@ -91,12 +90,11 @@ def aws_token_stores(settings: Settings, target: AwsTarget) -> TokenStores:
     )
 
 
-def aws_state_store(settings: Settings, target: AwsTarget) -> StateStore:
-    from kinotrakt.storage.aws import CLIENT_CONFIG
-    from kinotrakt.storage.dynamo import DynamoStateStore
+def aws_stores(settings: Settings, target: AwsTarget) -> SyncStores:
+    """Every store of the deployment, as a sync run uses them (the table's and both secrets)."""
+    from kinotrakt.storage.aws import aws_sync_stores
 
-    client = _boto_session(target).client("dynamodb", config=CLIENT_CONFIG)
-    return DynamoStateStore(client, settings.state_table_name, settings.account_id)
+    return aws_sync_stores(settings, session=_boto_session(target))
 
 
 def aws_stack_outputs(stack: str, target: AwsTarget) -> dict[str, str]:
@@ -135,7 +133,7 @@ def repository_sandbox() -> Iterator[Sandbox]:
     except ImportError:
         raise CliError("--sandbox needs the kinotrakt repository checkout (devkit) and its dev packages") from None
     with sandbox(seed=seed_demo_library) as box:
-        yield Sandbox(Settings(), box.state(), TokenStores(box.kinopub_store(), box.trakt_store()))
+        yield Sandbox(Settings(), box.stores())
 
 
 SandboxFactory = Callable[[], AbstractContextManager[Sandbox]]
@@ -154,7 +152,7 @@ class Deployment:
         *,
         settings: Settings | None,
         token_stores: TokenStoreFactory,
-        state_store: StateStoreFactory,
+        stores: StoresFactory,
         stack_outputs: StackOutputs,
         clock: Clock,
     ) -> None:
@@ -163,7 +161,7 @@ class Deployment:
         self.target = AwsTarget(where.region, where.endpoint_url)
         self._given_settings = settings
         self._token_stores = token_stores
-        self._state_store = state_store
+        self._stores = stores
         self._stack_outputs = stack_outputs
         self._clock = clock
 
@@ -209,8 +207,9 @@ class Deployment:
         return self._token_stores(self.settings, self.target)
 
     @cached_property
-    def state(self) -> StateStore:
-        return self._state_store(self.state_settings, self.target)
+    def stores(self) -> SyncStores:
+        """The table's stores (and the secrets'), for the commands that read or write the sync's state."""
+        return self._stores(self.state_settings, self.target)
 
     def token_store(self, service: Service) -> TokenStore:
         return self.tokens.kinopub if service == "kinopub" else self.tokens.trakt

@@ -18,7 +18,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from kinotrakt.clock import Clock, Deadline, SystemClock
 from kinotrakt.config import Settings
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import StateStore, TokenStore
+from kinotrakt.storage.ports import LoginStateStore, TokenStore
 from kinotrakt.web import pages
 from kinotrakt.web.login import STATE_COOKIE, TraktAuthorization, TraktLoginFlow, WebResponse
 from kinotrakt.web.request import BadRequest, cookie_values, parse_query, query_from_parameters
@@ -31,11 +31,12 @@ app = APIGatewayHttpResolver(debug=False)
 
 @dataclass
 class AuthDeps:
-    """Everything a request needs; tests hand in moto-backed stores and a fake Trakt's URLs."""
+    """Everything a request needs: the login states and the Trakt secret, nothing else of the table or the
+    Kinopub secret. Tests hand in moto-backed or in-memory stores and a fake Trakt's URLs."""
 
     settings: Settings
-    state: StateStore
-    trakt_store: TokenStore
+    login_states: LoginStateStore
+    trakt_tokens: TokenStore
     clock: Clock = field(default_factory=SystemClock)
     # Builds the Trakt side for one request (it needs that request's deadline); None = the real gateway.
     trakt: Any = None
@@ -46,7 +47,7 @@ class AuthDeps:
             return built
         from kinotrakt.web.trakt_gateway import TraktGateway
 
-        return TraktGateway(self.settings, self.trakt_store, self.clock, deadline)
+        return TraktGateway(self.settings, self.trakt_tokens, self.clock, deadline)
 
 
 _production: AuthDeps | None = None
@@ -56,12 +57,11 @@ def production_deps() -> AuthDeps:
     """Settings and AWS clients, built once per container (cold start)."""
     global _production  # noqa: PLW0603 - one set of clients per Lambda container
     if _production is None:
-        from kinotrakt.storage.aws import aws_stores
+        from kinotrakt.storage.aws import aws_login_stores
 
         settings = Settings()
-        settings.require_deployment()
-        state, _kinopub, trakt_store = aws_stores(settings)
-        _production = AuthDeps(settings=settings, state=state, trakt_store=trakt_store)
+        login_states, trakt_tokens = aws_login_stores(settings)
+        _production = AuthDeps(settings=settings, login_states=login_states, trakt_tokens=trakt_tokens)
     return _production
 
 
@@ -73,8 +73,8 @@ def _flow() -> TraktLoginFlow:
     if not deps.settings.trakt_redirect_uri:
         raise ValueError("TRAKT_REDIRECT_URI is not set")
     return TraktLoginFlow(
-        state=deps.state,
-        trakt_store=deps.trakt_store,
+        login_states=deps.login_states,
+        trakt_tokens=deps.trakt_tokens,
         trakt=deps.trakt_for(deadline),
         clock=deps.clock,
         authorize_url=str(deps.settings.trakt_authorize_url),

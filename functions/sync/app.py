@@ -11,7 +11,7 @@ from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
 from kinotrakt.observability import emit_run_metrics, logger, metrics
 from kinotrakt.service import execute_sync
-from kinotrakt.storage.ports import StateStore, TokenStore
+from kinotrakt.storage.ports import SyncStores
 
 settings = Settings()
 
@@ -26,21 +26,20 @@ class SyncEvent(BaseModel):
     dry_run: StrictBool | None = None
 
 
-Stores = tuple[StateStore, TokenStore, TokenStore]
-_stores: Stores | None = None
+_stores: SyncStores | None = None
 
 
-def _aws_stores() -> Stores:
+def _aws_stores() -> SyncStores:
     global _stores  # noqa: PLW0603 - built once per container, after the first event (cold start stays small)
     if _stores is None:
-        from kinotrakt.storage.aws import aws_stores
+        from kinotrakt.storage.aws import aws_sync_stores
 
-        _stores = aws_stores(settings)
+        _stores = aws_sync_stores(settings)
     return _stores
 
 
 def handle(
-    event: Any, context: LambdaContext | None, *, stores: Stores | None = None, clock: Clock | None = None
+    event: Any, context: LambdaContext | None, *, stores: SyncStores | None = None, clock: Clock | None = None
 ) -> dict[str, Any]:
     try:
         parsed = SyncEvent.model_validate(event if event is not None else {})
@@ -48,14 +47,11 @@ def handle(
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
         emit_run_metrics({"status": "failed"})
         raise ValueError(f"unexpected sync event (fields: {fields}); send {{}} or the scheduler Input") from None
-    state, kinopub_store, trakt_store = stores or _aws_stores()
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
     try:
         report = execute_sync(
             settings,
-            state=state,
-            kinopub_store=kinopub_store,
-            trakt_store=trakt_store,
+            stores or _aws_stores(),
             clock=clock,
             remaining_seconds=remaining,
             dry_run=parsed.dry_run,

@@ -19,7 +19,7 @@ from devkit.fakes.fake_trakt import FakeTrakt
 from functions.auth.app import AuthDeps, handle
 from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
-from kinotrakt.storage.aws import aws_stores
+from kinotrakt.storage.aws import aws_login_stores
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 
 SETUP_KEY = "owner-setup-key-0123456789abcdefghijklmnopqrstuv"
@@ -38,7 +38,7 @@ class AuthWorld:
         return handle(api_gateway_v2_event(path, query, cookies=cookies), FakeLambdaContext(), deps=self.deps)
 
     def trakt_secret(self) -> ServiceSecret:
-        return self.deps.trakt_store.load().secret
+        return self.deps.trakt_tokens.load().secret
 
     def token_exchanges(self) -> int:
         return len(self.fake.calls("POST", "/oauth/token"))
@@ -77,9 +77,9 @@ def build_world(
         state_table_name=table,
         allow_insecure_endpoints=True,  # the fakes listen on http://127.0.0.1
     )
-    state, _kinopub, trakt_store = aws_stores(settings, session=session)
-    seed_trakt_secret(trakt_store, fake, setup_key)
-    deps = AuthDeps(settings=settings, state=state, trakt_store=trakt_store, clock=clock)
+    login_states, trakt_tokens = aws_login_stores(settings, session=session)
+    seed_trakt_secret(trakt_tokens, fake, setup_key)
+    deps = AuthDeps(settings=settings, login_states=login_states, trakt_tokens=trakt_tokens, clock=clock)
     return AuthWorld(fake=fake, settings=settings, deps=deps, session=session)
 
 

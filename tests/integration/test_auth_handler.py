@@ -425,11 +425,11 @@ def test_unknown_paths_get_a_404_page(world: AuthWorld) -> None:
     assert_page(world.call("/admin"), 404, "only answers /trakt/login and /trakt/callback")
 
 
-class ExplodingStateStore:
+class ExplodingLoginStateStore:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
-    def put_oauth_state(self, *args: Any) -> None:
+    def put(self, *args: Any) -> None:
         raise RuntimeError(f"boom with a secret inside: {SETUP_KEY}")
 
     def __getattr__(self, name: str) -> Any:
@@ -438,7 +438,7 @@ class ExplodingStateStore:
 
 def test_an_unexpected_error_is_a_plain_500_page(world: AuthWorld, logs: LogCapture) -> None:
     # Given storage that fails in a way nobody planned for
-    world.deps.state = ExplodingStateStore(world.deps.state)
+    world.deps.login_states = ExplodingLoginStateStore(world.deps.login_states)
     # When the owner opens the login link
     response = world.call("/trakt/login", f"key={SETUP_KEY}")
     # Then the page is a plain 500 without details, and the log names only the error's type

@@ -30,14 +30,14 @@ from kinotrakt.config import Settings
 from kinotrakt.errors import ConcurrentTokenWrite
 from kinotrakt.http import CallCounter
 from kinotrakt.service import execute_sync
-from kinotrakt.storage.aws import aws_stores
+from kinotrakt.storage.aws import aws_sync_stores
 from kinotrakt.storage.ports import (
     EpisodePin,
     Pin,
     SeasonPin,
     ServiceSecret,
-    StateStore,
     StoredSecret,
+    SyncStores,
     TokenStore,
     UnmatchedItem,
 )
@@ -102,7 +102,7 @@ class CliWorld:
     trakt: FakeTrakt
     clock: HookedClock
     settings: Settings
-    state: StateStore
+    stores: SyncStores
     tokens: TokenStores
     stack_outputs: dict[str, str] = field(default_factory=lambda: {"LoginUrl": LOGIN_URL_OUTPUT})
     printed: list[str] = field(default_factory=list)
@@ -111,7 +111,7 @@ class CliWorld:
         deps = CliDeps(
             settings=self.settings,
             token_stores=lambda settings, target: self.tokens,
-            state_store=lambda settings, target: self.state,
+            stores=lambda settings, target: self.stores,
             stack_outputs=lambda stack, target: self.stack_outputs,
             clock=self.clock,
             interactive=lambda: False,
@@ -209,8 +209,9 @@ def world(aws: boto3.Session, state_table: str, secrets: tuple[str, str]) -> Ite
             state_table_name=state_table,
             allow_insecure_endpoints=True,  # the fakes listen on http://127.0.0.1
         )
-        state, kinopub_store, trakt_store = aws_stores(settings, session=aws)
-        world = CliWorld(kinopub, trakt, clock, settings, state, TokenStores(kinopub_store, trakt_store))
+        stores = aws_sync_stores(settings, session=aws)
+        tokens = TokenStores(stores.kinopub_tokens, stores.trakt_tokens)
+        world = CliWorld(kinopub, trakt, clock, settings, stores, tokens)
         yield world
         world.assert_no_secret_printed()
 
@@ -435,8 +436,8 @@ def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> No
     # Given linked accounts, a finished run, a later failed one, and one unmatched item
     world.setup()
     world.link_both()
-    state = world.state
-    state.put_report(
+    stores = world.stores
+    stores.reports.put(
         {
             "status": "ok",
             "started_at": "2026-11-01T11:00:00.000Z",
@@ -448,7 +449,7 @@ def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> No
         },
         START - timedelta(minutes=55),
     )
-    state.put_report(
+    stores.reports.put(
         {
             "status": "failed",
             "started_at": "2026-11-01T11:30:00.000Z",
@@ -456,8 +457,8 @@ def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> No
         },
         START - timedelta(minutes=29),
     )
-    state.advance_watermark(START - timedelta(hours=1))
-    state.put_unmatched([UnmatchedItem("item:9", 9, "Ездок", "no_imdb_not_found")])
+    stores.sync_state.advance_watermark(START - timedelta(hours=1))
+    stores.unmatched.put([UnmatchedItem("item:9", 9, "Ездок", "no_imdb_not_found")])
     world.clock.advance(5 * 86400)
 
     # When the owner asks for the status
@@ -488,7 +489,7 @@ def test_status_warns_when_the_kinopub_refresh_token_is_probably_dead(world: Cli
 
 
 def test_unmatched_lists_titles_and_reasons(world: CliWorld) -> None:
-    world.state.put_unmatched(
+    world.stores.unmatched.put(
         [
             UnmatchedItem("item:9", 9, "Ездок", "no_imdb_not_found", "Trakt found nothing for the title"),
             UnmatchedItem("episode:7:10:1", 7, "Scrubs", "episode_not_on_trakt", "no S10E01", season=10, episode=1),
@@ -522,9 +523,9 @@ def test_map_stores_a_pin_checked_against_trakt(world: CliWorld) -> None:
     # Then both are stored under the Trakt id, and the next run will read both items again
     assert by_id.code == 0, by_id.err
     assert by_url.code == 0, by_url.err
-    assert world.state.list_pins() == {4242: Pin(4242, "show", 1390, -1), 4243: Pin(4243, "show", 1390)}
+    assert world.stores.pins.load() == {4242: Pin(4242, "show", 1390, -1), 4243: Pin(4243, "show", 1390)}
     assert "Pinned Kinopub item 4242 to Trakt show 1390: Game of Thrones (2011)" in " ".join(by_id.out.split())
-    assert world.state.load_sync_state().reread == {4242, 4243}
+    assert world.stores.sync_state.load().reread == {4242, 4243}
 
 
 def test_map_refuses_what_trakt_does_not_have(world: CliWorld) -> None:
@@ -538,15 +539,15 @@ def test_map_refuses_what_trakt_does_not_have(world: CliWorld) -> None:
     assert "Trakt has no movie 'no-such-film-1999'" in " ".join(unknown.err.split())
     assert wrong_kind.code == 1
     assert "is a Trakt movie, not a show" in " ".join(wrong_kind.err.split())
-    assert world.state.list_pins() == {}
-    assert world.state.load_sync_state().reread == frozenset()
+    assert world.stores.pins.load() == {}
+    assert world.stores.sync_state.load().reread == frozenset()
 
 
 def test_map_pins_a_merged_episode_and_a_shifted_season(world: CliWorld) -> None:
     # Given a show Trakt lists, and an unmatched episode that says which Trakt show it was looked up in
     world.setup()
     world.trakt.add_show(65553, "Star Wars Rebels", 2014, "tt2930604", {4: 16})
-    world.state.put_unmatched(
+    world.stores.unmatched.put(
         [UnmatchedItem("episode:5:4:1", 5, "Rebels", "merged_episode", "…", 4, 1, trakt_show="tt2930604")]
     )
 
@@ -560,7 +561,7 @@ def test_map_pins_a_merged_episode_and_a_shifted_season(world: CliWorld) -> None
     assert episode.code == 0, episode.err
     assert "to Trakt show tt2930604 S04E01 + S04E02" in " ".join(episode.out.split())
     assert season.code == 0, season.err
-    pins = world.state.list_numbering_pins()
+    pins = world.stores.pins.load_numbering()
     assert pins.episode(5, 4, 1) == EpisodePin(5, 4, 1, ((4, 1), (4, 2)))
     assert pins.season(5, 4, 15) == SeasonPin(5, 4, 4, 1, 2)
     assert pins.season(5, 4, 1) is None
@@ -595,8 +596,8 @@ def test_map_of_an_episode_needs_to_know_the_show(world: CliWorld) -> None:
 def test_map_refuses_what_it_cannot_store(world: CliWorld, argv: tuple[str, ...]) -> None:
     result = world.run(*argv)
     assert result.code == 2
-    assert world.state.list_pins() == {}
-    assert world.state.list_numbering_pins().items() == set()
+    assert world.stores.pins.load() == {}
+    assert world.stores.pins.load_numbering().items() == set()
 
 
 # --- unlink --------------------------------------------------------------------------------------------------
@@ -661,8 +662,8 @@ def test_a_dry_run_writes_nothing(world: CliWorld) -> None:
     assert "would add:" in result.out
     assert world.trakt.calls("POST", "/sync/history") == []
     assert world.trakt.plays() == plays_before
-    assert world.state.load_sync_state().watermark is None
-    assert world.state.load_ledger().keys == set()
+    assert world.stores.sync_state.load().watermark is None
+    assert world.stores.ledger.load().keys == set()
 
 
 def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> None:
@@ -718,24 +719,14 @@ def test_a_long_sync_shows_its_progress_on_a_terminal(world: CliWorld) -> None:
 
     def slow_sync(
         settings: Settings,
+        stores: SyncStores,
         *,
-        state: StateStore,
-        kinopub_store: TokenStore,
-        trakt_store: TokenStore,
         clock: Clock | None = None,
         dry_run: bool | None = None,
         counter: CallCounter | None = None,
     ) -> SyncReport:
         assert counter is not None
-        report = execute_sync(
-            settings,
-            state=state,
-            kinopub_store=kinopub_store,
-            trakt_store=trakt_store,
-            clock=clock,
-            dry_run=dry_run,
-            counter=counter,
-        )
+        report = execute_sync(settings, stores, clock=clock, dry_run=dry_run, counter=counter)
         # The run lasts until the display has shown the calls made so far (or 10 s, and the test fails).
         calls = f"HTTP calls: Kinopub {counter.total('kinopub')}, Trakt {counter.total('trakt')}"
         give_up = time.monotonic() + 10
@@ -814,11 +805,11 @@ def test_python_m_runs_the_same_command() -> None:
 def test_global_options_work_before_and_after_the_command(world: CliWorld) -> None:
     seen: list[Settings] = []
 
-    def state_store(settings: Settings, target: AwsTarget) -> StateStore:
+    def stores(settings: Settings, target: AwsTarget) -> SyncStores:
         seen.append(settings)
-        return world.state
+        return world.stores
 
-    deps = world.deps(state_store=state_store)
+    deps = world.deps(stores=stores)
     assert invoke(["--table", "t1", "status"], deps).code == 0
     assert invoke(["status", "--table", "t2", "--trakt-secret", "s2"], deps).code == 0
     # given on both sides, the one after the command wins
@@ -832,10 +823,10 @@ def test_names_come_from_the_stack_when_nothing_else_says(world: CliWorld) -> No
     seen: list[Settings] = []
     targets: list[AwsTarget] = []
 
-    def state_store(settings: Settings, target: AwsTarget) -> StateStore:
+    def stores(settings: Settings, target: AwsTarget) -> SyncStores:
         seen.append(settings)
         targets.append(target)
-        return world.state
+        return world.stores
 
     def token_stores(settings: Settings, target: AwsTarget) -> TokenStores:
         seen.append(settings)
@@ -843,7 +834,7 @@ def test_names_come_from_the_stack_when_nothing_else_says(world: CliWorld) -> No
 
     deps = world.deps(
         settings=Settings(),
-        state_store=state_store,
+        stores=stores,
         token_stores=token_stores,
         stack_outputs=lambda stack, target: {"StateTableName": f"{stack}-StateTable-XYZ"},
     )

@@ -21,7 +21,7 @@ from kinotrakt.http import CallCounter
 from kinotrakt.kinopub.models import TokenResponse as KinopubTokens
 from kinotrakt.kinopub.models import WatchingResponse, original_title, parse_history_page
 from kinotrakt.observability import logger
-from kinotrakt.storage.dynamo import DynamoStateStore
+from kinotrakt.storage.dynamo import DynamoUnmatchedStore, Table
 from kinotrakt.storage.ports import ServiceSecret, UnmatchedItem
 from kinotrakt.trakt.client import TraktClient, trakt_transport
 from kinotrakt.trakt.models import SearchHit
@@ -106,14 +106,14 @@ def test_a_damaged_title_can_be_searched_logged_and_stored(
     # When the sync searches Trakt for it, logs it and records it as unmatched in DynamoDB
     hits = client.search_text("movie", original_title(title), 2010)
     logger.info("unmatched item", extra={"title": title})
-    store = DynamoStateStore(aws.client("dynamodb"), state_table, "me")
-    store.put_unmatched([UnmatchedItem("item:7", 7, title, "trakt_not_found", "no unambiguous match")])
+    store = DynamoUnmatchedStore(Table(aws.client("dynamodb"), state_table, "me"))
+    store.put([UnmatchedItem("item:7", 7, title, "trakt_not_found", "no unambiguous match")])
 
     # Then the search went out as one clean request line, and the item reads back as stored
     (search,) = fake.calls("GET", "/search/movie")
     assert_safe(search.query["query"])
     assert all(hit.type == "movie" for hit in hits)
-    assert [item.title for item in store.list_unmatched()] == [title]
+    assert [item.title for item in store.load()] == [title]
 
 
 def test_damaged_trakt_text_is_bounded_and_a_damaged_imdb_id_is_no_id() -> None:

@@ -19,7 +19,7 @@ from pydantic import SecretStr
 from chaos.runner import captured_logs
 from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
 from devkit.clock import VirtualClock
-from devkit.memory import InMemoryStateStore, InMemoryTokenStore
+from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore
 from functions.auth.app import AuthDeps, handle
 from kinotrakt.config import Settings
 from kinotrakt.storage.ports import ServiceSecret
@@ -66,8 +66,8 @@ class World:
         )
         self.deps = AuthDeps(
             settings=settings,
-            state=InMemoryStateStore(),
-            trakt_store=self.store,
+            login_states=InMemoryLoginStateStore(),
+            trakt_tokens=self.store,
             clock=VirtualClock(),
             trakt=lambda deadline: self.trakt,
         )

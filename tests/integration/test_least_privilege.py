@@ -14,9 +14,8 @@ import pytest
 
 from devkit.clock import VirtualClock
 from devkit.fakes.fake_trakt import FakeTrakt
-from devkit.sandbox import ACCOUNT, TABLE, FakeLambdaContext, load_handler, patched_environ, sandbox
+from devkit.sandbox import ACCOUNT, FakeLambdaContext, load_handler, patched_environ, sandbox
 from devkit.template import load_template
-from kinotrakt.storage.dynamo import DynamoStateStore
 from kinotrakt.web.login import STATE_COOKIE
 from tests.browser.auth_world import build_world
 from tests.integration.test_auth_handler import REDIRECT_URI, approve_on_trakt, start_login
@@ -73,11 +72,7 @@ def test_every_key_a_sync_run_uses_is_inside_the_sync_functions_condition() -> N
     with sandbox(seed=seed, clock=clock) as box:
         # Given the sync handler with stores whose DynamoDB requests are recorded
         seen = record_keys(box.session)
-        stores = (
-            DynamoStateStore(box.session.client("dynamodb"), TABLE, ACCOUNT),
-            box.kinopub_store(),
-            box.trakt_store(),
-        )
+        stores = box.stores()
 
         # When it runs twice (the second reads what the first stored)
         with patched_environ(box.env):

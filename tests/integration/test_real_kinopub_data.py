@@ -149,7 +149,7 @@ def test_the_demo_library_lands_on_its_documented_outcome_and_a_pin_fixes_the_me
         merged = next(v for v in library.unmatched if v.reason == "merged_episode")
         with patched_environ(box.env):
             trakt = trakt_catalog(Settings(), box.trakt_store(), clock)
-        pin_episode(box.state(), trakt, merged.kinopub_id, 4, 15, [(4, 15), (4, 16)])
+        pin_episode(box.stores(), trakt, merged.kinopub_id, 4, 15, [(4, 15), (4, 16)])
         clock.advance(HOUR)
         after = box.invoke()
 

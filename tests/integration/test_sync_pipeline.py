@@ -170,7 +170,7 @@ def test_unmatched_items_are_recorded_with_reasons_and_do_not_block_the_rest(clo
         assert report["not_found"] == 1
         reasons = {item["kinopub_id"]: item["reason"] for item in report["unmatched_items"]}
         assert reasons == {103: "no_imdb_not_found", 202: "episode_not_on_trakt", 104: "trakt_not_found"}
-        stored = {item.kinopub_id: item.reason for item in box.state().list_unmatched()}
+        stored = {item.kinopub_id: item.reason for item in box.stores().unmatched.load()}
         assert stored == reasons
         assert report["watermark"] is not None
         # And a day later (a full rescan) the not_found movie is not re-sent and nothing is searched again
@@ -180,7 +180,7 @@ def test_unmatched_items_are_recorded_with_reasons_and_do_not_block_the_rest(clo
         assert again["added_movies"] + again["added_episodes"] == 0
         assert box.trakt.calls("POST") == []
         assert box.trakt.calls("GET", "/search") == []
-        assert {item.kinopub_id for item in box.state().list_unmatched()} == {103, 104, 202}
+        assert {item.kinopub_id for item in box.stores().unmatched.load()} == {103, 104, 202}
 
 
 def test_persistent_post_failure_keeps_the_watermark_and_the_next_run_completes(box: Sandbox) -> None:
@@ -267,7 +267,7 @@ def test_locked_trakt_account_fails_the_run_and_posts_nothing(box: Sandbox) -> N
 def test_a_second_invocation_while_the_lease_is_held_is_skipped(box: Sandbox, clock: VirtualClock) -> None:
     # Given another run holds the lease
     now = clock.now()
-    assert box.state().acquire_lease("other-run", now, now.replace(year=now.year + 1))
+    assert box.stores().lease.acquire("other-run", now, now.replace(year=now.year + 1))
     report = box.invoke()
     # Then this run does nothing at all
     assert report["status"] == "skipped"
@@ -331,15 +331,15 @@ def test_an_unreadable_kinopub_item_holds_the_watermark_for_three_runs_then_is_s
         assert reports[2]["watermark"] is not None
         assert reports[0]["added_movies"] == 1
         # and after the third failure Arrival is recorded as unmatched (kinopub_error), with its reason
-        assert [(u.kinopub_id, u.reason) for u in box.state().list_unmatched()] == [(ARRIVAL_KP, "kinopub_error")]
+        assert [(u.kinopub_id, u.reason) for u in box.stores().unmatched.load()] == [(ARRIVAL_KP, "kinopub_error")]
         # When Kinopub answers properly again, the next full rescan syncs it and clears the record
         box.kinopub.items[ARRIVAL_KP].media()[0].status = 1
         clock.advance(25 * HOUR)
         report = box.invoke()
         assert report["status"] == "ok"
         assert set(box.trakt.play_keys()) == expected_keys(box.trakt)
-        assert box.state().list_unmatched() == []
-        assert box.state().list_item_failures() == {}
+        assert box.stores().unmatched.load() == []
+        assert box.stores().failures.load() == {}
 
 
 class TickingClock(VirtualClock):

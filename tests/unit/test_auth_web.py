@@ -13,7 +13,7 @@ from pydantic import SecretStr
 
 from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
 from devkit.clock import VirtualClock
-from devkit.memory import InMemoryStateStore, InMemoryTokenStore
+from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore
 from functions.auth.app import AuthDeps, handle
 from kinotrakt.config import Settings
 from kinotrakt.errors import ServiceUnavailable
@@ -139,8 +139,8 @@ def make_deps(trakt: StubTrakt) -> AuthDeps:
     )
     return AuthDeps(
         settings=settings,
-        state=InMemoryStateStore(),
-        trakt_store=store,
+        login_states=InMemoryLoginStateStore(),
+        trakt_tokens=store,
         clock=VirtualClock(),
         trakt=lambda deadline: trakt,
     )
@@ -165,7 +165,7 @@ def test_the_flow_keeps_the_verifier_server_side_and_links_once() -> None:
     assert (code, redirect_uri) == ("c0de", REDIRECT_URI)
     assert verifier not in location
     assert s256_challenge(verifier) == params["code_challenge"]
-    secret = deps.trakt_store.load().secret
+    secret = deps.trakt_tokens.load().secret
     assert secret.access_token == SecretStr("access-c0de")
     assert secret.expires_at == 1_790_000_000 + 7 * 24 * 3600
 
@@ -177,13 +177,13 @@ def test_trakt_being_down_is_a_page_not_a_crash() -> None:
     state = parse_qs(urlsplit(login["headers"]["Location"]).query)["state"][0]
     done = call(deps, "/trakt/callback", f"code=c0de&state={state}", (login["cookies"][0].split(";")[0],))
     assert done["statusCode"] == 502
-    assert deps.trakt_store.load().secret.access_token is None
+    assert deps.trakt_tokens.load().secret.access_token is None
 
 
 def test_an_authorize_url_with_its_own_query_keeps_it() -> None:
     flow = TraktLoginFlow(
-        state=InMemoryStateStore(),
-        trakt_store=InMemoryTokenStore(ServiceSecret(client_id="cid", setup_key=SecretStr(SETUP_KEY))),
+        login_states=InMemoryLoginStateStore(),
+        trakt_tokens=InMemoryTokenStore(ServiceSecret(client_id="cid", setup_key=SecretStr(SETUP_KEY))),
         trakt=StubTrakt(),
         clock=VirtualClock(),
         authorize_url="https://auth.example.test/oauth/authorize?prompt=login",

@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from devkit.clock import VirtualClock
-from devkit.memory import InMemoryStateStore
+from devkit.memory import InMemoryMappingStore
 from kinotrakt.kinopub.models import original_title
 from kinotrakt.storage.ports import Pin
 from kinotrakt.sync.keys import episode_key, movie_key
@@ -76,16 +76,16 @@ def episode(kp_id: int, imdb: str | None, season: int, number: int) -> Completed
 
 
 def mapper(
-    catalog: CatalogStub, state: InMemoryStateStore, pins: dict[int, Pin] | None = None
+    catalog: CatalogStub, store: InMemoryMappingStore, pins: dict[int, Pin] | None = None
 ) -> tuple[Mapper, MappingCache]:
     clock = VirtualClock(WHEN + timedelta(days=400))
-    cache = MappingCache(state, clock)
+    cache = MappingCache(store, clock)
     return Mapper(catalog, cache, pins or {}, clock), cache
 
 
 def test_a_movie_with_imdb_needs_no_lookup_and_keys_by_imdb_and_minute() -> None:
     catalog = CatalogStub()
-    result = mapper(catalog, InMemoryStateStore())[0].map([movie(1, "Inception", 2010, "tt1375666")])
+    result = mapper(catalog, InMemoryMappingStore())[0].map([movie(1, "Inception", 2010, "tt1375666")])
     assert [m.key for m in result.mapped] == ["movie:tt1375666:2025-06-15T15:06Z"]
     assert result.mapped[0].payload("x") == {"ids": {"imdb": "tt1375666"}, "watched_at": "x"}
     assert catalog.calls == []
@@ -99,7 +99,7 @@ def test_a_title_search_is_accepted_only_when_exactly_one_item_has_that_title_an
         Movie(title="Solaris", year=2002, ids=Ids(trakt=3)),
         Movie(title="Solaris", year=2002, ids=Ids(trakt=4)),
     ]
-    result = mapper(catalog, InMemoryStateStore())[0].map(
+    result = mapper(catalog, InMemoryMappingStore())[0].map(
         [movie(10, "Kon-Tiki", 2012, None), movie(11, "Solaris", 2002, None), movie(12, "Nothing", 1999, None)]
     )
     assert [(m.view.kinopub_id, m.key) for m in result.mapped] == [(10, "movie:tt1613750:2025-06-15T15:06Z")]
@@ -121,7 +121,7 @@ def test_a_title_search_accepts_a_single_hit_a_year_off_when_none_has_the_exact_
         Movie(title="Solaris", year=1973, ids=Ids(trakt=5)),
     ]
 
-    result = mapper(catalog, InMemoryStateStore())[0].map(
+    result = mapper(catalog, InMemoryMappingStore())[0].map(
         [
             titled(10, "Легенда №17 / Legend No. 17", 2013),
             titled(11, "Сталкер / Stalker", 1980),
@@ -146,7 +146,7 @@ def test_the_russian_title_finds_what_the_original_does_not_but_only_as_the_one_
     ]
     catalog.translations = {21: "Ездок", 22: "Брат", 23: "Брат 2"}
 
-    result = mapper(catalog, InMemoryStateStore())[0].map(
+    result = mapper(catalog, InMemoryMappingStore())[0].map(
         [titled(30, "Ездок", 2020), titled(31, "Брат / Brat", 1997), titled(32, "Ездок", None)]
     )
 
@@ -169,7 +169,7 @@ def test_episodes_map_with_one_lookup_per_show_by_its_imdb_id_which_is_cached() 
     # Given a show Trakt knows by its IMDb id
     catalog = CatalogStub()
     black_mirror(catalog)
-    state = InMemoryStateStore()
+    state = InMemoryMappingStore()
     views = [episode(5, "tt2085059", 1, 2), episode(5, "tt2085059", 1, 3), episode(5, "tt2085059", 1, 9)]
 
     # When its episodes are mapped
@@ -194,7 +194,7 @@ def test_the_cached_season_table_keeps_only_what_the_numbering_rules_compare() -
     black_mirror(catalog)
     detailed = Episode(season=1, number=1, title="The National Anthem", first_aired=WHEN, runtime=44, ids=Ids(trakt=7))
     catalog.seasons[41793] = [Season(number=1, episodes=[detailed])]
-    state = InMemoryStateStore()
+    state = InMemoryMappingStore()
 
     # When it is fetched and cached
     first, cache = mapper(catalog, state)
@@ -202,7 +202,7 @@ def test_the_cached_season_table_keeps_only_what_the_numbering_rules_compare() -
     cache.flush()
 
     # Then the stored form is the compact table (columns per season), under the id it was asked with
-    stored = state.load_mappings(WHEN)["seasons:tt2085059"]
+    stored = state.load(WHEN)["seasons:tt2085059"]
     assert set(stored) == {"v", "fetched_at", "seasons"}
     assert stored["seasons"] == {
         "1": {"n": [1], "id": [7], "rt": [44], "air": [int(WHEN.timestamp()) // 3600], "t": ["The National Anthem"]}
@@ -213,10 +213,10 @@ def test_a_show_cached_under_its_trakt_id_by_an_older_deployment_keeps_working()
     # Given the cache of the search-then-seasons scheme: the IMDb id → Trakt id, and the season table by Trakt id
     catalog = CatalogStub()
     black_mirror(catalog)
-    state = InMemoryStateStore()
+    state = InMemoryMappingStore()
     later = WHEN + timedelta(days=500)
     table = {"fetched_at": int(later.timestamp()), "episodes": {"1:2": 102}}
-    state.put_mappings(
+    state.put(
         {
             "show:imdb:tt2085059": ({"trakt": 41793}, later + timedelta(days=30)),
             "seasons:41793": (table, later + timedelta(days=1)),
@@ -231,8 +231,8 @@ def test_a_show_cached_under_its_trakt_id_by_an_older_deployment_keeps_working()
 
     # And once the season table has expired, it is read again by that Trakt id: still one call
     catalog.calls.clear()
-    state = InMemoryStateStore()
-    state.put_mappings({"show:imdb:tt2085059": ({"trakt": 41793}, later + timedelta(days=30))})
+    state = InMemoryMappingStore()
+    state.put({"show:imdb:tt2085059": ({"trakt": 41793}, later + timedelta(days=30))})
     result = mapper(catalog, state)[0].map([episode(5, "tt2085059", 1, 3)])
     assert [m.episode_trakt_id for m in result.mapped] == [103]
     assert catalog.calls == ["seasons:41793"]
@@ -243,7 +243,7 @@ def test_a_404_for_the_imdb_id_falls_back_to_the_imdb_search_once() -> None:
     catalog = CatalogStub()
     black_mirror(catalog)
     catalog.listed_elsewhere["tt9999999"] = Show(title="Black Mirror", year=2011, ids=Ids(trakt=41793))
-    state = InMemoryStateStore()
+    state = InMemoryMappingStore()
 
     # When two of its episodes are mapped
     first, cache = mapper(catalog, state)
@@ -263,7 +263,7 @@ def test_an_imdb_search_that_finds_only_a_movie_leaves_the_show_unmatched() -> N
     # Given an IMDb id that is a movie on Trakt (the search ignores `type` and returns it)
     catalog = CatalogStub()
     catalog.movies = [Movie(title="Inception", year=2010, ids=Ids(trakt=1, imdb="tt1375666"))]
-    state = InMemoryStateStore()
+    state = InMemoryMappingStore()
 
     # When a Kinopub series with that IMDb id is mapped, twice in one run
     first, cache = mapper(catalog, state)
@@ -285,7 +285,7 @@ def test_an_imdb_search_that_finds_only_a_movie_leaves_the_show_unmatched() -> N
 def test_a_pinned_show_trakt_does_not_have_is_unmatched_and_asked_once() -> None:
     catalog = CatalogStub()
     pins = {5: Pin(5, "show", 404)}
-    result = mapper(catalog, InMemoryStateStore(), pins)[0].map([episode(5, None, 1, 1), episode(5, None, 1, 2)])
+    result = mapper(catalog, InMemoryMappingStore(), pins)[0].map([episode(5, None, 1, 1), episode(5, None, 1, 2)])
     assert {u.reason for u in result.unmatched} == {"show_not_found"}
     assert catalog.calls == ["seasons:404"]
 
@@ -294,7 +294,7 @@ def test_a_pin_wins_over_search_and_shifts_seasons() -> None:
     catalog = CatalogStub()
     catalog.seasons[7] = [Season(number=2, episodes=[Episode(season=2, number=1, ids=Ids(trakt=701))])]
     pins = {5: Pin(5, "show", 7, season_offset=1), 6: Pin(6, "movie", 99)}
-    result = mapper(catalog, InMemoryStateStore(), pins)[0].map([episode(5, None, 1, 1), movie(6, "X", 2000, None)])
+    result = mapper(catalog, InMemoryMappingStore(), pins)[0].map([episode(5, None, 1, 1), movie(6, "X", 2000, None)])
     assert [m.key for m in result.mapped] == ["episode:701:2025-06-15T15:06Z", "movie:trakt:99:2025-06-15T15:06Z"]
     assert catalog.calls == ["seasons:7"]
 

@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from devkit.clock import VirtualClock
-from devkit.memory import InMemoryStateStore
+from devkit.memory import InMemoryMappingStore
 from kinotrakt.kinopub.models import HistoryItem, WatchingResponse
 from kinotrakt.storage.ports import EpisodePin, NumberingPins, Pin, SeasonPin
 from kinotrakt.sync.collect import episode_views
@@ -97,10 +97,10 @@ def run_mapper(
     *,
     pins: dict[int, Pin] | None = None,
     numbering: NumberingPins | None = None,
-    state: InMemoryStateStore | None = None,
+    state: InMemoryMappingStore | None = None,
 ) -> MapResult:
     clock = VirtualClock(NOW)
-    cache = MappingCache(state or InMemoryStateStore(), clock)
+    cache = MappingCache(state or InMemoryMappingStore(), clock)
     numbering = numbering or NumberingPins()
     result = Mapper(catalog, cache, pins or {}, clock, numbering).map(expand_pinned_episodes(views, numbering))
     cache.flush()
@@ -445,7 +445,7 @@ def test_without_titles_a_special_is_refused_rather_than_trusted() -> None:
 
 def test_mapping_caches_the_compact_table_and_a_second_run_asks_trakt_nothing() -> None:
     catalog, views = rebels_season_four()
-    state = InMemoryStateStore()
+    state = InMemoryMappingStore()
     run_mapper(catalog, views, state=state)
     assert catalog.calls == ["seasons:tt2930604"]
     catalog.calls.clear()
@@ -454,6 +454,6 @@ def test_mapping_caches_the_compact_table_and_a_second_run_asks_trakt_nothing() 
 
     assert catalog.calls == []
     assert len(again.mapped) == 14
-    stored: dict[str, Any] = state.load_mappings(NOW)["seasons:tt2930604"]
+    stored: dict[str, Any] = state.load(NOW)["seasons:tt2930604"]
     assert stored["v"] == 2
     assert stored["seasons"]["4"]["rt"][:3] == [22, 23, 22]

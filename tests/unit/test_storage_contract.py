@@ -1,5 +1,5 @@
-"""One contract for every ``StateStore``: the in-memory twin and DynamoDB (moto) must behave the same,
-so what the sync's unit tests learn on the twin holds on AWS."""
+"""One contract per storage port: the in-memory twin and the DynamoDB adapter (moto) must behave the same,
+so what the sync's unit tests learn on the twin holds on AWS. Each section is one port."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from devkit.memory import InMemoryStateStore
+from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore, memory_sync_stores
 from kinotrakt.config import Settings
-from kinotrakt.storage.aws import aws_stores
-from kinotrakt.storage.dynamo import DynamoStateStore
-from kinotrakt.storage.ports import EpisodePin, LedgerEntry, Pin, SeasonPin, StateStore, UnmatchedItem
+from kinotrakt.storage.aws import aws_login_stores, aws_sync_stores
+from kinotrakt.storage.dynamo import DynamoLoginStateStore, DynamoMappingStore, Table, dynamo_sync_stores
+from kinotrakt.storage.ports import EpisodePin, LedgerEntry, LoginStateStore, Pin, SeasonPin, SyncStores, UnmatchedItem
 from tests.conftest import STATE_TABLE
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -27,7 +27,8 @@ LEASE = timedelta(minutes=15)
 
 @dataclass
 class Backend:
-    store: StateStore
+    stores: SyncStores
+    login_states: LoginStateStore
     # DynamoDB operations sent, by name (DynamoDB only: the in-memory twin has no calls to count).
     calls: Counter[str] | None = None
 
@@ -42,18 +43,20 @@ def _counting(client: Any) -> Counter[str]:
     return calls
 
 
-def dynamo_store(session: boto3.Session, account_id: str = "acct-a") -> tuple[DynamoStateStore, Counter[str]]:
+def dynamo_backend(session: boto3.Session, account_id: str = "acct-a") -> Backend:
+    """Every state port on one account's slice of the table (the token stores are not part of this contract)."""
     client = session.client("dynamodb")
-    return DynamoStateStore(client, STATE_TABLE, account_id, sleep=lambda _: None), _counting(client)
+    table = Table(client, STATE_TABLE, account_id, sleep=lambda _: None)
+    stores = dynamo_sync_stores(table, kinopub_tokens=InMemoryTokenStore(), trakt_tokens=InMemoryTokenStore())
+    return Backend(stores, DynamoLoginStateStore(table), _counting(client))
 
 
 @pytest.fixture(params=["memory", "dynamo"])
 def backend(request: pytest.FixtureRequest) -> Backend:
     if request.param == "memory":
-        return Backend(InMemoryStateStore())
+        return Backend(memory_sync_stores(), InMemoryLoginStateStore())
     request.getfixturevalue("state_table")
-    store, calls = dynamo_store(request.getfixturevalue("aws"))
-    return Backend(store, calls)
+    return dynamo_backend(request.getfixturevalue("aws"))
 
 
 def entries(
@@ -75,136 +78,133 @@ def entries(
 
 def test_a_free_lease_is_taken_and_then_refused_to_a_second_run(backend: Backend) -> None:
     # Given nobody holds the lease
-    store = backend.store
+    lease = backend.stores.lease
     # When one run takes it
-    assert store.acquire_lease("run-1", T0, T0 + LEASE) is True
+    assert lease.acquire("run-1", T0, T0 + LEASE) is True
     # Then a concurrent run (and the same run again) is refused until it expires
-    assert store.acquire_lease("run-2", T0 + timedelta(minutes=1), T0 + LEASE) is False
-    assert store.acquire_lease("run-1", T0 + LEASE - timedelta(seconds=1), T0 + 2 * LEASE) is False
+    assert lease.acquire("run-2", T0 + timedelta(minutes=1), T0 + LEASE) is False
+    assert lease.acquire("run-1", T0 + LEASE - timedelta(seconds=1), T0 + 2 * LEASE) is False
 
 
 def test_an_expired_lease_is_taken_over(backend: Backend) -> None:
     # Given a run that died holding the lease
-    store = backend.store
-    store.acquire_lease("crashed", T0, T0 + LEASE)
+    lease = backend.stores.lease
+    lease.acquire("crashed", T0, T0 + LEASE)
     # When the next scheduled run comes after the lease's expiry
-    taken = store.acquire_lease("next", T0 + LEASE + timedelta(seconds=1), T0 + 2 * LEASE)
+    taken = lease.acquire("next", T0 + LEASE + timedelta(seconds=1), T0 + 2 * LEASE)
     # Then it runs, and holds the lease in its turn
     assert taken is True
-    assert store.acquire_lease("third", T0 + LEASE + timedelta(minutes=1), T0 + 2 * LEASE) is False
+    assert lease.acquire("third", T0 + LEASE + timedelta(minutes=1), T0 + 2 * LEASE) is False
 
 
 def test_only_the_owner_releases_the_lease(backend: Backend) -> None:
-    store = backend.store
-    store.acquire_lease("run-1", T0, T0 + LEASE)
+    lease = backend.stores.lease
+    lease.acquire("run-1", T0, T0 + LEASE)
     # When another run tries to release it, it stays held
-    store.release_lease("run-2")
-    assert store.acquire_lease("run-3", T0 + timedelta(seconds=5), T0 + LEASE) is False
+    lease.release("run-2")
+    assert lease.acquire("run-3", T0 + timedelta(seconds=5), T0 + LEASE) is False
     # When its owner releases it, the next run gets it at once
-    store.release_lease("run-1")
-    assert store.acquire_lease("run-3", T0 + timedelta(seconds=6), T0 + LEASE) is True
+    lease.release("run-1")
+    assert lease.acquire("run-3", T0 + timedelta(seconds=6), T0 + LEASE) is True
 
 
 def test_a_run_that_outlived_its_lease_does_not_release_the_successors(backend: Backend) -> None:
     # Given run-1's lease expired and run-2 took it over
-    store = backend.store
-    store.acquire_lease("run-1", T0, T0 + LEASE)
-    store.acquire_lease("run-2", T0 + LEASE + timedelta(seconds=1), T0 + 2 * LEASE)
+    lease = backend.stores.lease
+    lease.acquire("run-1", T0, T0 + LEASE)
+    lease.acquire("run-2", T0 + LEASE + timedelta(seconds=1), T0 + 2 * LEASE)
     # When the slow run-1 finally finishes and releases
-    store.release_lease("run-1")
+    lease.release("run-1")
     # Then run-2 still holds it
-    assert store.acquire_lease("run-3", T0 + LEASE + timedelta(minutes=1), T0 + 2 * LEASE) is False
+    assert lease.acquire("run-3", T0 + LEASE + timedelta(minutes=1), T0 + 2 * LEASE) is False
 
 
-# --- watermark and scan bookkeeping -----------------------------------------------------------------------
+# --- sync state: watermark and scan bookkeeping ------------------------------------------------------------
 
 
 def test_the_watermark_only_moves_forward(backend: Backend) -> None:
-    store = backend.store
-    assert store.load_sync_state().watermark is None
+    sync_state = backend.stores.sync_state
+    assert sync_state.load().watermark is None
     # When a run succeeds, its start time becomes the watermark
-    assert store.advance_watermark(T0) == T0
+    assert sync_state.advance_watermark(T0) == T0
     # When an older run (started earlier, finished later) tries to store its older start time
-    assert store.advance_watermark(T0 - timedelta(hours=1)) == T0
+    assert sync_state.advance_watermark(T0 - timedelta(hours=1)) == T0
     # Then the stored value is unchanged; the same value is a no-op and a newer one moves it
-    assert store.load_sync_state().watermark == T0
-    assert store.advance_watermark(T0) == T0
+    assert sync_state.load().watermark == T0
+    assert sync_state.advance_watermark(T0) == T0
     later = T0 + timedelta(minutes=30, milliseconds=250)
-    assert store.advance_watermark(later) == later
-    assert store.load_sync_state().watermark == later
+    assert sync_state.advance_watermark(later) == later
+    assert sync_state.load().watermark == later
 
 
-def test_full_scan_time_and_last_activities_round_trip_without_touching_the_watermark(backend: Backend) -> None:
-    store = backend.store
-    store.advance_watermark(T0)
-    activities = {"all": "2026-11-01T11:59:00.000Z", "episodes": {"watched_at": "2026-11-01T11:00:00.000Z"}}
-    store.set_last_full_scan(T0 + timedelta(minutes=1))
-    store.set_last_activities(activities)
-    state = store.load_sync_state()
+def test_full_scan_time_round_trips_without_touching_the_watermark(backend: Backend) -> None:
+    sync_state = backend.stores.sync_state
+    sync_state.advance_watermark(T0)
+    sync_state.set_last_full_scan(T0 + timedelta(minutes=1))
+    state = sync_state.load()
     assert state.watermark == T0
     assert state.last_full_scan == T0 + timedelta(minutes=1)
-    assert state.last_activities == activities
-    # When the remote index is invalidated
-    store.set_last_activities(None)
-    assert store.load_sync_state().last_activities is None
-    assert store.load_sync_state().last_full_scan == T0 + timedelta(minutes=1)
+    # When a later full scan completes, its time replaces the older one
+    sync_state.set_last_full_scan(T0 + timedelta(days=1))
+    assert sync_state.load().last_full_scan == T0 + timedelta(days=1)
+    assert sync_state.load().watermark == T0
+
+
+def test_an_unfinished_full_scan_remembers_its_finished_items_until_cleared(backend: Backend) -> None:
+    sync_state = backend.stores.sync_state
+    sync_state.advance_watermark(T0)
+    assert sync_state.load().scan_done == frozenset()
+    # When a full scan stops early having finished two items, then two more
+    sync_state.set_scan_progress([101, 102])
+    sync_state.set_scan_progress([101, 102, 5000, 7])
+    # Then the next run sees exactly those, and the watermark is untouched
+    state = sync_state.load()
+    assert state.scan_done == frozenset({101, 102, 5000, 7})
+    assert state.watermark == T0
+    # When the scan completes, the progress is cleared
+    sync_state.set_scan_progress(None)
+    assert sync_state.load().scan_done == frozenset()
 
 
 # --- mapping cache ----------------------------------------------------------------------------------------
 
 
-def test_an_unfinished_full_scan_remembers_its_finished_items_until_cleared(backend: Backend) -> None:
-    store = backend.store
-    store.advance_watermark(T0)
-    assert store.load_sync_state().scan_done == frozenset()
-    # When a full scan stops early having finished two items, then two more
-    store.set_scan_progress([101, 102])
-    store.set_scan_progress([101, 102, 5000, 7])
-    # Then the next run sees exactly those, and the watermark is untouched
-    state = store.load_sync_state()
-    assert state.scan_done == frozenset({101, 102, 5000, 7})
-    assert state.watermark == T0
-    # When the scan completes, the progress is cleared
-    store.set_scan_progress(None)
-    assert store.load_sync_state().scan_done == frozenset()
-
-
 def test_cached_mappings_expire_at_their_time_and_permanent_ones_stay(backend: Backend) -> None:
-    store = backend.store
+    mappings = backend.stores.mappings
     season_table = {"show": 1390, "seasons": {"1": {"1": 73640, "2": 73641}}}
-    store.put_mappings(
+    mappings.put(
         {
             "show:tt0944947": ({"trakt": 1390}, None),
             "seasons:1390": (season_table, T0 + timedelta(hours=24)),
             "miss:movie:Unknown Film:1999": ({"reason": "not_found"}, T0 + timedelta(days=7)),
         }
     )
-    assert store.load_mappings(T0) == {
+    assert mappings.load(T0) == {
         "show:tt0944947": {"trakt": 1390},
         "seasons:1390": season_table,
         "miss:movie:Unknown Film:1999": {"reason": "not_found"},
     }
     # When a day has passed, the season table is gone (new episodes must appear), the rest stays
-    assert set(store.load_mappings(T0 + timedelta(hours=24))) == {"show:tt0944947", "miss:movie:Unknown Film:1999"}
+    assert set(mappings.load(T0 + timedelta(hours=24))) == {"show:tt0944947", "miss:movie:Unknown Film:1999"}
     # When a week has passed, the negative result is gone too, so the item is looked up again
-    assert set(store.load_mappings(T0 + timedelta(days=7, seconds=1))) == {"show:tt0944947"}
+    assert set(mappings.load(T0 + timedelta(days=7, seconds=1))) == {"show:tt0944947"}
 
 
 def test_a_mapping_is_replaced_by_a_newer_value(backend: Backend) -> None:
-    store = backend.store
-    store.put_mappings({"seasons:1390": ({"episodes": 10}, T0 + timedelta(hours=1))})
-    store.put_mappings({"seasons:1390": ({"episodes": 11}, T0 + timedelta(hours=48))})
-    assert store.load_mappings(T0 + timedelta(hours=2)) == {"seasons:1390": {"episodes": 11}}
+    mappings = backend.stores.mappings
+    mappings.put({"seasons:1390": ({"episodes": 10}, T0 + timedelta(hours=1))})
+    mappings.put({"seasons:1390": ({"episodes": 11}, T0 + timedelta(hours=48))})
+    assert mappings.load(T0 + timedelta(hours=2)) == {"seasons:1390": {"episodes": 11}}
 
 
 def test_a_large_library_mapping_cache_loads_whole_in_one_query(backend: Backend) -> None:
     # Given a 600-show library's cache
-    store = backend.store
-    store.put_mappings({f"show:tt{n:07d}": ({"trakt": n}, T0 + timedelta(days=1)) for n in range(600)})
+    store = backend.stores.mappings
+    store.put({f"show:tt{n:07d}": ({"trakt": n}, T0 + timedelta(days=1)) for n in range(600)})
     if backend.calls is not None:
         backend.calls.clear()
     # When the sync loads it
-    mappings = store.load_mappings(T0)
+    mappings = store.load(T0)
     # Then every entry is there, for one Query, not one call per show
     assert len(mappings) == 600
     assert mappings["show:tt0000599"] == {"trakt": 599}
@@ -217,12 +217,12 @@ def test_a_large_library_mapping_cache_loads_whole_in_one_query(backend: Backend
 
 def test_the_ledger_remembers_every_pushed_batch(backend: Backend) -> None:
     # Given two pushed batches (100 + 50 plays)
-    store = backend.store
-    store.add_to_ledger(entries(100))
-    store.add_to_ledger(entries(50, start=100, sent_at=T0 + timedelta(seconds=2)))
-    store.add_to_ledger([])
+    store = backend.stores.ledger
+    store.add(entries(100))
+    store.add(entries(50, start=100, sent_at=T0 + timedelta(seconds=2)))
+    store.add([])
     # When the next run loads the ledger
-    ledger = store.load_ledger()
+    ledger = store.load()
     # Then every key and every view's sent watched_at is there
     assert ledger.keys == {entry.key for entry in entries(150)}
     assert ledger.watched_at_by_view["episode:7:149"] == "2026-10-01T20:15Z"
@@ -231,14 +231,14 @@ def test_the_ledger_remembers_every_pushed_batch(backend: Backend) -> None:
 
 def test_a_big_library_ledger_loads_in_a_few_queries(backend: Backend) -> None:
     # Given 2,500 plays pushed in batches of 100, then a single oversized batch (over DynamoDB's item limit)
-    store = backend.store
+    store = backend.stores.ledger
     for batch in range(25):
-        store.add_to_ledger(entries(100, start=batch * 100, sent_at=T0 + timedelta(seconds=batch)))
+        store.add(entries(100, start=batch * 100, sent_at=T0 + timedelta(seconds=batch)))
     long_minute = "2026-10-01T20:15Z" + "-" * 60  # makes 5,000 rows ~ 0.8 MB of JSON
-    store.add_to_ledger(entries(5000, start=10_000, sent_at=T0 + timedelta(minutes=5), minute=long_minute))
+    store.add(entries(5000, start=10_000, sent_at=T0 + timedelta(minutes=5), minute=long_minute))
     if backend.calls is not None:
         backend.calls.clear()
-    ledger = store.load_ledger()
+    ledger = store.load()
     assert len(ledger.keys) == 7500
     assert {entry.key for entry in entries(2500)} <= ledger.keys
     if backend.calls is not None:
@@ -247,86 +247,101 @@ def test_a_big_library_ledger_loads_in_a_few_queries(backend: Backend) -> None:
 
 
 def test_the_latest_sent_watched_at_of_a_view_wins(backend: Backend) -> None:
-    store = backend.store
+    store = backend.stores.ledger
     view = "movie:8821"
-    store.add_to_ledger([LedgerEntry("movie:tt0111161:unknown", view, "unknown", T0)])
-    store.add_to_ledger(
-        [LedgerEntry("movie:tt0111161:2026-10-02T21:00Z", view, "2026-10-02T21:00Z", T0 + timedelta(hours=1))]
-    )
-    assert store.load_ledger().watched_at_by_view[view] == "2026-10-02T21:00Z"
+    store.add([LedgerEntry("movie:tt0111161:unknown", view, "unknown", T0)])
+    store.add([LedgerEntry("movie:tt0111161:2026-10-02T21:00Z", view, "2026-10-02T21:00Z", T0 + timedelta(hours=1))])
+    assert store.load().watched_at_by_view[view] == "2026-10-02T21:00Z"
 
 
 # --- unmatched --------------------------------------------------------------------------------------------
 
 
 def test_unmatched_items_are_listed_updated_and_removed(backend: Backend) -> None:
-    store = backend.store
+    store = backend.stores.unmatched
     movie = UnmatchedItem("item:501", 501, "Неизвестный фильм", "no_imdb_not_found", "no IMDb id; search found 0")
     episode = UnmatchedItem(
         "episode:77:3:12", 77, "Some Show", "episode_not_on_trakt", "", season=3, episode=12, seen_at=T0
     )
     broken = UnmatchedItem("item:9", 9, "Broken", "kinopub_error", "HTML instead of JSON")
-    store.put_unmatched([movie, episode, broken])
-    assert store.list_unmatched() == [episode, movie, broken]  # by key, as text
+    store.put([movie, episode, broken])
+    assert store.load() == [episode, movie, broken]  # by key, as text
     # When the mapping changes and a new reason is recorded, it replaces the old one
     ambiguous = UnmatchedItem("item:501", 501, "Неизвестный фильм", "ambiguous", "2 candidates")
-    store.put_unmatched([ambiguous])
-    store.remove_unmatched(["item:9", "item:9", "item:never-there"])
-    assert store.list_unmatched() == [episode, ambiguous]
+    store.put([ambiguous])
+    store.remove(["item:9", "item:9", "item:never-there"])
+    assert store.load() == [episode, ambiguous]
 
 
 # --- item failures ----------------------------------------------------------------------------------------
 
 
 def test_item_failure_counts_grow_run_after_run_and_clear_on_success(backend: Backend) -> None:
-    store = backend.store
-    assert store.record_item_failures([11, 12]) == {11: 1, 12: 1}
-    assert store.record_item_failures([11, 11]) == {11: 2}  # once per run, however often it was named
-    assert store.record_item_failures([11, 12]) == {11: 3, 12: 2}
+    store = backend.stores.failures
+    assert store.record([11, 12]) == {11: 1, 12: 1}
+    assert store.record([11, 11]) == {11: 2}  # once per run, however often it was named
+    assert store.record([11, 12]) == {11: 3, 12: 2}
     # When item 11 reads fine again
-    store.clear_item_failures([11])
-    assert store.record_item_failures([11, 12]) == {11: 1, 12: 3}
-    assert store.record_item_failures([]) == {}
+    store.clear([11])
+    assert store.record([11, 12]) == {11: 1, 12: 3}
+    assert store.record([]) == {}
+
+
+def test_the_running_failure_counts_are_listed_in_one_read(backend: Backend) -> None:
+    store = backend.stores.failures
+    assert store.load() == {}
+    # Given two items that failed, one of them twice, and a third that failed and then read fine
+    store.record([21, 22, 23])
+    store.record([21])
+    store.clear([23, 99])
+    if backend.calls is not None:
+        backend.calls.clear()
+    # When the next run asks which items are failing
+    counts = store.load()
+    # Then it gets each one's running count, for one Query
+    assert counts == {21: 2, 22: 1}
+    if backend.calls is not None:
+        assert backend.calls == Counter({"Query": 1})
 
 
 # --- reports ----------------------------------------------------------------------------------------------
 
 
 def test_reports_are_listed_newest_first_up_to_the_limit(backend: Backend) -> None:
-    store = backend.store
+    store = backend.stores.reports
     for minute in range(12):
-        store.put_report({"status": "ok", "candidates": minute, "watermark": None}, T0 + timedelta(minutes=minute))
-    newest = store.list_reports(limit=3)
+        store.put({"status": "ok", "candidates": minute, "watermark": None}, T0 + timedelta(minutes=minute))
+    newest = store.latest(limit=3)
     assert [report["candidates"] for report in newest] == [11, 10, 9]
     assert newest[0] == {"status": "ok", "candidates": 11, "watermark": None}
-    assert len(store.list_reports()) == 10
-    assert len(store.list_reports(limit=50)) == 12
+    assert len(store.latest()) == 10
+    assert len(store.latest(limit=50)) == 12
 
 
 # --- pins -------------------------------------------------------------------------------------------------
 
 
 def test_pins_are_kept_per_kinopub_item(backend: Backend) -> None:
-    store = backend.store
-    store.put_pin(Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=1))
-    store.put_pin(Pin(kinopub_id=15, trakt_type="movie", trakt_id=481))
-    store.put_pin(Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=0))
-    assert store.list_pins() == {
+    store = backend.stores.pins
+    store.put(Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=1))
+    store.put(Pin(kinopub_id=15, trakt_type="movie", trakt_id=481))
+    store.put(Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=0))
+    assert store.load() == {
         4242: Pin(kinopub_id=4242, trakt_type="show", trakt_id=1390, season_offset=0),
         15: Pin(kinopub_id=15, trakt_type="movie", trakt_id=481),
     }
 
 
 def test_episode_and_season_pins_are_kept_and_a_season_pin_covers_its_range(backend: Backend) -> None:
-    store = backend.store
+    store = backend.stores.pins
     merged = EpisodePin(5, 4, 15, ((4, 15), (4, 16)))
-    store.put_numbering_pin(merged)
-    store.put_numbering_pin(SeasonPin(5, 4, 4, episode_offset=1, from_episode=16))
-    store.put_numbering_pin(SeasonPin(5, 4, 4, episode_offset=2, from_episode=20))
-    store.put_numbering_pin(SeasonPin(5, 4, 4, episode_offset=3, from_episode=20))  # replaces the range from 20
-    store.put_numbering_pin(SeasonPin(6, 0, 0, episode_offset=-1))
+    store.put_numbering(merged)
+    store.put_numbering(SeasonPin(5, 4, 4, episode_offset=1, from_episode=16))
+    store.put_numbering(SeasonPin(5, 4, 4, episode_offset=2, from_episode=20))
+    store.put_numbering(SeasonPin(5, 4, 4, episode_offset=3, from_episode=20))  # replaces the range from 20
+    store.put_numbering(SeasonPin(6, 0, 0, episode_offset=-1))
 
-    pins = store.list_numbering_pins()
+    pins = store.load_numbering()
 
     assert pins.episode(5, 4, 15) == merged
     assert pins.episode(5, 4, 16) is None
@@ -338,79 +353,80 @@ def test_episode_and_season_pins_are_kept_and_a_season_pin_covers_its_range(back
 
 
 def test_items_asked_to_be_read_again_are_kept_until_a_run_clears_them(backend: Backend) -> None:
-    store = backend.store
+    store = backend.stores.sync_state
     store.advance_watermark(T0)
     store.request_reread([4242, 15])
     store.request_reread([15, 7])
     store.request_reread([])
-    assert store.load_sync_state().reread == {4242, 15, 7}
+    assert store.load().reread == {4242, 15, 7}
     # When a run read 15 and 7 (and 99, never asked for), a pin made meanwhile (8) stays asked for
     store.request_reread([8])
     store.clear_reread([15, 7, 99])
     store.clear_reread([])
-    state = store.load_sync_state()
+    state = store.load()
     assert state.reread == {4242, 8}
     assert state.watermark == T0
 
 
 def test_an_unmatched_episode_remembers_the_trakt_show_it_was_looked_up_in(backend: Backend) -> None:
-    store = backend.store
+    store = backend.stores.unmatched
     shifted = UnmatchedItem("episode:5:2:4", 5, "Black Mirror", "numbering_mismatch", "…", 2, 4, T0, "tt2085059")
-    store.put_unmatched([shifted])
-    assert store.list_unmatched() == [shifted]
+    store.put([shifted])
+    assert store.load() == [shifted]
 
 
-# --- one-time OAuth state ---------------------------------------------------------------------------------
+# --- one-time login (OAuth) state -----------------------------------------------------------------------------
 
 
 def test_an_oauth_state_is_consumed_once(backend: Backend) -> None:
-    store = backend.store
+    store = backend.login_states
     data = {"code_verifier": "v" * 64, "cookie": "c" * 32}
-    store.put_oauth_state("state-1", data, T0 + timedelta(minutes=10))
+    store.put("state-1", data, T0 + timedelta(minutes=10))
     # When the callback arrives in time, it gets the data
-    assert store.consume_oauth_state("state-1", T0 + timedelta(minutes=2)) == data
+    assert store.consume("state-1", T0 + timedelta(minutes=2)) == data
     # Then a replay of the same callback finds nothing
-    assert store.consume_oauth_state("state-1", T0 + timedelta(minutes=3)) is None
+    assert store.consume("state-1", T0 + timedelta(minutes=3)) is None
 
 
 def test_an_expired_or_unknown_oauth_state_is_refused(backend: Backend) -> None:
-    store = backend.store
-    store.put_oauth_state("state-2", {"code_verifier": "v"}, T0 + timedelta(minutes=10))
-    assert store.consume_oauth_state("state-2", T0 + timedelta(minutes=10, seconds=1)) is None
-    assert store.consume_oauth_state("forged", T0) is None
+    store = backend.login_states
+    store.put("state-2", {"code_verifier": "v"}, T0 + timedelta(minutes=10))
+    assert store.consume("state-2", T0 + timedelta(minutes=10, seconds=1)) is None
+    assert store.consume("forged", T0) is None
 
 
 def test_an_injected_storage_fault_fails_the_operation_before_it_happens() -> None:
     # Given a chaos schedule that throttles ledger writes
     def throttle(operation: str) -> None:
-        if operation == "add_to_ledger":
+        if operation == "ledger.add":
             raise TimeoutError("injected ThrottlingException")
 
-    store = InMemoryStateStore(faults=throttle)
+    stores = memory_sync_stores(faults=throttle)
     # When a batch's keys are recorded
     with pytest.raises(TimeoutError):
-        store.add_to_ledger(entries(3))
+        stores.ledger.add(entries(3))
     # Then nothing was recorded, and other operations are untouched
-    assert store.load_ledger().keys == set()
-    assert store.acquire_lease("run", T0, T0 + LEASE) is True
+    assert stores.ledger.load().keys == set()
+    assert stores.lease.acquire("run", T0, T0 + LEASE) is True
 
 
 # --- DynamoDB only: what is physically in the table -------------------------------------------------------
 
 
-def fill_every_kind(store: StateStore) -> None:
-    store.acquire_lease("run-1", T0, T0 + LEASE)
-    store.advance_watermark(T0)
-    store.set_last_full_scan(T0)
-    store.put_mappings({"show:tt1": ({"trakt": 1}, T0 + timedelta(days=1)), "movie:x": ({"trakt": 2}, None)})
-    store.add_to_ledger(entries(3))
-    store.put_unmatched([UnmatchedItem("item:1", 1, "A", "not_found")])
-    store.record_item_failures([5])
-    store.put_report({"status": "ok"}, T0)
-    store.put_pin(Pin(1, "movie", 2))
-    store.put_numbering_pin(EpisodePin(1, 1, 1, ((1, 1), (1, 2))))
-    store.request_reread([1])
-    store.put_oauth_state("s", {"v": "1"}, T0 + timedelta(minutes=10))
+def fill_every_kind(backend: Backend) -> None:
+    stores = backend.stores
+    stores.lease.acquire("run-1", T0, T0 + LEASE)
+    stores.sync_state.advance_watermark(T0)
+    stores.sync_state.set_last_full_scan(T0)
+    stores.mappings.put({"show:tt1": ({"trakt": 1}, T0 + timedelta(days=1)), "movie:x": ({"trakt": 2}, None)})
+    stores.ledger.add(entries(3))
+    stores.unmatched.put([UnmatchedItem("item:1", 1, "A", "not_found")])
+    stores.failures.record([5])
+    stores.reports.put({"status": "ok"}, T0)
+    stores.pins.put(Pin(1, "movie", 2))
+    stores.pins.put_numbering(EpisodePin(1, 1, 1, ((1, 1), (1, 2))))
+    stores.sync_state.request_reread([1])
+    backend.login_states.put("s", {"v": "1"}, T0 + timedelta(minutes=10))
 
 
 def raw_items(session: boto3.Session) -> list[Mapping[str, Any]]:
@@ -418,8 +434,7 @@ def raw_items(session: boto3.Session) -> list[Mapping[str, Any]]:
 
 
 def test_every_item_lives_under_the_account_prefix(aws: boto3.Session, state_table: str) -> None:
-    store, _ = dynamo_store(aws, "acct-a")
-    fill_every_kind(store)
+    fill_every_kind(dynamo_backend(aws, "acct-a"))
     items = raw_items(aws)
     assert len(items) >= 10
     assert all(item["pk"]["S"].startswith("acct-a#") for item in items)
@@ -431,63 +446,67 @@ def test_every_item_lives_under_the_account_prefix(aws: boto3.Session, state_tab
 
 
 def test_two_accounts_in_one_table_do_not_see_each_other(aws: boto3.Session, state_table: str) -> None:
-    alice, _ = dynamo_store(aws, "alice")
-    bob, _ = dynamo_store(aws, "bob")
+    alice = dynamo_backend(aws, "alice")
+    bob = dynamo_backend(aws, "bob")
     fill_every_kind(alice)
-    assert bob.acquire_lease("bob-run", T0, T0 + LEASE) is True
-    assert bob.load_sync_state().watermark is None
-    assert bob.load_mappings(T0) == {}
-    assert bob.load_ledger().keys == set()
-    assert bob.list_unmatched() == []
-    assert bob.record_item_failures([5]) == {5: 1}
-    assert bob.list_reports() == []
-    assert bob.list_pins() == {}
-    assert bob.list_numbering_pins().items() == set()
-    assert bob.load_sync_state().reread == frozenset()
-    assert bob.consume_oauth_state("s", T0) is None
-    assert alice.consume_oauth_state("s", T0) == {"v": "1"}
+    assert bob.stores.lease.acquire("bob-run", T0, T0 + LEASE) is True
+    assert bob.stores.sync_state.load().watermark is None
+    assert bob.stores.mappings.load(T0) == {}
+    assert bob.stores.ledger.load().keys == set()
+    assert bob.stores.unmatched.load() == []
+    assert bob.stores.failures.record([5]) == {5: 1}
+    assert bob.stores.reports.latest() == []
+    assert bob.stores.pins.load() == {}
+    assert bob.stores.pins.load_numbering().items() == set()
+    assert bob.stores.sync_state.load().reread == frozenset()
+    assert bob.login_states.consume("s", T0) is None
+    assert alice.login_states.consume("s", T0) == {"v": "1"}
 
 
 def test_expired_items_that_dynamodb_has_not_deleted_yet_are_not_read(aws: boto3.Session, state_table: str) -> None:
     # DynamoDB's TTL deletes lazily (up to days late); moto never does, which makes it the worst case.
-    store, _ = dynamo_store(aws)
-    store.put_mappings({"seasons:1": ({"episodes": 1}, T0)})
+    mappings = dynamo_backend(aws).stores.mappings
+    mappings.put({"seasons:1": ({"episodes": 1}, T0)})
     assert any(item["sk"]["S"] == "seasons:1" for item in raw_items(aws))
-    assert store.load_mappings(T0 + timedelta(seconds=1)) == {}
+    assert mappings.load(T0 + timedelta(seconds=1)) == {}
 
 
 def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session, state_table: str) -> None:
     """Deployed tables hold items in this exact form: pk kinds, sk formats, attribute names and JSON forms.
     A change here would strand every existing deployment's watermark, ledger and cache."""
     # Given one item of every kind, written through the adapters
-    store, _ = dynamo_store(aws, "acct")
-    store.acquire_lease("run-1", T0, T0 + timedelta(minutes=15, milliseconds=1))
-    store.advance_watermark(T0 + timedelta(milliseconds=250))
-    store.set_last_full_scan(T0)
-    store.set_scan_progress([5, 3])
-    store.put_mappings(
+    backend = dynamo_backend(aws, "acct")
+    stores = backend.stores
+    stores.lease.acquire("run-1", T0, T0 + timedelta(minutes=15, milliseconds=1))
+    stores.sync_state.advance_watermark(T0 + timedelta(milliseconds=250))
+    stores.sync_state.set_last_full_scan(T0)
+    stores.sync_state.set_scan_progress([5, 3])
+    stores.sync_state.request_reread([9])
+    stores.mappings.put(
         {
             "show:imdb:tt1": ({"trakt": 1}, T0 + timedelta(days=1)),
             "seasons:1": ({"fetched_at": 5, "episodes": {"1:1": 9}}, None),
         }
     )
-    store.add_to_ledger(
+    stores.ledger.add(
         [
             LedgerEntry("movie:tt1:2026-10-01T20:15Z", "movie:1", "2026-10-01T20:15Z", T0 + timedelta(seconds=1)),
             LedgerEntry("episode:9:unknown", "episode:2:1:1", "unknown", T0),
         ]
     )
-    store.put_unmatched(
+    stores.unmatched.put(
         [
             UnmatchedItem("item:1", 1, "A", "not_found", "d"),
-            UnmatchedItem("episode:2:1:3", 2, "B", "episode_not_on_trakt", "", 1, 3, T0),
+            UnmatchedItem("episode:2:1:3", 2, "B", "episode_not_on_trakt", "", 1, 3, T0, "tt2085059"),
         ]
     )
-    store.record_item_failures([7, 7, 8])
-    store.record_item_failures([7])
-    store.put_report({"status": "ok", "n": 1}, T0)
-    store.put_pin(Pin(4, "show", 5, -1))
-    store.put_oauth_state("s", {"v": "1"}, T0 + timedelta(minutes=10))
+    stores.failures.record([7, 7, 8])
+    stores.failures.record([7])
+    stores.reports.put({"status": "ok", "n": 1}, T0)
+    stores.pins.put(Pin(4, "show", 5, -1))
+    stores.pins.put_numbering(EpisodePin(4, 4, 15, ((4, 15), (4, 16))))
+    stores.pins.put_numbering(SeasonPin(4, 2, 2, episode_offset=-1, from_episode=5))
+    backend.login_states.put("s", {"v": "1"}, T0 + timedelta(minutes=10))
     # When the table is read raw
     items = sorted(raw_items(aws), key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
     ledger_sk = items[2]["sk"]["S"]
@@ -515,6 +534,17 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
             "value": {"S": '{"trakt": 1}'},
             "expires_at": {"N": "1793620800"},
         },
+        {
+            "pk": {"S": "acct#numbering"},
+            "sk": {"S": "e:4:4:15"},
+            "trakt_episodes": {"S": "[[4, 15], [4, 16]]"},
+        },
+        {
+            "pk": {"S": "acct#numbering"},
+            "sk": {"S": "s:4:2:5"},
+            "trakt_season": {"N": "2"},
+            "episode_offset": {"N": "-1"},
+        },
         {"pk": {"S": "acct#oauth"}, "sk": {"S": "s"}, "data": {"S": '{"v": "1"}'}, "expires_at": {"N": "1793535000"}},
         {
             "pk": {"S": "acct#pin"},
@@ -536,6 +566,7 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
             "last_success_at": {"S": "2026-11-01T12:00:00.250Z"},
             "last_full_scan": {"S": "2026-11-01T12:00:00.000Z"},
             "scan_done": {"S": "[3, 5]"},
+            "reread": {"NS": ["9"]},
         },
         {
             "pk": {"S": "acct#unmatched"},
@@ -547,6 +578,7 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
             "season": {"N": "1"},
             "episode": {"N": "3"},
             "seen_at": {"S": "2026-11-01T12:00:00+00:00"},
+            "trakt_show": {"S": "tt2085059"},
         },
         {
             "pk": {"S": "acct#unmatched"},
@@ -581,9 +613,9 @@ class ThrottlingClient:
 def test_unprocessed_batch_writes_are_retried_with_backoff(aws: boto3.Session, state_table: str) -> None:
     client = ThrottlingClient(aws.client("dynamodb"))
     waits: list[float] = []
-    store = DynamoStateStore(client, STATE_TABLE, "acct-a", sleep=waits.append)  # type: ignore[arg-type]
-    store.put_mappings({f"show:{n}": ({"trakt": n}, None) for n in range(30)})
-    assert len(store.load_mappings(T0)) == 30
+    store = DynamoMappingStore(Table(client, STATE_TABLE, "acct-a", sleep=waits.append))  # type: ignore[arg-type]
+    store.put({f"show:{n}": ({"trakt": n}, None) for n in range(30)})
+    assert len(store.load(T0)) == 30
     assert client.throttled == 2
     assert len(waits) == 2
     assert waits[1] > waits[0]
@@ -627,15 +659,21 @@ def test_aws_endpoint_url_alone_points_the_stores_at_a_moto_server(moto_server: 
     sm.create_secret(Name="kp", SecretString='{"client_id": "kp-app"}')
     sm.create_secret(Name="tr", SecretString='{"client_id": "trakt-app"}')
     settings = Settings(kinopub_secret_id="kp", trakt_secret_id="tr", state_table_name=STATE_TABLE, account_id="me")
-    # When the handler wires its stores from settings
-    state, kinopub, trakt = aws_stores(settings)
+    # When the handlers wire their stores from settings
+    stores = aws_sync_stores(settings)
+    login_states, trakt_tokens = aws_login_stores(settings)
     # Then they talk to that server
-    assert kinopub.load().secret.client_id == "kp-app"
-    assert trakt.load().secret.client_id == "trakt-app"
-    assert state.acquire_lease("run", T0, T0 + LEASE) is True
+    assert stores.kinopub_tokens.load().secret.client_id == "kp-app"
+    assert stores.trakt_tokens.load().secret.client_id == "trakt-app"
+    assert trakt_tokens.load().secret.client_id == "trakt-app"
+    assert stores.lease.acquire("run", T0, T0 + LEASE) is True
     assert session.client("dynamodb").scan(TableName=STATE_TABLE)["Items"][0]["pk"] == {"S": "me#sync"}
+    login_states.put("s", {"v": "1"}, T0 + LEASE)
+    assert login_states.consume("s", T0) == {"v": "1"}
 
 
 def test_aws_stores_names_the_missing_variables() -> None:
     with pytest.raises(ValueError, match="STATE_TABLE_NAME"):
-        aws_stores(Settings(kinopub_secret_id="kp", trakt_secret_id="tr"))
+        aws_sync_stores(Settings(kinopub_secret_id="kp", trakt_secret_id="tr"))
+    with pytest.raises(ValueError, match="STATE_TABLE_NAME"):
+        aws_login_stores(Settings(kinopub_secret_id="kp", trakt_secret_id="tr"))

@@ -59,23 +59,23 @@ def run(
     except PinRefused as exc:
         raise CliError(str(exc), EXIT_USAGE) from None
     deployment = cli.deployment
-    state, trakt = deployment.state, trakt_catalog(deployment.settings, deployment.tokens.trakt, cli.clock)
+    stores, trakt = deployment.stores, trakt_catalog(deployment.settings, deployment.tokens.trakt, cli.clock)
     say = cli.output.say
     try:
         if kind in ("movie", "show"):
             item_kind: PinKind = "movie" if kind == "movie" else "show"
-            pin, title = pin_item(state, trakt, kinopub_id, item_kind, target[0], season_offset)
+            pin, title = pin_item(stores, trakt, kinopub_id, item_kind, target[0], season_offset)
             shift = f", Kinopub season N is Trakt season N{pin.season_offset:+d}" if pin.season_offset else ""
             say(f"Pinned Kinopub item {kinopub_id} to Trakt {pin.trakt_type} {pin.trakt_id}: {title}{shift}.")
         elif kind == "episode":
             season, episode = numbers
-            pinned, show_ref = pin_episode(state, trakt, kinopub_id, season, episode, episodes, show)
+            pinned, show_ref = pin_episode(stores, trakt, kinopub_id, season, episode, episodes, show)
             names = " + ".join(f"S{s:02d}E{n:02d}" for s, n in pinned.trakt_episodes)
             say(f"Pinned Kinopub item {kinopub_id} S{season:02d}E{episode:02d} to Trakt show {show_ref} {names}.")
         else:
             (season,) = numbers
             ranged, show_ref = pin_season(
-                state,
+                stores,
                 trakt,
                 kinopub_id,
                 season,

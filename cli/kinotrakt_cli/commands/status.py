@@ -27,15 +27,15 @@ def run(
     Show the last runs, the watermark, when tokens expire, and how many items are unmatched.
     """
     now = cli.clock.now()
-    state = cli.deployment.state
+    stores = cli.deployment.stores
     say = cli.output.say
-    reports = state.list_reports(limit=runs)
+    reports = stores.reports.latest(limit=runs)
     say("Last runs (newest first):")
     if reports:
         cli.output.show(*runs_view(reports))
     else:
         say("  none yet (the schedule runs the sync; or: kinotrakt sync)")
-    watermark = state.load_sync_state().watermark
+    watermark = stores.sync_state.load().watermark
     say(f"Watermark (last success): {when(watermark, now) if watermark else 'none yet'}")
     say()
     services: tuple[Service, ...] = ("kinopub", "trakt")
@@ -43,7 +43,7 @@ def run(
         secret = cli.deployment.token_store(service).load().secret
         say(f"{label(service)}: {_link_health(service, secret, now)}")
     say()
-    pending = len(state.list_unmatched())
+    pending = len(stores.unmatched.load())
     say(f"Unmatched: {pending} waiting (kinotrakt unmatched)" if pending else "Unmatched: none")
     return EXIT_OK
 

@@ -8,10 +8,9 @@ import typer
 
 from kinotrakt.config import Settings
 from kinotrakt.http import CallCounter
-from kinotrakt.storage.ports import StateStore
+from kinotrakt.storage.ports import SyncStores
 from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.context import Cli
-from kinotrakt_cli.deployment import TokenStores
 from kinotrakt_cli.errors import EXIT_FAILURE, EXIT_OK
 from kinotrakt_cli.output import report_view, sync_progress
 
@@ -32,23 +31,15 @@ def run(
     if sandbox:
         with cli.deps.sandbox() as box:
             cli.output.say("Sandbox: moto + fake Kinopub + fake Trakt, seeded with the demo library.")
-            report = _run(cli, box.settings, box.state, box.tokens, dry_run=dry)
+            report = _run(cli, box.settings, box.stores, dry_run=dry)
     else:
         deployment = cli.deployment
-        report = _run(cli, deployment.state_settings, deployment.state, deployment.tokens, dry_run=dry)
+        report = _run(cli, deployment.state_settings, deployment.stores, dry_run=dry)
     cli.output.show(*report_view(report))
     return EXIT_OK if report.status in ("ok", "skipped") else EXIT_FAILURE
 
 
-def _run(cli: Cli, settings: Settings, state: StateStore, tokens: TokenStores, *, dry_run: bool | None) -> SyncReport:
+def _run(cli: Cli, settings: Settings, stores: SyncStores, *, dry_run: bool | None) -> SyncReport:
     counter = CallCounter()
     with sync_progress(cli.output, counter, after_seconds=cli.deps.sync_progress_after_seconds):
-        return cli.deps.run_sync(
-            settings,
-            state=state,
-            kinopub_store=tokens.kinopub,
-            trakt_store=tokens.trakt,
-            clock=cli.clock,
-            dry_run=dry_run,
-            counter=counter,
-        )
+        return cli.deps.run_sync(settings, stores, clock=cli.clock, dry_run=dry_run, counter=counter)

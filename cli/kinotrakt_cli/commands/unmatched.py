@@ -13,13 +13,13 @@ def run(cli: Cli) -> int:
     List the Kinopub items and episodes that could not be matched to Trakt, with the reason; one you have pinned
     says so (the next sync uses the pin).
     """
-    state = cli.deployment.state
-    items = state.list_unmatched()
+    stores = cli.deployment.stores
+    items = stores.unmatched.load()
     if not items:
         cli.output.say("Nothing unmatched: every completed view found its Trakt item.")
         return EXIT_OK
     items.sort(key=lambda i: (i.title, i.season or 0, i.episode or 0))
-    cli.output.show(unmatched_table(items, state.list_pins(), state.list_numbering_pins()))
+    cli.output.show(unmatched_table(items, stores.pins.load(), stores.pins.load_numbering()))
     cli.output.say()
     cli.output.say("Pin each to the right Trakt title (an id, slug or trakt.tv URL); the next sync uses it:")
     cli.output.say("  kinotrakt map <kinopub_id> movie|show <trakt> [--season-offset N]")

@@ -13,7 +13,7 @@ from kinotrakt.http import CallCounter, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import ServiceSecret, StateStore, TokenStore
+from kinotrakt.storage.ports import ServiceSecret, SyncStores, TokenStore
 from kinotrakt.sync.pipeline import SyncDeps, SyncOptions, run_sync
 from kinotrakt.sync.report import SyncReport
 from kinotrakt.tokens import Refresher, TokenGrant, TokenKeeper, kinopub_margin, trakt_margin
@@ -26,10 +26,8 @@ DEFAULT_LEASE = timedelta(minutes=16)
 
 def execute_sync(
     settings: Settings,
+    stores: SyncStores,
     *,
-    state: StateStore,
-    kinopub_store: TokenStore,
-    trakt_store: TokenStore,
     clock: Clock | None = None,
     remaining_seconds: float | None = None,
     dry_run: bool | None = None,
@@ -62,7 +60,7 @@ def execute_sync(
     )
     kinopub_tokens = TokenKeeper(
         "kinopub",
-        kinopub_store,
+        stores.kinopub_tokens,
         _refresher(KinopubOAuth, kinopub_transport, settings.kinopub_base),
         clock,
         kinopub_margin,
@@ -77,7 +75,7 @@ def execute_sync(
         limits=settings.http_limits,
     )
     trakt_tokens = TokenKeeper(
-        "trakt", trakt_store, _refresher(TraktOAuth, trakt_http, settings.trakt_auth_base), clock, trakt_margin
+        "trakt", stores.trakt_tokens, _refresher(TraktOAuth, trakt_http, settings.trakt_auth_base), clock, trakt_margin
     )
     try:
         client_id = trakt_tokens.client_id()
@@ -85,14 +83,14 @@ def execute_sync(
         report = SyncReport(run_id=run_id, started_at=clock.now(), dry_run=dry, status="failed")
         report.error = {"code": exc.code, "message": str(exc)}
         report.finished_at = clock.now()
-        report.watermark = state.load_sync_state().watermark
+        report.watermark = stores.sync_state.load().watermark
         logger.error("sync run stopped", extra={"error_code": exc.code, "error": str(exc)})
         return report
 
     deps = SyncDeps(
         kinopub=KinopubClient(kinopub_transport, settings.kinopub_base, kinopub_tokens),
         trakt=TraktClient(trakt_http, settings.trakt_api_base, client_id, trakt_tokens),
-        state=state,
+        stores=stores,
         clock=clock,
         deadline=deadline,
         counter=counter,

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 import boto3
 from botocore.config import Config
 
-from kinotrakt.storage.dynamo import DynamoStateStore
+from kinotrakt.storage.dynamo import DynamoLoginStateStore, Table, dynamo_sync_stores
+from kinotrakt.storage.ports import SyncStores
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
 
 if TYPE_CHECKING:
@@ -23,17 +24,29 @@ if TYPE_CHECKING:
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
 
 
-def aws_stores(
-    settings: Settings, *, session: boto3.Session | None = None
-) -> tuple[DynamoStateStore, SecretsManagerTokenStore, SecretsManagerTokenStore]:
-    """(state, kinopub tokens, trakt tokens) for this deployment."""
+def _table(settings: Settings, session: boto3.Session) -> Table:
+    return Table(session.client("dynamodb", config=CLIENT_CONFIG), settings.state_table_name, settings.account_id)
+
+
+def aws_sync_stores(settings: Settings, *, session: boto3.Session | None = None) -> SyncStores:
+    """Every store a sync run uses, for this deployment."""
     settings.require_deployment()
     session = session or boto3.Session()
     secrets = session.client("secretsmanager", config=CLIENT_CONFIG)
-    return (
-        DynamoStateStore(
-            session.client("dynamodb", config=CLIENT_CONFIG), settings.state_table_name, settings.account_id
-        ),
-        SecretsManagerTokenStore(secrets, settings.kinopub_secret_id),
-        SecretsManagerTokenStore(secrets, settings.trakt_secret_id),
+    return dynamo_sync_stores(
+        _table(settings, session),
+        kinopub_tokens=SecretsManagerTokenStore(secrets, settings.kinopub_secret_id),
+        trakt_tokens=SecretsManagerTokenStore(secrets, settings.trakt_secret_id),
+    )
+
+
+def aws_login_stores(
+    settings: Settings, *, session: boto3.Session | None = None
+) -> tuple[DynamoLoginStateStore, SecretsManagerTokenStore]:
+    """What the login routes use: the one-time login states and the Trakt secret."""
+    settings.require_deployment()
+    session = session or boto3.Session()
+    login_states = DynamoLoginStateStore(_table(settings, session))
+    return login_states, SecretsManagerTokenStore(
+        session.client("secretsmanager", config=CLIENT_CONFIG), settings.trakt_secret_id
     )

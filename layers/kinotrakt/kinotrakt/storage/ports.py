@@ -1,7 +1,12 @@
-"""The storage interfaces the domain talks to. Nothing above this package touches boto3.
+"""The storage ports: one small interface per kind of data kinotrakt keeps, so each component names exactly
+what it reads and writes. Nothing above this package touches boto3.
 
-Two adapters implement each port: AWS (``dynamo.py``, ``secrets.py``) and in-memory (``memory.py``, for
-unit tests). ``tests/unit/test_storage_contract.py`` runs the same contract against both.
+Each state port has a DynamoDB adapter (``storage/dynamo/``, one module per kind, all on the one table) and an
+in-memory twin (``devkit/memory.py``); ``tests/unit/test_storage_contract.py`` runs every port's contract
+against both. The two service secrets live in Secrets Manager (``storage/secrets.py``).
+
+Who uses which port: a sync run uses :class:`SyncStores` (its steps each take only their own ports); the login
+routes use :class:`LoginStateStore` and the Trakt :class:`TokenStore`; each CLI command the few it reads or writes.
 """
 
 from __future__ import annotations
@@ -18,8 +23,10 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 
 class ServiceSecret(BaseModel):
-    """The DESIGN §2 secret JSON. Secret fields are ``SecretStr`` so a repr, a log line or a traceback
-    shows ``**********`` rather than the value; unknown fields are kept as they are."""
+    """One service's secret JSON (the runtime contract: ``client_id``, ``client_secret``, ``access_token``,
+    ``refresh_token``, ``expires_at``, ``issued_at``, and the Trakt secret's ``setup_key``). Secret fields are
+    ``SecretStr`` so a repr, a log line or a traceback shows ``**********`` rather than the value; unknown
+    fields are kept as they are."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -61,15 +68,13 @@ class TokenStore(Protocol):
         ...
 
 
-# --- state (DynamoDB) -------------------------------------------------------------------------------------
+# --- what the state ports hold ------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class SyncState:
-    watermark: datetime | None = None  # last_success_at
+    watermark: datetime | None = None  # last_success_at: the sync has read everything up to here
     last_full_scan: datetime | None = None
-    # Trakt /sync/last_activities as last seen together with a complete remote index.
-    last_activities: Mapping[str, Any] | None = None
     # A full scan that did not fit in one run: the Kinopub items it has already finished, so the next run
     # continues where it stopped instead of starting over (and never getting past the same point).
     scan_done: frozenset[int] = frozenset()
@@ -79,11 +84,10 @@ class SyncState:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """One play this deployment sent and Trakt accepted (DESIGN §3.6: a key in the ledger is never re-sent).
+    """One play this deployment sent and Trakt accepted (or found already there): its key is never sent again.
 
-    ``view_ref`` names the Kinopub view (``movie:{item}`` or ``episode:{item}:{media}``) and
-    ``watched_at`` is the value sent (ISO minute or ``unknown``), so later runs reuse that value
-    instead of re-resolving a fallback that could drift."""
+    ``view_ref`` names the Kinopub view (``sync/keys.py``) and ``watched_at`` is the value sent (ISO minute or
+    ``unknown``), so later runs reuse that value instead of re-resolving a fallback that could drift."""
 
     key: str
     view_ref: str
@@ -97,26 +101,11 @@ class Ledger:
     watched_at_by_view: dict[str, str] = field(default_factory=dict)
 
 
-UnmatchedReason = Literal[
-    "no_imdb_not_found",
-    "ambiguous",
-    "not_found",
-    "show_not_found",
-    "episode_not_on_trakt",
-    "listed_as_show",
-    "trakt_not_found",
-    "kinopub_error",
-    "unknown_type",
-    "numbering_mismatch",
-    "merged_episode",
-]
-
-
 @dataclass(frozen=True)
 class UnmatchedItem:
     """A Kinopub item (or one of its episodes) that could not be mapped or that Trakt did not find."""
 
-    key: str  # stable: "item:{id}" or "episode:{item}:{season}:{episode}"
+    key: str  # stable across runs (``sync/keys.py``): one per item, or one per episode
     kinopub_id: int
     title: str
     reason: str
@@ -185,28 +174,31 @@ class NumberingPins:
         return {key[0] for key in self.episodes} | {key[0] for key in self.seasons}
 
 
-class StateStore(Protocol):
-    """Everything the sync remembers, under ``<ACCOUNT_ID>#``-prefixed partition keys."""
+# --- the state ports (DynamoDB), one per kind -----------------------------------------------------------------
 
-    # lease (DESIGN §3.1)
-    def acquire_lease(self, owner: str, now: datetime, expires_at: datetime) -> bool:
+
+class LeaseStore(Protocol):
+    """The run lease: one sync at a time per account (a second invocation ends ``skipped``)."""
+
+    def acquire(self, owner: str, now: datetime, expires_at: datetime) -> bool:
         """Conditional put: True if there was no lease or it had expired at ``now``."""
         ...
 
-    def release_lease(self, owner: str) -> None:
+    def release(self, owner: str) -> None:
         """Delete the lease only if ``owner`` still holds it."""
         ...
 
-    # watermark and scan bookkeeping
-    def load_sync_state(self) -> SyncState: ...
+
+class SyncStateStore(Protocol):
+    """The watermark, the full-scan bookkeeping and the items a pin asks the next run to read."""
+
+    def load(self) -> SyncState: ...
 
     def advance_watermark(self, value: datetime) -> datetime:
         """Conditional update that only moves forward; returns the stored value after the call."""
         ...
 
     def set_last_full_scan(self, value: datetime) -> None: ...
-
-    def set_last_activities(self, value: Mapping[str, Any] | None) -> None: ...
 
     def set_scan_progress(self, done: Iterable[int] | None) -> None:
         """Remember the items an unfinished full scan has finished (None: no scan in progress)."""
@@ -220,57 +212,95 @@ class StateStore(Protocol):
         """The run read these items: remove them (only them: a pin made meanwhile stays asked for)."""
         ...
 
-    # mapping cache (shows, season tables, negative results)
-    def load_mappings(self, now: datetime) -> dict[str, dict[str, Any]]:
+
+class MappingStore(Protocol):
+    """The mapping cache: Trakt show ids, season tables and negative answers, each with an optional expiry."""
+
+    def load(self, now: datetime) -> dict[str, dict[str, Any]]:
         """Every cached mapping that has not expired at ``now``, by key."""
         ...
 
-    def put_mappings(self, entries: Mapping[str, tuple[dict[str, Any], datetime | None]]) -> None:
+    def put(self, entries: Mapping[str, tuple[dict[str, Any], datetime | None]]) -> None:
         """Upsert ``key -> (value, expires_at)``; ``None`` = never expires."""
         ...
 
-    # ledger
-    def load_ledger(self) -> Ledger: ...
 
-    def add_to_ledger(self, entries: Sequence[LedgerEntry]) -> None: ...
+class LedgerStore(Protocol):
+    """What this deployment has put on Trakt (the dedupe's local half)."""
 
-    # unmatched
-    def put_unmatched(self, items: Sequence[UnmatchedItem]) -> None: ...
+    def load(self) -> Ledger: ...
 
-    def remove_unmatched(self, keys: Iterable[str]) -> None: ...
+    def add(self, entries: Sequence[LedgerEntry]) -> None: ...
 
-    def list_unmatched(self) -> list[UnmatchedItem]: ...
 
-    # Kinopub items that failed to read, run after run (DESIGN §4: after 3 runs → unmatched kinopub_error)
-    def record_item_failures(self, item_ids: Iterable[int]) -> dict[int, int]:
-        """Increment each item's consecutive-failure count; return the new counts."""
-        ...
+class UnmatchedStore(Protocol):
+    """Views that could not be mapped, with the reason (CLI ``unmatched``)."""
 
-    def clear_item_failures(self, item_ids: Iterable[int]) -> None: ...
+    def load(self) -> list[UnmatchedItem]: ...
 
-    def list_item_failures(self) -> dict[int, int]:
+    def put(self, items: Sequence[UnmatchedItem]) -> None: ...
+
+    def remove(self, keys: Iterable[str]) -> None: ...
+
+
+class ItemFailureStore(Protocol):
+    """Kinopub items that failed to read, run after run (after 3 runs in a row they become unmatched)."""
+
+    def load(self) -> dict[int, int]:
         """Every item with a running failure count (one query; a run clears those it read fine)."""
         ...
 
-    # run reports
-    def put_report(self, report: Mapping[str, Any], at: datetime) -> None: ...
+    def record(self, item_ids: Iterable[int]) -> dict[int, int]:
+        """Increment each item's consecutive-failure count; return the new counts."""
+        ...
 
-    def list_reports(self, limit: int = 10) -> list[dict[str, Any]]:
+    def clear(self, item_ids: Iterable[int]) -> None: ...
+
+
+class ReportStore(Protocol):
+    """The run reports, as the runtime contract's JSON (CLI ``status``)."""
+
+    def put(self, report: Mapping[str, Any], at: datetime) -> None: ...
+
+    def latest(self, limit: int = 10) -> list[dict[str, Any]]:
         """Newest first."""
         ...
 
-    # manual mappings
-    def put_pin(self, pin: Pin) -> None: ...
 
-    def list_pins(self) -> dict[int, Pin]: ...
+class PinStore(Protocol):
+    """Manual mappings (CLI ``map``): a Kinopub item to a Trakt title, and episode or season numbering."""
 
-    def put_numbering_pin(self, pin: EpisodePin | SeasonPin) -> None: ...
+    def load(self) -> dict[int, Pin]: ...
 
-    def list_numbering_pins(self) -> NumberingPins: ...
+    def put(self, pin: Pin) -> None: ...
 
-    # one-time OAuth state for /trakt/login → /trakt/callback (DESIGN §6)
-    def put_oauth_state(self, state: str, data: Mapping[str, str], expires_at: datetime) -> None: ...
+    def load_numbering(self) -> NumberingPins: ...
 
-    def consume_oauth_state(self, state: str, now: datetime) -> dict[str, str] | None:
+    def put_numbering(self, pin: EpisodePin | SeasonPin) -> None: ...
+
+
+class LoginStateStore(Protocol):
+    """The one-time ``state`` of a browser login, from ``/trakt/login`` to ``/trakt/callback``."""
+
+    def put(self, state: str, data: Mapping[str, str], expires_at: datetime) -> None: ...
+
+    def consume(self, state: str, now: datetime) -> dict[str, str] | None:
         """Atomically delete and return the state; None if missing or expired (a replay finds nothing)."""
         ...
+
+
+@dataclass(frozen=True)
+class SyncStores:
+    """Every store one sync run touches, for the wiring (the handler, the CLI, the sandbox build it once);
+    inside the run each step is handed only its own ports."""
+
+    lease: LeaseStore
+    sync_state: SyncStateStore
+    mappings: MappingStore
+    ledger: LedgerStore
+    unmatched: UnmatchedStore
+    failures: ItemFailureStore
+    reports: ReportStore
+    pins: PinStore
+    kinopub_tokens: TokenStore
+    trakt_tokens: TokenStore

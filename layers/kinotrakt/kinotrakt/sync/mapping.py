@@ -29,7 +29,7 @@ from typing import Any, Literal, Protocol
 from kinotrakt.clock import Clock, iso_z
 from kinotrakt.kinopub.models import russian_title
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import NumberingPins, Pin, StateStore, UnmatchedItem
+from kinotrakt.storage.ports import MappingStore, NumberingPins, Pin, UnmatchedItem
 from kinotrakt.sync.keys import episode_key, movie_key
 from kinotrakt.sync.model import CompletedView
 from kinotrakt.sync.numbering import Refusal, SeasonComparison
@@ -100,10 +100,10 @@ class MapResult:
 class MappingCache:
     """The cached mappings of one run: loaded with one query, written back in one batch."""
 
-    def __init__(self, state: StateStore, clock: Clock) -> None:
-        self._state = state
+    def __init__(self, store: MappingStore, clock: Clock) -> None:
+        self._store = store
         self._clock = clock
-        self._entries = state.load_mappings(clock.now())
+        self._entries = store.load(clock.now())
         self._dirty: dict[str, tuple[dict[str, Any], datetime | None]] = {}
 
     def get(self, key: str) -> dict[str, Any] | None:
@@ -115,7 +115,7 @@ class MappingCache:
 
     def flush(self) -> None:
         if self._dirty:
-            self._state.put_mappings(self._dirty)
+            self._store.put(self._dirty)
             self._dirty = {}
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal, Protocol
 
 from kinotrakt.errors import BadResponse, KinotraktError
-from kinotrakt.storage.ports import EpisodePin, Pin, SeasonPin, StateStore
+from kinotrakt.storage.ports import EpisodePin, Pin, PinStore, SeasonPin, SyncStateStore, UnmatchedStore
 from kinotrakt.sync.seasons import SeasonTable
 from kinotrakt.trakt.models import Movie, Season, Show
 
@@ -31,6 +31,20 @@ class PinRefused(KinotraktError):
     """The pin was not stored; the message says why and what to give instead."""
 
     code = "pin_refused"
+
+
+class PinningStores(Protocol):
+    """What storing a pin touches (``SyncStores`` has them): the pins; the sync state, to have the next run read
+    the item again; the unmatched list, for the Trakt show an unmatched episode was looked up in."""
+
+    @property
+    def pins(self) -> PinStore: ...
+
+    @property
+    def sync_state(self) -> SyncStateStore: ...
+
+    @property
+    def unmatched(self) -> UnmatchedStore: ...
 
 
 class TraktCatalog(Protocol):
@@ -74,7 +88,7 @@ def parse_episode(text: str) -> tuple[int, int]:
 
 
 def pin_item(
-    state: StateStore, trakt: TraktCatalog, kinopub_id: int, kind: PinKind, ref: str, season_offset: int = 0
+    stores: PinningStores, trakt: TraktCatalog, kinopub_id: int, kind: PinKind, ref: str, season_offset: int = 0
 ) -> tuple[Pin, str]:
     """Pin a Kinopub item to a Trakt movie or show; returns the pin and the Trakt title it points at."""
     target = parse_trakt_ref(ref)
@@ -85,13 +99,13 @@ def pin_item(
     found = _lookup(trakt, kind, target.ref)
     assert found.ids.trakt is not None  # noqa: S101 - _lookup refuses a hit without one
     pin = Pin(kinopub_id, kind, found.ids.trakt, season_offset)
-    state.put_pin(pin)
-    state.request_reread([kinopub_id])
+    stores.pins.put(pin)
+    stores.sync_state.request_reread([kinopub_id])
     return pin, _describe(found)
 
 
 def pin_episode(
-    state: StateStore,
+    stores: PinningStores,
     trakt: TraktCatalog,
     kinopub_id: int,
     season: int,
@@ -102,19 +116,19 @@ def pin_episode(
     """Pin one Kinopub episode to one or more Trakt episodes (in play order); returns the pin and the show."""
     if not targets:
         raise PinRefused("name at least one Trakt episode, like S04E15")
-    show_ref = _show_of(state, trakt, kinopub_id, show)
+    show_ref = _show_of(stores, trakt, kinopub_id, show)
     table = _season_table(trakt, show_ref)
     missing = [f"S{s:02d}E{n:02d}" for s, n in targets if table.episode(s, n) is None]
     if missing:
         raise PinRefused(f"Trakt show {show_ref} does not list {', '.join(missing)}")
     pin = EpisodePin(kinopub_id, season, episode, tuple(targets))
-    state.put_numbering_pin(pin)
-    state.request_reread([kinopub_id])
+    stores.pins.put_numbering(pin)
+    stores.sync_state.request_reread([kinopub_id])
     return pin, show_ref
 
 
 def pin_season(
-    state: StateStore,
+    stores: PinningStores,
     trakt: TraktCatalog,
     kinopub_id: int,
     season: int,
@@ -128,8 +142,8 @@ def pin_season(
     number, shifted by the item pin's season offset), number + ``offset``."""
     if from_episode < 1:
         raise PinRefused("--from-episode counts from 1")
-    show_ref = _show_of(state, trakt, kinopub_id, show)
-    item_pin = state.list_pins().get(kinopub_id)
+    show_ref = _show_of(stores, trakt, kinopub_id, show)
+    item_pin = stores.pins.load().get(kinopub_id)
     target_season = trakt_season
     if target_season is None:
         target_season = season + (item_pin.season_offset if item_pin and item_pin.trakt_type == "show" else 0)
@@ -140,8 +154,8 @@ def pin_season(
     if first < 1 or table.episode(target_season, first) is None:
         raise PinRefused(f"Trakt show {show_ref} does not list S{target_season:02d}E{max(first, 0):02d}")
     pin = SeasonPin(kinopub_id, season, target_season, offset, from_episode)
-    state.put_numbering_pin(pin)
-    state.request_reread([kinopub_id])
+    stores.pins.put_numbering(pin)
+    stores.sync_state.request_reread([kinopub_id])
     return pin, show_ref
 
 
@@ -164,7 +178,7 @@ def _lookup(trakt: TraktCatalog, kind: PinKind, ref: str) -> Movie | Show:
     return found
 
 
-def _show_of(state: StateStore, trakt: TraktCatalog, kinopub_id: int, show: str | None) -> str:
+def _show_of(stores: PinningStores, trakt: TraktCatalog, kinopub_id: int, show: str | None) -> str:
     """The Trakt show of a Kinopub series, as ``/shows/{id}`` takes it: given, pinned, or the one its unmatched
     episodes were looked up in."""
     if show is not None:
@@ -172,10 +186,10 @@ def _show_of(state: StateStore, trakt: TraktCatalog, kinopub_id: int, show: str 
         if target.kind == "movie":
             raise PinRefused(f"{show} is a Trakt movie, not a show")
         return str(_lookup(trakt, "show", target.ref).ids.trakt)
-    pin = state.list_pins().get(kinopub_id)
+    pin = stores.pins.load().get(kinopub_id)
     if pin is not None and pin.trakt_type == "show":
         return str(pin.trakt_id)
-    for item in state.list_unmatched():
+    for item in stores.unmatched.load():
         if item.kinopub_id == kinopub_id and item.trakt_show is not None:
             return item.trakt_show
     raise PinRefused(

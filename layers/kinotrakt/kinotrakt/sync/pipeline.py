@@ -14,7 +14,16 @@ from kinotrakt.errors import KinotraktError, OutOfTime
 from kinotrakt.http import CallCounter
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import Ledger, LedgerEntry, NumberingPins, StateStore, UnmatchedItem
+from kinotrakt.storage.ports import (
+    ItemFailureStore,
+    Ledger,
+    LedgerEntry,
+    LedgerStore,
+    NumberingPins,
+    SyncStores,
+    UnmatchedItem,
+    UnmatchedStore,
+)
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.dedupe import RemoteIndex, build_remote_index, dedupe
 from kinotrakt.sync.keys import minute_or_unknown
@@ -45,7 +54,7 @@ class SyncOptions:
 class SyncDeps:
     kinopub: KinopubClient
     trakt: TraktClient
-    state: StateStore
+    stores: SyncStores
     clock: Clock
     deadline: Deadline
     counter: CallCounter = field(default_factory=CallCounter)
@@ -53,11 +62,11 @@ class SyncDeps:
 
 def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
     """One run. Handled failures end in the report; unexpected exceptions propagate after cleanup."""
-    clock, state = deps.clock, deps.state
+    clock, stores = deps.clock, deps.stores
     report = SyncReport(run_id=run_id, started_at=clock.now(), dry_run=options.dry_run)
-    if not state.acquire_lease(run_id, report.started_at, report.started_at + options.lease):
+    if not stores.lease.acquire(run_id, report.started_at, report.started_at + options.lease):
         report.status = "skipped"
-        report.watermark = state.load_sync_state().watermark
+        report.watermark = stores.sync_state.load().watermark
         report.finished_at = clock.now()
         logger.info("another run holds the lease; skipping")
         return report
@@ -76,16 +85,16 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
         report.finished_at = clock.now()
         report.http_calls = {"kinopub": deps.counter.total("kinopub"), "trakt": deps.counter.total("trakt")}
         try:
-            report.watermark = state.load_sync_state().watermark
-            state.put_report(report.to_dict(), report.finished_at)
+            report.watermark = stores.sync_state.load().watermark
+            stores.reports.put(report.to_dict(), report.finished_at)
         finally:
-            state.release_lease(run_id)
+            stores.lease.release(run_id)
     return report
 
 
 def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
-    clock, state = deps.clock, deps.state
-    sync_state = state.load_sync_state()
+    clock, stores = deps.clock, deps.stores
+    sync_state = stores.sync_state.load()
     started = clock.now()
     last_full = sync_state.last_full_scan
     # A full scan that did not fit in earlier runs goes on where it stopped (``scan_done``).
@@ -97,8 +106,8 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     )
     since = None if report.full_scan or sync_state.watermark is None else sync_state.watermark - options.overlap
     already_scanned = sync_state.scan_done if report.full_scan else frozenset()
-    ledger = state.load_ledger()
-    numbering = state.list_numbering_pins()
+    ledger = stores.ledger.load()
+    numbering = stores.pins.load_numbering()
 
     # Step 3: collect completed views (read only).
     # Reading Kinopub stops early enough to leave time to map and push what was read: a library too big
@@ -124,7 +133,7 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
         {"kinopub_id": s.kinopub_id, "title": s.title, "reason": s.reason} for s in collected.skipped
     ]
     report.kept_plays = [{"title": k.view.label, "detail": k.detail} for k in collected.kept]
-    holding_back = _record_failures(state, collected, report)
+    holding_back = _record_failures(stores.failures, stores.unmatched, collected, report)
 
     # The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
     fresh = [v for v in views if not _already_synced(v, ledger)]
@@ -133,7 +142,7 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     pending = _map_dedupe_push(deps, options, report, fresh, ledger, numbering) if fresh else []
     if not options.dry_run:
         read = (set(collected.examined) | {f.kinopub_id for f in collected.failures}) - {v.kinopub_id for v in pending}
-        state.clear_reread(sync_state.reread & read)
+        stores.sync_state.clear_reread(sync_state.reread & read)
     interrupted = collected.interrupted or bool(pending)
     if options.dry_run:
         if interrupted or holding_back:
@@ -145,43 +154,45 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
             # Remember the items this scan has finished, so the next run does not read them again.
             unfinished = {v.kinopub_id for v in pending} | {f.kinopub_id for f in collected.failures}
             done = already_scanned | (set(collected.examined) - unfinished)
-            state.set_scan_progress(done)
+            stores.sync_state.set_scan_progress(done)
             if done and not already_scanned:
                 # The scan started reading here; the run that completes it moves the watermark to this time.
-                state.set_last_full_scan(started)
+                stores.sync_state.set_last_full_scan(started)
         return
     # Step 9: everything read was synced (or recorded as unmatched): the watermark may move forward, to when
     # the reading started — for a full scan spread over runs, its first run: an item finished there is not
     # read again, so a view it gained since must stay newer than the watermark (the chaos suite lost one).
     read_since = sync_state.last_full_scan if already_scanned and sync_state.last_full_scan else started
-    state.advance_watermark(read_since)
+    stores.sync_state.advance_watermark(read_since)
     if report.full_scan:
-        state.set_last_full_scan(read_since)
+        stores.sync_state.set_last_full_scan(read_since)
         if already_scanned:
-            state.set_scan_progress(None)
+            stores.sync_state.set_scan_progress(None)
 
 
 def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
     return ledger.watched_at_by_view.get(view.view_ref) == minute_or_unknown(view.watched_at)
 
 
-def _record_failures(state: StateStore, collected: CollectResult, report: SyncReport) -> bool:
+def _record_failures(
+    failures: ItemFailureStore, unmatched: UnmatchedStore, collected: CollectResult, report: SyncReport
+) -> bool:
     """Failed Kinopub items hold the watermark back, until they have failed MAX_ITEM_FAILURES runs in a row.
     Returns True while some failed item still holds it back."""
     report.failed_items = [
         {"kinopub_id": f.kinopub_id, "title": f.title, "reason": f.reason} for f in collected.failures
     ]
     failed_ids = {f.kinopub_id for f in collected.failures}
-    recovered = (set(state.list_item_failures()) & set(collected.examined)) - failed_ids
+    recovered = (set(failures.load()) & set(collected.examined)) - failed_ids
     if recovered:
-        state.clear_item_failures(recovered)
-        state.remove_unmatched(f"item:{item_id}" for item_id in recovered)
+        failures.clear(recovered)
+        unmatched.remove(f"item:{item_id}" for item_id in recovered)
     if not collected.failures:
         return False
-    counts = state.record_item_failures(failed_ids)
+    counts = failures.record(failed_ids)
     given_up = [f for f in collected.failures if counts.get(f.kinopub_id, 0) >= MAX_ITEM_FAILURES]
     if given_up:
-        state.put_unmatched(
+        unmatched.put(
             [
                 UnmatchedItem(
                     f"item:{f.kinopub_id}",
@@ -219,10 +230,10 @@ def _map_dedupe_push(
     that may be sent (the views' own times are enough; views the cache already knows as unmatched are left
     out, so an old unmatched episode does not widen every run's read). Returns the views left for the next
     run when the deadline stopped the run early."""
-    clock, state, trakt = deps.clock, deps.state, deps.trakt
-    cache = MappingCache(state, clock)
-    mapper = Mapper(trakt, cache, state.list_pins(), clock, numbering)
-    previously_unmatched = {item.key for item in state.list_unmatched()}
+    clock, stores, trakt = deps.clock, deps.stores, deps.trakt
+    cache = MappingCache(stores.mappings, clock)
+    mapper = Mapper(trakt, cache, stores.pins.load(), clock, numbering)
+    previously_unmatched = {item.key for item in stores.unmatched.load()}
     unmatched: list[UnmatchedItem] = []
     pushed = PushResult()
     duplicates: list[MappedView] = []
@@ -237,7 +248,7 @@ def _map_dedupe_push(
             reason, detail = "trakt_not_found", "Trakt answered not_found for the episode id we sent"
         unmatched.append(unmatched_item(candidate.view, reason, detail, clock.now()))
 
-    pusher = Pusher(trakt, state, clock, deps.deadline, options.batch_size, not_found)
+    pusher = Pusher(trakt, stores.ledger, clock, deps.deadline, options.batch_size, not_found)
     remote: RemoteIndex | None = None
     try:
         for start in range(0, len(fresh), options.batch_size):
@@ -282,7 +293,7 @@ def _record_outcome(
     previously_unmatched: set[str],
 ) -> None:
     """What steps 4-7 did, in the report, the log and the state — also when the run stopped early."""
-    state = deps.state
+    stores = deps.stores
     report.skipped_duplicates += len(duplicates)
     report.not_found = len(pushed.not_found)
     report.updated_on_trakt = pushed.updated
@@ -303,13 +314,13 @@ def _record_outcome(
     if options.dry_run:
         return
     # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
-    _remember(state, duplicates, deps.clock)
+    _remember(stores.ledger, duplicates, deps.clock)
     _count_added(report, pushed.added)
     if unmatched:
-        state.put_unmatched(unmatched)
+        stores.unmatched.put(unmatched)
     resolved = previously_unmatched & {_unmatched_key(c.view) for c in pushed.added}
     if resolved:
-        state.remove_unmatched(resolved)
+        stores.unmatched.remove(resolved)
 
 
 def _count_added(report: SyncReport, added: Sequence[MappedView]) -> None:
@@ -318,12 +329,10 @@ def _count_added(report: SyncReport, added: Sequence[MappedView]) -> None:
     report.added = [f"{c.view.label} @ {minute_or_unknown(c.view.watched_at)}" for c in added]
 
 
-def _remember(state: StateStore, duplicates: Sequence[MappedView], clock: Clock) -> None:
+def _remember(ledger: LedgerStore, duplicates: Sequence[MappedView], clock: Clock) -> None:
     if duplicates:
         now = clock.now()
-        state.add_to_ledger(
-            [LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in duplicates]
-        )
+        ledger.add([LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in duplicates])
 
 
 def _unmatched_key(view: CompletedView) -> str:

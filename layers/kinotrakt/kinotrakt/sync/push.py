@@ -14,7 +14,7 @@ from typing import Protocol
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.errors import OutOfTime
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import LedgerEntry, StateStore
+from kinotrakt.storage.ports import LedgerEntry, LedgerStore
 from kinotrakt.sync.dedupe import TraktHistory, has_any_play, read_history_around
 from kinotrakt.sync.keys import minute_or_unknown
 from kinotrakt.sync.mapping import MappedView
@@ -43,14 +43,14 @@ class Pusher:
     def __init__(
         self,
         trakt: TraktWriter,
-        state: StateStore,
+        ledger: LedgerStore,
         clock: Clock,
         deadline: Deadline,
         batch_size: int,
         on_not_found: Callable[[MappedView], None],
     ) -> None:
         self._trakt = trakt
-        self._state = state
+        self._ledger = ledger
         self._clock = clock
         self._deadline = deadline
         self._batch_size = batch_size
@@ -110,7 +110,7 @@ class Pusher:
         if not accepted:
             return
         now = self._clock.now()
-        self._state.add_to_ledger(
+        self._ledger.add(
             [LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in accepted]
         )
         result.added.extend(accepted)

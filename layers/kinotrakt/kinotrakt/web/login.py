@@ -29,7 +29,7 @@ from pydantic import SecretStr
 from kinotrakt.clock import Clock
 from kinotrakt.errors import KinotraktError, NotConfigured
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import ServiceSecret, StateStore, TokenStore
+from kinotrakt.storage.ports import LoginStateStore, ServiceSecret, TokenStore
 from kinotrakt.tokens import TokenGrant, apply_grant, update_secret
 from kinotrakt.trakt.oauth import TraktAuthorizationRefused
 from kinotrakt.web import pages
@@ -98,8 +98,8 @@ class TraktLoginFlow:
     def __init__(
         self,
         *,
-        state: StateStore,
-        trakt_store: TokenStore,
+        login_states: LoginStateStore,
+        trakt_tokens: TokenStore,
         trakt: TraktAuthorization,
         clock: Clock,
         authorize_url: str,
@@ -107,8 +107,8 @@ class TraktLoginFlow:
         token: Callable[[int], str] = secrets.token_urlsafe,
         verifier: Callable[[], str] = new_verifier,
     ) -> None:
-        self._state = state
-        self._trakt_store = trakt_store
+        self._login_states = login_states
+        self._trakt_tokens = trakt_tokens
         self._trakt = trakt
         self._clock = clock
         self._authorize_url = authorize_url
@@ -120,7 +120,7 @@ class TraktLoginFlow:
 
     def login(self, params: Mapping[str, str]) -> WebResponse:
         key = token_param(params, "key")
-        secret = self._trakt_store.load().secret
+        secret = self._trakt_tokens.load().secret
         if secret.setup_key is None or not secret.client_id:
             logger.warning("login refused", extra={"outcome": "not_set_up"})
             return WebResponse.page(pages.not_set_up())
@@ -131,7 +131,7 @@ class TraktLoginFlow:
         state = self._token(32)
         nonce = self._token(32)
         verifier = self._verifier()
-        self._state.put_oauth_state(
+        self._login_states.put(
             state,
             {"code_verifier": verifier, "browser": _nonce_digest(nonce)},
             self._clock.now() + STATE_TTL,
@@ -161,7 +161,7 @@ class TraktLoginFlow:
         if isinstance(checked, pages.Page):
             return self._final(checked)
         code, code_verifier = checked
-        loaded = self._trakt_store.load()
+        loaded = self._trakt_tokens.load()
         try:
             grant = self._trakt.exchange_code(loaded.secret, code, code_verifier, self._redirect_uri)
         except KinotraktError as exc:
@@ -194,7 +194,7 @@ class TraktLoginFlow:
             return pages.state_invalid()
 
         # Consumed before anything else: whatever happens next, this state never works again.
-        stored = self._state.consume_oauth_state(state, self._clock.now())
+        stored = self._login_states.consume(state, self._clock.now())
         if stored is None or "code_verifier" not in stored or "browser" not in stored:
             logger.warning("callback refused", extra={"outcome": "unknown_or_used_state"})
             return pages.state_invalid()
@@ -215,7 +215,7 @@ class TraktLoginFlow:
         now = self._clock.now()
         # The refresh must send the redirect URI these tokens were issued for.
         update_secret(
-            self._trakt_store,
+            self._trakt_tokens,
             lambda secret: apply_grant(secret, grant, now).model_copy(update={"redirect_uri": self._redirect_uri}),
         )
 
