@@ -219,26 +219,10 @@ class Deployment:
 
     def transport(self, service: Service) -> Transport:
         """A transport for the linking commands: no deadline, its own call counter."""
-        deadline = Deadline(self._clock, None, 0)
-        if service == "trakt":
-            from kinotrakt.trakt.client import trakt_transport
+        from kinotrakt import wiring
 
-            return trakt_transport(
-                post_interval_seconds=self.settings.trakt_post_interval_seconds,
-                clock=self._clock,
-                deadline=deadline,
-                counter=CallCounter(),
-                get_limit=self.settings.trakt_get_limit,
-                limits=self.settings.http_limits,
-            )
-        return Transport(
-            "kinopub",
-            clock=self._clock,
-            deadline=deadline,
-            counter=CallCounter(),
-            user_agent=self.settings.kinopub_user_agent,
-            limits=self.settings.http_limits,
-        )
+        build = wiring.trakt_transport if service == "trakt" else wiring.kinopub_transport
+        return build(self.settings, clock=self._clock, deadline=Deadline(self._clock, None, 0), counter=CallCounter())
 
 
 def without_tokens(secret: ServiceSecret) -> ServiceSecret:

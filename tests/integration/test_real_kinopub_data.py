@@ -14,8 +14,8 @@ from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.fakes.library import DemoLibrary, seed_demo_library
 from devkit.sandbox import Sandbox, patched_environ, sandbox
 from kinotrakt.config import Settings
-from kinotrakt.service import trakt_catalog
 from kinotrakt.sync.pinning import pin_episode
+from kinotrakt.wiring import trakt_catalog
 
 HOUR = 3600
 VIENNA_KP, VIENNA_TRAKT = 25130, 451000

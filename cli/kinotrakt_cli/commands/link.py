@@ -38,10 +38,9 @@ def run(
 
 
 def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
-    from kinotrakt.kinopub.oauth import KinopubOAuth
+    from kinotrakt import wiring
 
-    settings = cli.deployment.settings
-    oauth = KinopubOAuth(cli.deployment.transport("kinopub"), settings.kinopub_base, client_id, client_secret)
+    oauth = wiring.kinopub_oauth(cli.deployment.settings, cli.deployment.transport("kinopub"), client_id, client_secret)
     device = oauth.request_device_code()
     with device_code_wait(
         cli.output, "Kinopub", device.verification_uri, device.user_code, device.expires_in, cli.clock
@@ -56,10 +55,10 @@ def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: Se
 
 
 def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
-    from kinotrakt.trakt.oauth import OOB_REDIRECT_URI, TraktOAuth
+    from kinotrakt import wiring
+    from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
 
-    settings = cli.deployment.settings
-    oauth = TraktOAuth(cli.deployment.transport("trakt"), settings.trakt_auth_base, client_id, client_secret)
+    oauth = wiring.trakt_oauth(cli.deployment.settings, cli.deployment.transport("trakt"), client_id, client_secret)
     device = oauth.request_device_code()
     # Trakt documents no prefilled activation link, so the code is typed in by hand.
     with device_code_wait(

@@ -6,8 +6,8 @@ from typing import Annotated, Literal
 
 import typer
 
-from kinotrakt.service import trakt_catalog
 from kinotrakt.sync.pinning import PinKind, PinRefused, parse_episode, pin_episode, pin_item, pin_season
+from kinotrakt.wiring import trakt_catalog
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError
 

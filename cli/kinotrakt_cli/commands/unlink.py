@@ -48,16 +48,13 @@ def run(
 
 
 def _revoke_trakt(cli: Cli, secret: ServiceSecret) -> None:
-    from kinotrakt.trakt.oauth import TraktOAuth
+    from kinotrakt import wiring
 
     if not secret.client_id or secret.client_secret is None:
         cli.output.warn("no Trakt client credentials stored, so the token could not be revoked on Trakt")
         return
-    oauth = TraktOAuth(
-        cli.deployment.transport("trakt"),
-        cli.deployment.settings.trakt_auth_base,
-        secret.client_id,
-        secret.client_secret,
+    oauth = wiring.trakt_oauth(
+        cli.deployment.settings, cli.deployment.transport("trakt"), secret.client_id, secret.client_secret
     )
     token = secret.access_token or secret.refresh_token
     assert token is not None  # noqa: S101 - the caller checked that one is stored

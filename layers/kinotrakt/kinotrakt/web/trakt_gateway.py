@@ -1,5 +1,5 @@
-"""The real :class:`~kinotrakt.web.login.TraktAuthorization`: the Trakt OAuth and API clients on the shared
-transport, within the auth Lambda's own (short) deadline."""
+"""The real :class:`~kinotrakt.web.login.TraktAuthorization`: the Trakt OAuth and API clients (``wiring.py``),
+within the auth Lambda's own (short) deadline."""
 
 from __future__ import annotations
 
@@ -7,54 +7,50 @@ from dataclasses import replace
 
 import requests
 
+from kinotrakt import wiring
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.config import Settings
 from kinotrakt.errors import BadResponse, NotConfigured
-from kinotrakt.http import CallCounter, Transport
+from kinotrakt.http import CallCounter
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.tokens import TokenGrant
-from kinotrakt.trakt.client import TraktClient, trakt_transport
-from kinotrakt.trakt.oauth import TraktOAuth, make_token_keeper
+
+# The auth function has 30 s in all: no single read may take most of it.
+MAX_READ_SECONDS = 10.0
 
 
 class TraktGateway:
     def __init__(
         self,
         settings: Settings,
-        trakt_store: TokenStore,
+        trakt_tokens: TokenStore,
         clock: Clock,
         deadline: Deadline,
         *,
         session: requests.Session | None = None,
     ) -> None:
         self._settings = settings
-        self._store = trakt_store
+        self._tokens = trakt_tokens
         self._clock = clock
         self.counter = CallCounter()
-        self._transport: Transport = trakt_transport(
-            post_interval_seconds=settings.trakt_post_interval_seconds,
+        self._transport = wiring.trakt_transport(
+            settings,
             clock=clock,
             deadline=deadline,
             counter=self.counter,
-            get_limit=settings.trakt_get_limit,
-            # The auth function has 30 s in all: no single read may take most of it.
-            limits=replace(settings.http_limits, read_timeout=min(settings.http_timeout_seconds, 10.0)),
+            limits=replace(settings.http_limits, read_timeout=min(settings.http_timeout_seconds, MAX_READ_SECONDS)),
             session=session,
         )
 
-    def _oauth(self, client: ServiceSecret) -> TraktOAuth:
+    def exchange_code(self, client: ServiceSecret, code: str, code_verifier: str, redirect_uri: str) -> TokenGrant:
         if not client.client_id or client.client_secret is None:
             raise NotConfigured("trakt")
-        return TraktOAuth(self._transport, self._settings.trakt_auth_base, client.client_id, client.client_secret)
-
-    def exchange_code(self, client: ServiceSecret, code: str, code_verifier: str, redirect_uri: str) -> TokenGrant:
-        return self._oauth(client).exchange_code(code, code_verifier, redirect_uri)
+        oauth = wiring.trakt_oauth(self._settings, self._transport, client.client_id, client.client_secret)
+        return oauth.exchange_code(code, code_verifier, redirect_uri)
 
     def username(self) -> str | None:
-        secret = self._store.load().secret
-        oauth = self._oauth(secret)
-        keeper = make_token_keeper(self._store, oauth, self._clock)
-        client = TraktClient(self._transport, self._settings.trakt_api_base, keeper.client_id(), keeper)
+        keeper = wiring.trakt_keeper(self._settings, self._tokens, self._transport, self._clock)
+        client = wiring.trakt_client(self._settings, self._transport, keeper)
         settings = client.user_settings()
         user = settings.get("user")
         name = user.get("username") if isinstance(user, dict) else None
