@@ -12,6 +12,7 @@ from devkit.clock import VirtualClock
 from devkit.memory import InMemoryMappingStore
 from kinotrakt.kinopub.models import original_title
 from kinotrakt.storage.ports import Pin
+from kinotrakt.sync import keys
 from kinotrakt.sync.keys import episode_key, movie_key
 from kinotrakt.sync.mapping import Mapper, MappingCache
 from kinotrakt.sync.model import CompletedView
@@ -306,3 +307,64 @@ def test_views_in_the_same_minute_share_a_key_and_other_minutes_do_not(when: dat
     assert episode_key(when, trakt_episode_id=5) == episode_key(same_minute, trakt_episode_id=5)
     assert movie_key(when, imdb="tt1") != movie_key(when + timedelta(minutes=1), imdb="tt1")
     assert movie_key(None, imdb="tt1") == "movie:tt1:unknown"
+
+
+def test_every_stored_key_keeps_the_format_deployed_data_uses() -> None:
+    # The ledger, the unmatched list and the mapping cache hold these keys across runs (and versions): a new
+    # format would re-send plays already sent, or forget what is cached.
+    assert keys.movie_key(WHEN, imdb="tt1375666") == "movie:tt1375666:2025-06-15T15:06Z"
+    assert keys.movie_key(WHEN, imdb=None, trakt_id=16662) == "movie:trakt:16662:2025-06-15T15:06Z"
+    assert keys.episode_key(None, trakt_episode_id=73640) == "episode:73640:unknown"
+    assert keys.has_unknown_time("episode:73640:unknown")
+    assert not keys.has_unknown_time("episode:73640:2025-06-15T15:06Z")
+    assert keys.movie_view_ref(101) == movie(101, "Inception", 2010, None).view_ref == "movie:101"
+    assert keys.episode_view_ref(5, 1, 2) == episode(5, None, 1, 2).view_ref == "episode:5:1:2"
+    assert keys.episode_view_ref(5, 4, 15, pin_part=1) == "episode:5:4:15:1"
+    assert keys.unmatched_item_key(9) == movie(9, "Rider", 2020, None).unmatched_key == "item:9"
+    assert keys.unmatched_episode_key(7, 10, 1) == episode(7, None, 10, 1).unmatched_key == "episode:7:10:1"
+    assert keys.movie_imdb_key("tt0111161") == "movie:imdb:tt0111161"
+    assert keys.movie_title_key(501) == "movie:title:501"
+    assert keys.show_imdb_key("tt2085059") == "show:imdb:tt2085059"
+    assert keys.show_title_key(777) == "show:title:777"
+    assert keys.seasons_key(41793) == "seasons:41793"
+    assert keys.seasons_key("tt2085059") == "seasons:tt2085059"
+
+
+def test_the_mapper_caches_under_the_stored_keys() -> None:
+    # Given a show asked for by its IMDb id, a show without one (found by title), a show Trakt lists under
+    # another IMDb id, a movie searched by title, and a movie Trakt answered not_found for
+    catalog = CatalogStub()
+    catalog.shows = [
+        Show(title="Black Mirror", year=2011, ids=Ids(trakt=41793, imdb="tt2085059")),
+        Show(title="Show", year=2011, ids=Ids(trakt=500)),
+    ]
+    catalog.listed_elsewhere["tt9999999"] = Show(title="Black Mirror", year=2011, ids=Ids(trakt=41793))
+    catalog.seasons[41793] = [Season(number=1, episodes=[Episode(season=1, number=2, ids=Ids(trakt=102))])]
+    catalog.seasons[500] = [Season(number=1, episodes=[Episode(season=1, number=2, ids=Ids(trakt=502))])]
+    catalog.movies = [Movie(title="Kon-Tiki", year=2012, ids=Ids(trakt=1, imdb="tt1613750"))]
+    store = InMemoryMappingStore()
+    first, cache = mapper(catalog, store)
+    first.map(
+        [
+            episode(5, "tt2085059", 1, 2),
+            episode(6, None, 1, 2),
+            episode(7, "tt9999999", 1, 2),
+            movie(10, "Kon-Tiki", 2012, None),
+        ]
+    )
+    first.record_movie_not_found(movie(11, "Gone", 2001, "tt0000011"))
+    # When the cache is written back
+    cache.flush()
+    # Then every entry is under its stored key
+    cached = store.load(WHEN + timedelta(days=400))
+    assert set(cached) == {
+        "seasons:tt2085059",
+        "show:title:6",
+        "seasons:500",
+        "show:imdb:tt9999999",
+        "seasons:41793",
+        "movie:title:10",
+        "movie:imdb:tt0000011",
+    }
+    assert cached["seasons:tt2085059"]["seasons"]["1"]["id"] == [102]
+    assert cached["seasons:500"]["seasons"]["1"]["id"] == [502]

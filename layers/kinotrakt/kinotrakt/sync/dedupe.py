@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
 from kinotrakt.storage.ports import Ledger
-from kinotrakt.sync.keys import UNKNOWN, episode_key, movie_key
+from kinotrakt.sync.keys import episode_key, has_unknown_time, movie_key
 from kinotrakt.sync.mapping import MappedView
 from kinotrakt.sync.model import CompletedView
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, SearchHit
@@ -101,7 +101,7 @@ def dedupe(
     for candidate in candidates:
         key = candidate.key
         duplicate = key in seen or key in ledger.keys or key in remote.keys
-        if not duplicate and key.endswith(":" + UNKNOWN):
+        if not duplicate and has_unknown_time(key):
             duplicate = has_any_play(trakt, candidate)
         seen.add(key)
         (result.duplicates if duplicate else result.to_send).append(candidate)

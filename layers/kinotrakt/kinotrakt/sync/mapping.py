@@ -30,7 +30,15 @@ from kinotrakt.clock import Clock, iso_z
 from kinotrakt.kinopub.models import russian_title
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import MappingStore, NumberingPins, Pin, UnmatchedItem
-from kinotrakt.sync.keys import episode_key, movie_key
+from kinotrakt.sync.keys import (
+    episode_key,
+    movie_imdb_key,
+    movie_key,
+    movie_title_key,
+    seasons_key,
+    show_imdb_key,
+    show_title_key,
+)
 from kinotrakt.sync.model import CompletedView
 from kinotrakt.sync.numbering import Refusal, SeasonComparison
 from kinotrakt.sync.seasons import SeasonTable, TraktEpisodeInfo
@@ -122,10 +130,9 @@ class MappingCache:
 def unmatched_item(
     view: CompletedView, reason: str, detail: str, now: datetime, trakt_show: str | None = None
 ) -> UnmatchedItem:
+    key = view.unmatched_key
     if view.kind == "movie":
-        key = f"item:{view.kinopub_id}"
         return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, seen_at=now)
-    key = f"episode:{view.kinopub_id}:{view.season}:{view.episode}"
     return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, view.season, view.episode, now, trakt_show)
 
 
@@ -231,11 +238,11 @@ class Mapper:
             return MappedView(view, movie_key(view.watched_at, imdb=None, trakt_id=pin.trakt_id), None, pin.trakt_id)
         if view.imdb:
             # Trakt answered not_found for this IMDb id earlier: don't send it again until the cache expires.
-            missing = self._cache.get(f"movie:imdb:{view.imdb}")
+            missing = self._cache.get(movie_imdb_key(view.imdb))
             if missing is not None and "miss" in missing:
                 raise _Miss(str(missing["miss"]), str(missing.get("detail", "")))
             return MappedView(view, movie_key(view.watched_at, imdb=view.imdb), movie_imdb=view.imdb)
-        found = self._by_title(view, "movie", f"movie:title:{view.kinopub_id}", MOVIE_TTL)
+        found = self._by_title(view, "movie", movie_title_key(view.kinopub_id), MOVIE_TTL)
         imdb = found.get("imdb")
         trakt_id = int(found["trakt"])
         if imdb:
@@ -253,7 +260,7 @@ class Mapper:
             reason, detail = "listed_as_show", f"Trakt lists IMDb {view.imdb} as a show, not a movie"
         else:
             reason, detail = "trakt_not_found", f"Trakt has no movie with IMDb {view.imdb}"
-        self._cache.put(f"movie:imdb:{view.imdb}", {"miss": reason, "detail": detail}, NOT_FOUND_TTL)
+        self._cache.put(movie_imdb_key(view.imdb), {"miss": reason, "detail": detail}, NOT_FOUND_TTL)
         return reason, detail
 
     # --- shows and episodes -------------------------------------------------------------------------------
@@ -336,11 +343,11 @@ class Mapper:
         if pin is not None and pin.trakt_type == "show":
             return _ShowRef(str(pin.trakt_id), pin.season_offset, pin.trakt_id)
         if not view.imdb:
-            found = self._by_title(view, "show", f"show:title:{view.kinopub_id}", SHOW_TTL)
+            found = self._by_title(view, "show", show_title_key(view.kinopub_id), SHOW_TTL)
             return _ShowRef(str(found["trakt"]), 0, int(found["trakt"]))
         # A show found through /search/imdb (or cached by a deployment from before the direct lookup): its
         # Trakt id; a miss remembered for this IMDb id: unmatched until it expires.
-        cached = self._cache.get(f"show:imdb:{view.imdb}")
+        cached = self._cache.get(show_imdb_key(view.imdb))
         if cached is not None:
             if "miss" in cached:
                 raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
@@ -352,7 +359,7 @@ class Mapper:
         known = self._tables.get(show.ref)
         if known is not None:
             return known
-        cached = self._cache.get(f"seasons:{show.ref}")
+        cached = self._cache.get(seasons_key(show.ref))
         if cached is not None and "miss" in cached:
             raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))
         table = None if cached is None else SeasonTable.from_cache(cached)
@@ -380,7 +387,7 @@ class Mapper:
         if seasons is None:
             # A pinned or searched show id Trakt no longer has: unmatched, asked again when this expires.
             miss = {"miss": "show_not_found", "detail": f"Trakt has no show {show.ref}"}
-            self._cache.put(f"seasons:{show.ref}", miss, NEGATIVE_TTL)
+            self._cache.put(seasons_key(show.ref), miss, NEGATIVE_TTL)
             raise _Miss(miss["miss"], miss["detail"])
         table = SeasonTable.from_trakt(seasons, int(self._clock.now().timestamp()))
         cached = table.to_cache()
@@ -388,14 +395,14 @@ class Mapper:
             # Too big for one DynamoDB item even without titles: used this run, fetched again by the next.
             logger.warning("season table too big to cache", extra={"show": show.ref, "episodes": table.episode_count()})
         else:
-            self._cache.put(f"seasons:{show.ref}", cached, SEASONS_TTL)
+            self._cache.put(seasons_key(show.ref), cached, SEASONS_TTL)
         self._tables[show.ref] = self._tables[asked] = (show, table)
         self._refetched_this_run.update({show.ref, asked})
         return show, table
 
     def _search_show(self, imdb: str) -> _ShowRef:
         """``/search/imdb`` for a show ``/shows/{imdb}`` did not find. It ignores ``type`` (2026): keep shows."""
-        key = f"show:imdb:{imdb}"
+        key = show_imdb_key(imdb)
         hits = self._trakt.search_imdb(imdb, "show")
         ids = {hit.show.ids.trakt for hit in hits if hit.type == "show" and hit.show and hit.show.ids.trakt is not None}
         if len(ids) == 1:

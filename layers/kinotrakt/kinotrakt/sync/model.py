@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kinotrakt.sync.keys import episode_view_ref, movie_view_ref, unmatched_episode_key, unmatched_item_key
+
 ViewKind = Literal["movie", "episode"]
 
 # Kinopub types (reference/kinopub-api.md). Anything else is reported, never guessed.
@@ -58,9 +60,16 @@ class CompletedView:
     def view_ref(self) -> str:
         """Stable name of the view across runs (the ledger keeps the watched_at it was sent with)."""
         if self.kind == "movie":
-            return f"movie:{self.kinopub_id}"
-        ref = f"episode:{self.kinopub_id}:{self.season}:{self.episode}"
-        return ref if self.pin_part == 0 else f"{ref}:{self.pin_part}"
+            return movie_view_ref(self.kinopub_id)
+        return episode_view_ref(self.kinopub_id, self.season, self.episode, self.pin_part)
+
+    @property
+    def unmatched_key(self) -> str:
+        """Its entry in the unmatched list: a movie by its item, an episode on its own (every part of a pinned
+        merged episode shares it)."""
+        if self.kind == "movie":
+            return unmatched_item_key(self.kinopub_id)
+        return unmatched_episode_key(self.kinopub_id, self.season, self.episode)
 
     @property
     def label(self) -> str:

@@ -26,7 +26,7 @@ from kinotrakt.storage.ports import (
 )
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.dedupe import RemoteIndex, build_remote_index, dedupe
-from kinotrakt.sync.keys import minute_or_unknown
+from kinotrakt.sync.keys import minute_or_unknown, unmatched_item_key
 from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, expand_pinned_episodes, unmatched_item
 from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
@@ -186,7 +186,7 @@ def _record_failures(
     recovered = (set(failures.load()) & set(collected.examined)) - failed_ids
     if recovered:
         failures.clear(recovered)
-        unmatched.remove(f"item:{item_id}" for item_id in recovered)
+        unmatched.remove(unmatched_item_key(item_id) for item_id in recovered)
     if not collected.failures:
         return False
     counts = failures.record(failed_ids)
@@ -195,7 +195,7 @@ def _record_failures(
         unmatched.put(
             [
                 UnmatchedItem(
-                    f"item:{f.kinopub_id}",
+                    unmatched_item_key(f.kinopub_id),
                     f.kinopub_id,
                     f.title,
                     "kinopub_error",
@@ -318,7 +318,7 @@ def _record_outcome(
     _count_added(report, pushed.added)
     if unmatched:
         stores.unmatched.put(unmatched)
-    resolved = previously_unmatched & {_unmatched_key(c.view) for c in pushed.added}
+    resolved = previously_unmatched & {c.view.unmatched_key for c in pushed.added}
     if resolved:
         stores.unmatched.remove(resolved)
 
@@ -333,9 +333,3 @@ def _remember(ledger: LedgerStore, duplicates: Sequence[MappedView], clock: Cloc
     if duplicates:
         now = clock.now()
         ledger.add([LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in duplicates])
-
-
-def _unmatched_key(view: CompletedView) -> str:
-    if view.kind == "movie":
-        return f"item:{view.kinopub_id}"
-    return f"episode:{view.kinopub_id}:{view.season}:{view.episode}"
