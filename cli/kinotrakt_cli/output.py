@@ -11,7 +11,6 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from typing import Any
 
 from rich.console import Console, RenderableType
 from rich.progress import (
@@ -29,7 +28,7 @@ from rich.text import Text
 from kinotrakt.clock import Clock
 from kinotrakt.http import CallCounter
 from kinotrakt.storage.ports import NumberingPins, Pin, UnmatchedItem
-from kinotrakt.sync.report import LIST_LIMIT, SyncReport
+from kinotrakt.sync.report import LIST_LIMIT, SyncReport, UnmatchedNote, watermark_text
 
 STATUS_STYLES = {"ok": "green", "skipped": "cyan", "partial": "yellow", "failed": "bold red"}
 
@@ -95,8 +94,8 @@ def report_view(report: SyncReport) -> list[RenderableType]:
         ("skipped, already on Trakt", report.skipped_duplicates),
         ("not found on Trakt", report.not_found),
         ("unmatched", report.unmatched),
-        ("watermark (last success)", report.watermark.strftime("%Y-%m-%dT%H:%M:%SZ") if report.watermark else "-"),
-        ("HTTP calls", f"Kinopub {calls['kinopub']}, Trakt {calls['trakt']}"),
+        ("watermark (last success)", watermark_text(report.watermark) or "-"),
+        ("HTTP calls", f"Kinopub {calls.kinopub}, Trakt {calls.trakt}"),
     ):
         table.add_row(name, Text(str(value)))
     parts: list[RenderableType] = [table]
@@ -105,9 +104,9 @@ def report_view(report: SyncReport) -> list[RenderableType]:
         parts += _listed([Text(f"  + {entry}", style="green") for entry in report.added])
     if report.unmatched_items:
         parts.append(Text("unmatched (kinotrakt unmatched; fix with kinotrakt map):", style="bold"))
-        parts += _listed([Text(f"  ? {_unmatched_label(item)}: {item['reason']}") for item in report.unmatched_items])
-    if report.error:
-        parts.append(Text.assemble(("error:", "bold red"), f" {report.error['message']}"))
+        parts += _listed([Text(f"  ? {_unmatched_label(item)}: {item.reason}") for item in report.unmatched_items])
+    if report.error is not None:
+        parts.append(Text.assemble(("error:", "bold red"), f" {report.error.message}"))
     return parts
 
 
@@ -118,11 +117,10 @@ def _listed(lines: Sequence[Text]) -> list[Text]:
     return [*lines[:LIST_LIMIT], Text(f"  ... and {len(lines) - LIST_LIMIT} more")]
 
 
-def _unmatched_label(item: Mapping[str, Any]) -> str:
-    title = str(item["title"] or f"Kinopub item {item['kinopub_id']}")
-    season, episode = item["season"], item["episode"]
-    if isinstance(season, int) and isinstance(episode, int):
-        return f"{title} S{season:02d}E{episode:02d}"
+def _unmatched_label(item: UnmatchedNote) -> str:
+    title = item.title or f"Kinopub item {item.kinopub_id}"
+    if item.season is not None and item.episode is not None:
+        return f"{title} S{item.season:02d}E{item.episode:02d}"
     return title
 
 
@@ -137,24 +135,32 @@ def _table(*headers: str) -> Table:
     return table
 
 
-def runs_view(reports: Sequence[Mapping[str, Any]]) -> list[RenderableType]:
-    """The stored reports of the last runs, newest first (the sync handler stores its report dict): a table of
-    the counts, then a line for each run with something to say (a dry run, an error)."""
+def runs_view(reports: Sequence[SyncReport | None]) -> list[RenderableType]:
+    """The stored reports of the last runs, newest first (``None``: a stored report this version cannot read):
+    a table of the counts, then a line for each run with something to say (a dry run, an error)."""
     table = _table("STARTED", "STATUS", "VIEWS", "MOVIES", "EPISODES", "SKIPPED", "UNMATCHED")
     for column in table.columns[2:]:
         column.justify = "right"
     notes: list[RenderableType] = []
     for report in reports:
-        started = str(report.get("started_at") or "?")[:16].replace("T", " ") + "Z"
-        status = str(report.get("status", "?"))
-        counts = ("candidates", "added_movies", "added_episodes", "skipped_duplicates", "unmatched")
-        table.add_row(
-            started, Text(status, style=STATUS_STYLES.get(status, "")), *(str(report.get(n, 0)) for n in counts)
+        if report is None:
+            table.add_row("?", Text("?"), "", "", "", "", "")
+            notes.append(Text("  ?: a stored report this version cannot read"))
+            continue
+        started = f"{report.started_at:%Y-%m-%d %H:%M}Z"
+        counts = (
+            report.candidates,
+            report.added_movies,
+            report.added_episodes,
+            report.skipped_duplicates,
+            report.unmatched,
         )
-        said = ["dry run"] if report.get("dry_run") else []
-        error = report.get("error")
-        if isinstance(error, dict) and error.get("message"):
-            said.append(str(error["message"]))
+        table.add_row(
+            started, Text(report.status, style=STATUS_STYLES.get(report.status, "")), *(str(n) for n in counts)
+        )
+        said = ["dry run"] if report.dry_run else []
+        if report.error is not None and report.error.message:
+            said.append(report.error.message)
         if said:
             notes.append(Text(f"  {started}: {'; '.join(said)}"))
     return [table, *notes]

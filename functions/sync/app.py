@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, StrictBool, ValidationError
 
 from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
-from kinotrakt.observability import emit_run_metrics, logger, metrics
+from kinotrakt.observability import emit_failure_without_report, emit_run_metrics, logger, metrics
 from kinotrakt.service import execute_sync
 from kinotrakt.storage.ports import SyncStores
 
@@ -17,7 +17,8 @@ settings = Settings()
 
 
 class SyncEvent(BaseModel):
-    """The EventBridge Scheduler ``Input`` (DESIGN §2), ``{}`` for a manual invoke, or ``{"dry_run": true}``."""
+    """The EventBridge Scheduler ``Input`` (``{"scheduled_time", "execution_id"}``, the runtime contract), ``{}``
+    for a manual invoke, or ``{"dry_run": true}``."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -45,7 +46,7 @@ def handle(
         parsed = SyncEvent.model_validate(event if event is not None else {})
     except ValidationError as exc:
         fields = ", ".join(".".join(str(p) for p in err["loc"]) for err in exc.errors())
-        emit_run_metrics({"status": "failed"})
+        emit_failure_without_report()
         raise ValueError(f"unexpected sync event (fields: {fields}); send {{}} or the scheduler Input") from None
     remaining = context.get_remaining_time_in_millis() / 1000 if context is not None else None
     try:
@@ -56,14 +57,15 @@ def handle(
             remaining_seconds=remaining,
             dry_run=parsed.dry_run,
             run_id=parsed.execution_id,
-        ).to_dict()
+        )
     except Exception:
         logger.exception("sync run crashed")
-        emit_run_metrics({"status": "failed"})
+        emit_failure_without_report()
         raise
     emit_run_metrics(report)
-    logger.info("sync run finished", extra=report)
-    return report
+    contract = report.to_dict()
+    logger.info("sync run finished", extra=contract)
+    return contract
 
 
 @metrics.log_metrics

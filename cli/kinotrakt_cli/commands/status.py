@@ -9,6 +9,7 @@ import typer
 
 from kinotrakt.clock import utc_from_epoch
 from kinotrakt.storage.ports import ServiceSecret
+from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label
 from kinotrakt_cli.errors import EXIT_OK
@@ -29,7 +30,7 @@ def run(
     now = cli.clock.now()
     stores = cli.deployment.stores
     say = cli.output.say
-    reports = stores.reports.latest(limit=runs)
+    reports = [SyncReport.from_stored(stored) for stored in stores.reports.latest(limit=runs)]
     say("Last runs (newest first):")
     if reports:
         cli.output.show(*runs_view(reports))

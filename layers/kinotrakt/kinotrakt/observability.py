@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger, Metrics
+
+if TYPE_CHECKING:
+    from kinotrakt.sync.report import SyncReport
 
 SERVICE = "kinotrakt"
 NAMESPACE = "Kinotrakt"
@@ -18,8 +20,8 @@ NAMESPACE = "Kinotrakt"
 logger = Logger(service=SERVICE, use_rfc3339=True)
 
 # At DEBUG, botocore logs whole request bodies (a PutSecretValue carries the tokens) and urllib3 logs URLs
-# with their query strings. The no-secret rule covers every level (DESIGN §6), so these libraries never
-# log below WARNING, whatever LOG_LEVEL says.
+# with their query strings. No token may reach a log line at any level, so these libraries never log below
+# WARNING, whatever LOG_LEVEL says.
 for _noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
@@ -29,25 +31,47 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 AUTH_ERROR_CODES = frozenset({"relink_required", "not_configured", "trakt_unauthorized", "trakt_app_rejected"})
 
 
-def emit_run_metrics(report: Mapping[str, Any]) -> None:
-    """The DESIGN §5 metrics of one run. Zeros are emitted too, so the dashboard shows every run."""
+def emit_run_metrics(report: SyncReport) -> None:
+    """One run's metrics (the template's dashboard and alarms read these names). Zeros are emitted too, so
+    the dashboard shows every run."""
+    auth = report.error is not None and report.error.code in AUTH_ERROR_CODES
+    _emit(
+        {
+            "Candidates": report.candidates,
+            "AddedMovies": report.added_movies,
+            "AddedEpisodes": report.added_episodes,
+            "SkippedDuplicates": report.skipped_duplicates,
+            "NotFound": report.not_found,
+            "Unmatched": report.unmatched,
+            "RunFailed": 1 if report.status == "failed" else 0,
+            "RunPartial": 1 if report.status == "partial" else 0,
+            "AuthRequired": 1 if auth else 0,
+            "HttpCalls": report.http_calls.kinopub + report.http_calls.trakt,
+        }
+    )
+
+
+def emit_failure_without_report() -> None:
+    """The metrics of an invocation that ended without a report (a refused event, a crash): a failed run,
+    so the failure alarm fires, and zeros for the rest."""
+    _emit(
+        {
+            "Candidates": 0,
+            "AddedMovies": 0,
+            "AddedEpisodes": 0,
+            "SkippedDuplicates": 0,
+            "NotFound": 0,
+            "Unmatched": 0,
+            "RunFailed": 1,
+            "RunPartial": 0,
+            "AuthRequired": 0,
+            "HttpCalls": 0,
+        }
+    )
+
+
+def _emit(values: dict[str, int]) -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 
-    counts = {
-        "Candidates": "candidates",
-        "AddedMovies": "added_movies",
-        "AddedEpisodes": "added_episodes",
-        "SkippedDuplicates": "skipped_duplicates",
-        "NotFound": "not_found",
-        "Unmatched": "unmatched",
-    }
-    for metric, field in counts.items():
-        metrics.add_metric(name=metric, unit=MetricUnit.Count, value=int(report.get(field, 0)))
-    status = report.get("status")
-    error = report.get("error") or {}
-    metrics.add_metric(name="RunFailed", unit=MetricUnit.Count, value=1 if status == "failed" else 0)
-    metrics.add_metric(name="RunPartial", unit=MetricUnit.Count, value=1 if status == "partial" else 0)
-    auth = 1 if error.get("code") in AUTH_ERROR_CODES else 0
-    metrics.add_metric(name="AuthRequired", unit=MetricUnit.Count, value=auth)
-    calls = report.get("http_calls") or {}
-    metrics.add_metric(name="HttpCalls", unit=MetricUnit.Count, value=sum(int(v) for v in calls.values()))
+    for name, value in values.items():
+        metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)

@@ -13,7 +13,7 @@ from kinotrakt.http import CallCounter
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import SyncStores
 from kinotrakt.sync.pipeline import SyncDeps, SyncOptions, run_sync
-from kinotrakt.sync.report import SyncReport
+from kinotrakt.sync.report import RunError, SyncReport
 from kinotrakt.wiring import sync_clients
 
 # The lease outlives the longest possible run (Lambda's 15-minute maximum) a little.
@@ -57,7 +57,7 @@ def execute_sync(
     except KinotraktError as exc:
         # Not set up (no Trakt client id): nothing was read or written, so there is no lease to take.
         report = SyncReport(run_id=run_id, started_at=clock.now(), dry_run=dry, status="failed")
-        report.error = {"code": exc.code, "message": str(exc)}
+        report.error = RunError(exc.code, str(exc))
         report.finished_at = clock.now()
         report.watermark = stores.sync_state.load().watermark
         logger.error("sync run stopped", extra={"error_code": exc.code, "error": str(exc)})

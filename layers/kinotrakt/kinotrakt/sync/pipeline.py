@@ -6,7 +6,7 @@ and decides the one thing that matters most: the watermark moves only when nothi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
 from kinotrakt.clock import Clock, Deadline
@@ -30,7 +30,7 @@ from kinotrakt.sync.keys import minute_or_unknown, unmatched_item_key
 from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, expand_pinned_episodes, unmatched_item
 from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
-from kinotrakt.sync.report import SyncReport
+from kinotrakt.sync.report import HttpCalls, ItemNote, KeptPlay, RunError, SyncReport, UnmatchedNote
 from kinotrakt.trakt.client import TraktClient
 
 # DESIGN §4: an item that fails to read 3 runs in a row stops holding the watermark back.
@@ -74,16 +74,16 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
         _run(deps, options, report)
     except KinotraktError as exc:
         report.status = exc.run_status
-        report.error = {"code": exc.code, "message": str(exc)}
+        report.error = RunError(exc.code, str(exc))
         log = logger.error if exc.run_status == "failed" else logger.warning
         log("sync run stopped", extra={"error_code": exc.code, "error": str(exc)})
     except Exception as exc:
         report.status = "failed"
-        report.error = {"code": "unexpected", "message": type(exc).__name__}
+        report.error = RunError("unexpected", type(exc).__name__)
         raise
     finally:
         report.finished_at = clock.now()
-        report.http_calls = {"kinopub": deps.counter.total("kinopub"), "trakt": deps.counter.total("trakt")}
+        report.http_calls = HttpCalls(deps.counter.total("kinopub"), deps.counter.total("trakt"))
         try:
             report.watermark = stores.sync_state.load().watermark
             stores.reports.put(report.to_dict(), report.finished_at)
@@ -125,14 +125,12 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
         stop=lambda: deps.deadline.remaining() < reserve,
     )
     if collected.interrupted:
-        report.error = {"code": "out_of_time", "message": "Kinopub reading paused; the next run continues"}
+        report.error = RunError("out_of_time", "Kinopub reading paused; the next run continues")
     views = expand_pinned_episodes(collected.views, numbering)
     report.candidates = len(views)
     report.items_examined = collected.items_examined
-    report.skipped_items = [
-        {"kinopub_id": s.kinopub_id, "title": s.title, "reason": s.reason} for s in collected.skipped
-    ]
-    report.kept_plays = [{"title": k.view.label, "detail": k.detail} for k in collected.kept]
+    report.skipped_items = [ItemNote(s.kinopub_id, s.title, s.reason) for s in collected.skipped]
+    report.kept_plays = [KeptPlay(k.view.label, k.detail) for k in collected.kept]
     holding_back = _record_failures(stores.failures, stores.unmatched, collected, report)
 
     # The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
@@ -179,9 +177,7 @@ def _record_failures(
 ) -> bool:
     """Failed Kinopub items hold the watermark back, until they have failed MAX_ITEM_FAILURES runs in a row.
     Returns True while some failed item still holds it back."""
-    report.failed_items = [
-        {"kinopub_id": f.kinopub_id, "title": f.title, "reason": f.reason} for f in collected.failures
-    ]
+    report.failed_items = [ItemNote(f.kinopub_id, f.title, f.reason) for f in collected.failures]
     failed_ids = {f.kinopub_id for f in collected.failures}
     recovered = (set(failures.load()) & set(collected.examined)) - failed_ids
     if recovered:
@@ -274,7 +270,7 @@ def _map_dedupe_push(
             pusher.push(planned, pushed)
         return []
     except OutOfTime as exc:
-        report.error = {"code": exc.code, "message": str(exc)}
+        report.error = RunError(exc.code, str(exc))
         logger.warning("stopping early: the Lambda deadline is near", extra={"error": str(exc)})
         handled.update(c.view.view_ref for c in [*pushed.added, *pushed.not_found])
         return [v for v in fresh if v.view_ref not in handled]
@@ -299,18 +295,10 @@ def _record_outcome(
     report.updated_on_trakt = pushed.updated
     report.unmatched += len(unmatched) - len(pushed.not_found)
     report.unmatched_items = [
-        {
-            "kinopub_id": u.kinopub_id,
-            "title": u.title,
-            "reason": u.reason,
-            "detail": u.detail,
-            "season": u.season,
-            "episode": u.episode,
-        }
-        for u in unmatched
+        UnmatchedNote(u.kinopub_id, u.title, u.reason, u.detail, u.season, u.episode) for u in unmatched
     ]
     for item in report.unmatched_items:
-        logger.info("unmatched item", extra=item)
+        logger.info("unmatched item", extra=asdict(item))
     if options.dry_run:
         return
     # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.

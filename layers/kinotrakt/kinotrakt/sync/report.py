@@ -1,17 +1,69 @@
-"""The run report (DESIGN §2): what one run did, for the handler's return value, the log and ``status``."""
+"""The run report: what one run did, as a typed model for the metrics and the CLI, and as the runtime
+contract's JSON (:meth:`SyncReport.to_dict`) for the handler's return value, the log line and ``status``.
+
+The contract's fields (``status``, the counts, ``watermark``, ``http_calls``) are read by tools outside this
+code (CloudWatch queries, the dashboard, whoever invokes the function), so their names and JSON forms stay.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from kinotrakt.clock import iso_z
+from kinotrakt.clock import iso_z, parse_iso
 
 Status = Literal["ok", "partial", "failed", "skipped"]
+STATUSES: tuple[Status, ...] = ("ok", "partial", "failed", "skipped")
 
 # The report keeps titles for people reading it; long lists are cut so a log line stays readable.
 LIST_LIMIT = 50
+_MORE = re.compile(r"\.\.\. and \d+ more")
+
+
+@dataclass(frozen=True)
+class RunError:
+    code: str
+    message: str
+
+
+@dataclass(frozen=True)
+class ItemNote:
+    """A Kinopub item the run could not read, or left out on purpose, and why."""
+
+    kinopub_id: int
+    title: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class UnmatchedNote:
+    """A view the run could not map to Trakt (or that Trakt did not find), and why."""
+
+    kinopub_id: int
+    title: str
+    reason: str
+    detail: str
+    season: int | None
+    episode: int | None
+
+
+@dataclass(frozen=True)
+class KeptPlay:
+    """A view already on Trakt that was not sent again, and why (a part re-opened, not watched again)."""
+
+    title: str
+    detail: str
+
+
+@dataclass(frozen=True)
+class HttpCalls:
+    """Every request the run sent, OAuth and retries included."""
+
+    kinopub: int = 0
+    trakt: int = 0
 
 
 @dataclass
@@ -30,36 +82,126 @@ class SyncReport:
     updated_on_trakt: int = 0
     unmatched: int = 0
     watermark: datetime | None = None
-    http_calls: dict[str, int] = field(default_factory=lambda: {"kinopub": 0, "trakt": 0})
+    http_calls: HttpCalls = field(default_factory=HttpCalls)
     items_examined: int = 0
     finished_at: datetime | None = None
-    error: dict[str, str] | None = None
+    error: RunError | None = None
     added: list[str] = field(default_factory=list)
-    unmatched_items: list[dict[str, Any]] = field(default_factory=list)
-    failed_items: list[dict[str, Any]] = field(default_factory=list)
-    skipped_items: list[dict[str, Any]] = field(default_factory=list)
+    unmatched_items: list[UnmatchedNote] = field(default_factory=list)
+    failed_items: list[ItemNote] = field(default_factory=list)
+    skipped_items: list[ItemNote] = field(default_factory=list)
     # Views already on Trakt whose Kinopub times moved without a new complete viewing (a re-opened part).
-    kept_plays: list[dict[str, Any]] = field(default_factory=list)
+    kept_plays: list[KeptPlay] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
+        """The runtime contract's JSON-ready form."""
         data = asdict(self)
         data["started_at"] = iso_z(self.started_at)
         data["finished_at"] = iso_z(self.finished_at) if self.finished_at else None
-        # The contract: ISO 8601 UTC with Z, or null.
-        data["watermark"] = self.watermark.strftime("%Y-%m-%dT%H:%M:%SZ") if self.watermark else None
+        data["watermark"] = watermark_text(self.watermark)
         for name in ("added", "unmatched_items", "failed_items", "skipped_items", "kept_plays"):
-            items = data[name]
-            if len(items) > LIST_LIMIT:
-                data[name] = [*items[:LIST_LIMIT], f"... and {len(items) - LIST_LIMIT} more"]
+            data[name] = listed(data[name])
         return data
 
-    def counts(self) -> dict[str, int]:
-        return {
-            "candidates": self.candidates,
-            "added_movies": self.added_movies,
-            "added_episodes": self.added_episodes,
-            "skipped_duplicates": self.skipped_duplicates,
-            "not_found": self.not_found,
-            "updated_on_trakt": self.updated_on_trakt,
-            "unmatched": self.unmatched,
-        }
+    @classmethod
+    def from_stored(cls, data: object) -> SyncReport | None:
+        """A report as the report store keeps it (``to_dict``'s JSON, maybe written by another version):
+        a missing or malformed field takes its default and a cut list loses its "... and N more" line.
+        None when it is not a run report at all (no known status, or no readable start time)."""
+        if not isinstance(data, Mapping):
+            return None
+        status = data.get("status")
+        started_at = _time(data.get("started_at"))
+        if status not in STATUSES or started_at is None:
+            return None
+        calls = data.get("http_calls")
+        calls = calls if isinstance(calls, Mapping) else {}
+        error = data.get("error")
+        return cls(
+            run_id=_text(data.get("run_id")),
+            started_at=started_at,
+            dry_run=data.get("dry_run") is True,
+            status=cast("Status", status),
+            full_scan=data.get("full_scan") is True,
+            candidates=_count(data.get("candidates")),
+            added_movies=_count(data.get("added_movies")),
+            added_episodes=_count(data.get("added_episodes")),
+            skipped_duplicates=_count(data.get("skipped_duplicates")),
+            not_found=_count(data.get("not_found")),
+            updated_on_trakt=_count(data.get("updated_on_trakt")),
+            unmatched=_count(data.get("unmatched")),
+            watermark=_time(data.get("watermark")),
+            http_calls=HttpCalls(_count(calls.get("kinopub")), _count(calls.get("trakt"))),
+            items_examined=_count(data.get("items_examined")),
+            finished_at=_time(data.get("finished_at")),
+            error=(
+                RunError(_text(error.get("code")), _text(error.get("message"))) if isinstance(error, Mapping) else None
+            ),
+            added=[
+                entry for entry in _list(data.get("added")) if isinstance(entry, str) and not _MORE.fullmatch(entry)
+            ],
+            unmatched_items=[
+                UnmatchedNote(
+                    _count(entry.get("kinopub_id")),
+                    _text(entry.get("title")),
+                    _text(entry.get("reason")),
+                    _text(entry.get("detail")),
+                    _optional_count(entry.get("season")),
+                    _optional_count(entry.get("episode")),
+                )
+                for entry in _list(data.get("unmatched_items"))
+                if isinstance(entry, Mapping)
+            ],
+            failed_items=_notes(data.get("failed_items")),
+            skipped_items=_notes(data.get("skipped_items")),
+            kept_plays=[
+                KeptPlay(_text(entry.get("title")), _text(entry.get("detail")))
+                for entry in _list(data.get("kept_plays"))
+                if isinstance(entry, Mapping)
+            ],
+        )
+
+
+def watermark_text(value: datetime | None) -> str | None:
+    """The contract's form of the watermark: ISO 8601 UTC to the second with ``Z``, or null."""
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
+
+
+def listed[T](items: Sequence[T]) -> list[T | str]:
+    """The first LIST_LIMIT items, then one "... and N more" line for the rest."""
+    if len(items) <= LIST_LIMIT:
+        return list(items)
+    return [*items[:LIST_LIMIT], f"... and {len(items) - LIST_LIMIT} more"]
+
+
+def _text(value: object) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _optional_count(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _time(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return parse_iso(value)
+    except ValueError:
+        return None
+
+
+def _list(value: object) -> list[object]:
+    return list(value) if isinstance(value, list) else []
+
+
+def _notes(value: object) -> list[ItemNote]:
+    return [
+        ItemNote(_count(entry.get("kinopub_id")), _text(entry.get("title")), _text(entry.get("reason")))
+        for entry in _list(value)
+        if isinstance(entry, Mapping)
+    ]
