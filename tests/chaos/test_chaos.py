@@ -94,7 +94,11 @@ def test_a_blind_resend_after_a_lost_answer_is_caught_as_duplicates(monkeypatch:
 
 def test_a_watermark_that_passes_unread_items_is_caught_as_lost(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given a sync whose Kinopub item failures never hold the watermark back
-    monkeypatch.setattr(pipeline, "_record_failures", lambda state, collected, report: False)
+    monkeypatch.setattr(
+        pipeline,
+        "_record_failures",
+        lambda failures, unmatched, collected, seen_at: pipeline.FailedItems(given_up=0, holding_back=False),
+    )
     result = first_catch(lambda r: r.lost)
     assert any(problem.startswith("lost:") for problem in result.problems)
 

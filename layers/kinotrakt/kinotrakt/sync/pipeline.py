@@ -1,13 +1,22 @@
-"""The sync, top to bottom as DESIGN §3: lock → collect → map → remote index → dedupe → push → watermark.
+"""One sync run, top to bottom:
 
-Each step is a function with typed input and output; this module only sequences them, keeps the report,
-and decides the one thing that matters most: the watermark moves only when nothing was left behind."""
+1. take the lease (another run holds it: ``skipped``);
+2. plan the scan (``scan.py``: every item, or the recent history only);
+3. collect the completed views from Kinopub (``collect.py``), and let items that failed to read hold the
+   watermark back;
+4-7. turn the views the ledger does not know yet into Trakt plays, a batch at a time (map → remote index →
+   dedupe → push);
+8. settle the scan: what to remember, and whether the watermark moves (``scan.py``);
+9. store the report and release the lease.
+
+Each step has typed input and output; this module sequences them and fills the report from what they did.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.errors import KinotraktError, OutOfTime
@@ -20,6 +29,7 @@ from kinotrakt.storage.ports import (
     LedgerEntry,
     LedgerStore,
     NumberingPins,
+    SyncStateStore,
     SyncStores,
     UnmatchedItem,
     UnmatchedStore,
@@ -31,9 +41,12 @@ from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, expand_pinn
 from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
 from kinotrakt.sync.report import HttpCalls, ItemNote, KeptPlay, RunError, SyncReport, UnmatchedNote
+from kinotrakt.sync.scan import RunProgress, ScanDecision, ScanPlan, plan_scan, settle_scan
 from kinotrakt.trakt.client import TraktClient
 
-# DESIGN §4: an item that fails to read 3 runs in a row stops holding the watermark back.
+# An item Kinopub cannot serve (an HTML page, invalid JSON) holds the watermark back, so its views are not
+# skipped for good by a passing glitch; after this many runs in a row it is recorded as unmatched
+# (``kinopub_error``) instead, so that one broken item cannot stop the watermark forever.
 MAX_ITEM_FAILURES = 3
 # Of a run's time budget, the share (at least this many seconds, at most half) kept for mapping and pushing.
 PUSH_RESERVE_SHARE = 0.3
@@ -94,97 +107,87 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
 
 def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     clock, stores = deps.clock, deps.stores
-    sync_state = stores.sync_state.load()
-    started = clock.now()
-    last_full = sync_state.last_full_scan
-    # A full scan that did not fit in earlier runs goes on where it stopped (``scan_done``).
-    report.full_scan = (
-        bool(sync_state.scan_done)
-        or sync_state.watermark is None
-        or last_full is None
-        or started - last_full >= options.full_rescan_every
+    # Step 2: every item, or the recent history only (and the items pinned since the last run).
+    plan = plan_scan(
+        stores.sync_state.load(), clock.now(), full_rescan_every=options.full_rescan_every, overlap=options.overlap
     )
-    since = None if report.full_scan or sync_state.watermark is None else sync_state.watermark - options.overlap
-    already_scanned = sync_state.scan_done if report.full_scan else frozenset()
+    report.full_scan = plan.full_scan
     ledger = stores.ledger.load()
     numbering = stores.pins.load_numbering()
 
-    # Step 3: collect completed views (read only).
-    # Reading Kinopub stops early enough to leave time to map and push what was read: a library too big
-    # for one run then progresses run by run instead of re-reading the same items until the deadline.
+    # Step 3: the completed views; items that failed to read hold the watermark back.
+    collected = _collect(deps, options, plan, ledger)
+    views = expand_pinned_episodes(collected.views, numbering)
+    _report_collected(report, collected, views)
+    failed = _record_failures(stores.failures, stores.unmatched, collected, report.started_at)
+    report.unmatched += failed.given_up
+
+    # Steps 4-7. The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
+    fresh = [view for view in views if not _already_synced(view, ledger)]
+    report.skipped_duplicates = len(views) - len(fresh)
+    left_over = _map_dedupe_push(deps, options, report, fresh, ledger, numbering) if fresh else []
+
+    # Step 8: what the scan remembers, and whether the watermark moves.
+    progress = RunProgress(
+        examined=frozenset(collected.examined),
+        failed=frozenset(f.kinopub_id for f in collected.failures),
+        left_over=frozenset(view.kinopub_id for view in left_over),
+        interrupted=collected.interrupted or bool(left_over),
+        holding_back=failed.holding_back,
+    )
+    decision = settle_scan(plan, progress, dry_run=options.dry_run)
+    report.status = decision.status
+    _store_decision(stores.sync_state, decision)
+
+
+# --- step 3: collect -------------------------------------------------------------------------------------------
+
+
+def _collect(deps: SyncDeps, options: SyncOptions, plan: ScanPlan, ledger: Ledger) -> CollectResult:
+    """Completed views, read only. Reading stops early enough to leave time to map and push what was read: a
+    library too big for one run then progresses run by run instead of re-reading the same items until the
+    deadline."""
     budget = deps.deadline.remaining()
     reserve = min(budget / 2, max(MIN_PUSH_RESERVE_SECONDS, budget * PUSH_RESERVE_SHARE))
-    collected = collect(
+    return collect(
         deps.kinopub,
-        since=since,
+        since=plan.since,
         sent_watched_at=ledger.watched_at_by_view,
         rewatches=options.rewatches,
-        skip=already_scanned,
-        # A pin takes effect on the next run: its item is read whatever its history rows say.
-        also=sync_state.reread,
+        skip=plan.already_scanned,
+        also=plan.also_read,
         stop=lambda: deps.deadline.remaining() < reserve,
     )
+
+
+def _report_collected(report: SyncReport, collected: CollectResult, views: Sequence[CompletedView]) -> None:
     if collected.interrupted:
         report.error = RunError("out_of_time", "Kinopub reading paused; the next run continues")
-    views = expand_pinned_episodes(collected.views, numbering)
     report.candidates = len(views)
     report.items_examined = collected.items_examined
     report.skipped_items = [ItemNote(s.kinopub_id, s.title, s.reason) for s in collected.skipped]
     report.kept_plays = [KeptPlay(k.view.label, k.detail) for k in collected.kept]
-    holding_back = _record_failures(stores.failures, stores.unmatched, collected, report)
-
-    # The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
-    fresh = [v for v in views if not _already_synced(v, ledger)]
-    report.skipped_duplicates = len(views) - len(fresh)
-
-    pending = _map_dedupe_push(deps, options, report, fresh, ledger, numbering) if fresh else []
-    if not options.dry_run:
-        read = (set(collected.examined) | {f.kinopub_id for f in collected.failures}) - {v.kinopub_id for v in pending}
-        stores.sync_state.clear_reread(sync_state.reread & read)
-    interrupted = collected.interrupted or bool(pending)
-    if options.dry_run:
-        if interrupted or holding_back:
-            report.status = "partial"
-        return
-    if interrupted or holding_back:
-        report.status = "partial"
-        if report.full_scan:
-            # Remember the items this scan has finished, so the next run does not read them again.
-            unfinished = {v.kinopub_id for v in pending} | {f.kinopub_id for f in collected.failures}
-            done = already_scanned | (set(collected.examined) - unfinished)
-            stores.sync_state.set_scan_progress(done)
-            if done and not already_scanned:
-                # The scan started reading here; the run that completes it moves the watermark to this time.
-                stores.sync_state.set_last_full_scan(started)
-        return
-    # Step 9: everything read was synced (or recorded as unmatched): the watermark may move forward, to when
-    # the reading started — for a full scan spread over runs, its first run: an item finished there is not
-    # read again, so a view it gained since must stay newer than the watermark (the chaos suite lost one).
-    read_since = sync_state.last_full_scan if already_scanned and sync_state.last_full_scan else started
-    stores.sync_state.advance_watermark(read_since)
-    if report.full_scan:
-        stores.sync_state.set_last_full_scan(read_since)
-        if already_scanned:
-            stores.sync_state.set_scan_progress(None)
+    report.failed_items = [ItemNote(f.kinopub_id, f.title, f.reason) for f in collected.failures]
 
 
-def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
-    return ledger.watched_at_by_view.get(view.view_ref) == minute_or_unknown(view.watched_at)
+@dataclass(frozen=True)
+class FailedItems:
+    given_up: int  # items recorded as unmatched (kinopub_error) this run
+    holding_back: bool  # some failed item still holds the watermark back
 
 
 def _record_failures(
-    failures: ItemFailureStore, unmatched: UnmatchedStore, collected: CollectResult, report: SyncReport
-) -> bool:
-    """Failed Kinopub items hold the watermark back, until they have failed MAX_ITEM_FAILURES runs in a row.
-    Returns True while some failed item still holds it back."""
-    report.failed_items = [ItemNote(f.kinopub_id, f.title, f.reason) for f in collected.failures]
+    failures: ItemFailureStore, unmatched: UnmatchedStore, collected: CollectResult, seen_at: datetime
+) -> FailedItems:
+    """Count each failed item's runs in a row, forget the items that read fine again, and give up (record as
+    unmatched) on those that failed MAX_ITEM_FAILURES runs in a row."""
     failed_ids = {f.kinopub_id for f in collected.failures}
     recovered = (set(failures.load()) & set(collected.examined)) - failed_ids
     if recovered:
         failures.clear(recovered)
         unmatched.remove(unmatched_item_key(item_id) for item_id in recovered)
     if not collected.failures:
-        return False
+        return FailedItems(given_up=0, holding_back=False)
     counts = failures.record(failed_ids)
     given_up = [f for f in collected.failures if counts.get(f.kinopub_id, 0) >= MAX_ITEM_FAILURES]
     if given_up:
@@ -196,18 +199,24 @@ def _record_failures(
                     f.title,
                     "kinopub_error",
                     f"failed to read {MAX_ITEM_FAILURES} runs in a row: {f.reason}",
-                    seen_at=report.started_at,
+                    seen_at=seen_at,
                 )
                 for f in given_up
             ]
         )
-        report.unmatched += len(given_up)
     for failure in collected.failures:
         logger.warning(
             "kinopub item could not be read",
             extra={"kinopub_id": failure.kinopub_id, "title": failure.title, "reason": failure.reason},
         )
-    return len(given_up) < len(collected.failures)
+    return FailedItems(given_up=len(given_up), holding_back=len(given_up) < len(collected.failures))
+
+
+def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
+    return ledger.watched_at_by_view.get(view.view_ref) == minute_or_unknown(view.watched_at)
+
+
+# --- steps 4-7: map, remote index, dedupe, push --------------------------------------------------------------
 
 
 def _map_dedupe_push(
@@ -321,3 +330,19 @@ def _remember(ledger: LedgerStore, duplicates: Sequence[MappedView], clock: Cloc
     if duplicates:
         now = clock.now()
         ledger.add([LedgerEntry(c.key, c.view.view_ref, minute_or_unknown(c.view.watched_at), now) for c in duplicates])
+
+
+# --- step 8: the scan and the watermark ----------------------------------------------------------------------
+
+
+def _store_decision(sync_state: SyncStateStore, decision: ScanDecision) -> None:
+    if decision.reread_done is not None:
+        sync_state.clear_reread(decision.reread_done)
+    if decision.scan_progress is not None:
+        sync_state.set_scan_progress(decision.scan_progress)
+    if decision.watermark is not None:
+        sync_state.advance_watermark(decision.watermark)
+    if decision.last_full_scan is not None:
+        sync_state.set_last_full_scan(decision.last_full_scan)
+    if decision.clear_scan_progress:
+        sync_state.set_scan_progress(None)
