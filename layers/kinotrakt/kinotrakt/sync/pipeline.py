@@ -4,8 +4,8 @@
 2. plan the scan (``scan.py``: every item, or the recent history only);
 3. collect the completed views from Kinopub (``collect.py``), and let items that failed to read hold the
    watermark back;
-4-7. turn the views the ledger does not know yet into Trakt plays, a batch at a time (map → remote index →
-   dedupe → push);
+4-7. turn the views the ledger does not know yet into Trakt plays, a batch at a time (:class:`ViewsToPlays`:
+   map → remote index → dedupe → push);
 8. settle the scan: what to remember, and whether the watermark moves (``scan.py``);
 9. store the report and release the lease.
 
@@ -28,7 +28,9 @@ from kinotrakt.storage.ports import (
     Ledger,
     LedgerEntry,
     LedgerStore,
+    MappingStore,
     NumberingPins,
+    PinStore,
     SyncStateStore,
     SyncStores,
     UnmatchedItem,
@@ -125,7 +127,21 @@ def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     # Steps 4-7. The ledger remembers what is already on Trakt per view: nothing new → no Trakt call at all.
     fresh = [view for view in views if not _already_synced(view, ledger)]
     report.skipped_duplicates = len(views) - len(fresh)
-    left_over = _map_dedupe_push(deps, options, report, fresh, ledger, numbering) if fresh else []
+    left_over: list[CompletedView] = []
+    if fresh:
+        plays = ViewsToPlays(
+            deps.trakt,
+            deps.clock,
+            deps.deadline,
+            options,
+            ledger=ledger,
+            ledger_store=stores.ledger,
+            mappings=stores.mappings,
+            pins=stores.pins,
+            numbering=numbering,
+            unmatched=stores.unmatched,
+        )
+        left_over = plays.run(fresh, report)
 
     # Step 8: what the scan remembers, and whether the watermark moves.
     progress = RunProgress(
@@ -219,105 +235,129 @@ def _already_synced(view: CompletedView, ledger: Ledger) -> bool:
 # --- steps 4-7: map, remote index, dedupe, push --------------------------------------------------------------
 
 
-def _map_dedupe_push(
-    deps: SyncDeps,
-    options: SyncOptions,
-    report: SyncReport,
-    fresh: Sequence[CompletedView],
-    ledger: Ledger,
-    numbering: NumberingPins,
-) -> list[CompletedView]:
-    """Steps 4-7, a batch at a time: map a slice of views, dedupe it, send each batch as soon as it is full.
+class ViewsToPlays:
+    """Steps 4-7 for the views the ledger does not know, a batch at a time: map a slice to Trakt ids → read
+    Trakt's own history once → dedupe → send each batch as soon as it is full → send the rest (a dry run only
+    counts it) → record what happened, also when the deadline stopped the run.
 
-    Trakt paces lookups (500 GETs per 5 minutes) and writes (1 per second) separately, so sending while
-    mapping lets the writes fill the lookups' waits; and a run stopped by its deadline keeps every batch it
-    sent. The remote index is read once, before the first slice is deduped, for the window of every view
-    that may be sent (the views' own times are enough; views the cache already knows as unmatched are left
-    out, so an old unmatched episode does not widen every run's read). Returns the views left for the next
-    run when the deadline stopped the run early."""
-    clock, stores, trakt = deps.clock, deps.stores, deps.trakt
-    cache = MappingCache(stores.mappings, clock)
-    mapper = Mapper(trakt, cache, stores.pins.load(), clock, numbering)
-    previously_unmatched = {item.key for item in stores.unmatched.load()}
-    unmatched: list[UnmatchedItem] = []
-    pushed = PushResult()
-    duplicates: list[MappedView] = []
-    planned: list[MappedView] = []  # deduped, not sent yet
-    seen: set[str] = set()
-    handled: set[str] = set()  # view_refs settled this run: unmatched, duplicate, sent or not_found
+    Trakt paces lookups (500 GETs per 5 minutes) and writes (1 per second) separately, so sending while mapping
+    lets the writes fill the lookups' waits; and a run stopped by its deadline keeps every batch it sent."""
 
-    def not_found(candidate: MappedView) -> None:
+    def __init__(
+        self,
+        trakt: TraktClient,
+        clock: Clock,
+        deadline: Deadline,
+        options: SyncOptions,
+        *,
+        ledger: Ledger,
+        ledger_store: LedgerStore,
+        mappings: MappingStore,
+        pins: PinStore,
+        numbering: NumberingPins,
+        unmatched: UnmatchedStore,
+    ) -> None:
+        self._trakt = trakt
+        self._clock = clock
+        self._batch_size = options.batch_size
+        self._dry_run = options.dry_run
+        self._ledger = ledger
+        self._ledger_store = ledger_store
+        self._unmatched_store = unmatched
+        self._cache = MappingCache(mappings, clock)
+        self._mapper = Mapper(trakt, self._cache, pins.load(), clock, numbering)
+        self._previously_unmatched = {item.key for item in unmatched.load()}
+        self._pusher = Pusher(trakt, ledger_store, clock, deadline, options.batch_size, self._not_found)
+        # What the run has done so far, kept as it goes so that a stop loses nothing.
+        self._unmatched: list[UnmatchedItem] = []
+        self._duplicates: list[MappedView] = []
+        self._planned: list[MappedView] = []  # deduped, not sent yet
+        self._pushed = PushResult()
+        self._seen: set[str] = set()  # dedupe keys met earlier in this run
+        self._settled: set[str] = set()  # view_refs settled this run: unmatched, duplicate, sent or not_found
+        self._remote: RemoteIndex | None = None
+
+    def run(self, fresh: Sequence[CompletedView], report: SyncReport) -> list[CompletedView]:
+        """Returns the views left for the next run when the deadline stopped this one."""
+        try:
+            for start in range(0, len(fresh), self._batch_size):
+                mapped = self._map_slice(fresh[start : start + self._batch_size])
+                if mapped:
+                    self._dedupe(mapped, self._remote_index(fresh))
+                    self._send_full_batches()
+            self._finish(report)
+            return []
+        except OutOfTime as exc:
+            report.error = RunError(exc.code, str(exc))
+            logger.warning("stopping early: the Lambda deadline is near", extra={"error": str(exc)})
+            self._settled.update(c.view.view_ref for c in [*self._pushed.added, *self._pushed.not_found])
+            return [view for view in fresh if view.view_ref not in self._settled]
+        finally:
+            self._cache.flush()
+            self._record_outcome(report)
+
+    def _map_slice(self, views: Sequence[CompletedView]) -> list[MappedView]:
+        mapped = self._mapper.map(views)
+        self._unmatched.extend(mapped.unmatched)
+        self._settled.update({v.view_ref for v in views} - {c.view.view_ref for c in mapped.mapped})
+        return mapped.mapped
+
+    def _remote_index(self, fresh: Sequence[CompletedView]) -> RemoteIndex:
+        """Trakt's history, read once, before the first slice is deduped, for the window of every view that may
+        be sent. The views' own times are enough; views the cache already knows as unmatched are left out, so
+        an old unmatched episode does not widen every run's read."""
+        if self._remote is None:
+            window = [v for v in fresh if v.view_ref not in self._settled and not self._mapper.known_unmatched(v)]
+            self._remote = build_remote_index(self._trakt, window, self._clock.now())
+        return self._remote
+
+    def _dedupe(self, mapped: Sequence[MappedView], remote: RemoteIndex) -> None:
+        deduped = dedupe(mapped, remote, self._ledger, self._trakt, self._seen)
+        self._duplicates.extend(deduped.duplicates)
+        self._settled.update(c.view.view_ref for c in deduped.duplicates)
+        self._planned.extend(deduped.to_send)
+
+    def _send_full_batches(self) -> None:
+        while not self._dry_run and len(self._planned) >= self._batch_size:
+            batch, self._planned = self._planned[: self._batch_size], self._planned[self._batch_size :]
+            self._pusher.push(batch, self._pushed)
+
+    def _finish(self, report: SyncReport) -> None:
+        if self._dry_run:
+            _count_added(report, self._planned)
+        else:
+            self._pusher.push(self._planned, self._pushed)
+
+    def _not_found(self, candidate: MappedView) -> None:
+        """Trakt answered not_found for a play we sent: the view becomes unmatched, with the reason found."""
         if candidate.kind == "movie":
-            reason, detail = mapper.record_movie_not_found(candidate.view)
+            reason, detail = self._mapper.record_movie_not_found(candidate.view)
         else:
             reason, detail = "trakt_not_found", "Trakt answered not_found for the episode id we sent"
-        unmatched.append(unmatched_item(candidate.view, reason, detail, clock.now()))
+        self._unmatched.append(unmatched_item(candidate.view, reason, detail, self._clock.now()))
 
-    pusher = Pusher(trakt, stores.ledger, clock, deps.deadline, options.batch_size, not_found)
-    remote: RemoteIndex | None = None
-    try:
-        for start in range(0, len(fresh), options.batch_size):
-            views = fresh[start : start + options.batch_size]
-            mapped = mapper.map(views)
-            unmatched.extend(mapped.unmatched)
-            handled.update({v.view_ref for v in views} - {c.view.view_ref for c in mapped.mapped})
-            if not mapped.mapped:
-                continue
-            if remote is None:
-                window = [v for v in fresh if v.view_ref not in handled and not mapper.known_unmatched(v)]
-                remote = build_remote_index(trakt, window, clock.now())
-            deduped = dedupe(mapped.mapped, remote, ledger, trakt, seen)
-            duplicates.extend(deduped.duplicates)
-            handled.update(c.view.view_ref for c in deduped.duplicates)
-            planned.extend(deduped.to_send)
-            while not options.dry_run and len(planned) >= options.batch_size:
-                batch, planned = planned[: options.batch_size], planned[options.batch_size :]
-                pusher.push(batch, pushed)
-        if options.dry_run:
-            _count_added(report, planned)
-        else:
-            pusher.push(planned, pushed)
-        return []
-    except OutOfTime as exc:
-        report.error = RunError(exc.code, str(exc))
-        logger.warning("stopping early: the Lambda deadline is near", extra={"error": str(exc)})
-        handled.update(c.view.view_ref for c in [*pushed.added, *pushed.not_found])
-        return [v for v in fresh if v.view_ref not in handled]
-    finally:
-        cache.flush()
-        _record_outcome(deps, options, report, pushed, duplicates, unmatched, previously_unmatched)
-
-
-def _record_outcome(
-    deps: SyncDeps,
-    options: SyncOptions,
-    report: SyncReport,
-    pushed: PushResult,
-    duplicates: Sequence[MappedView],
-    unmatched: Sequence[UnmatchedItem],
-    previously_unmatched: set[str],
-) -> None:
-    """What steps 4-7 did, in the report, the log and the state — also when the run stopped early."""
-    stores = deps.stores
-    report.skipped_duplicates += len(duplicates)
-    report.not_found = len(pushed.not_found)
-    report.updated_on_trakt = pushed.updated
-    report.unmatched += len(unmatched) - len(pushed.not_found)
-    report.unmatched_items = [
-        UnmatchedNote(u.kinopub_id, u.title, u.reason, u.detail, u.season, u.episode) for u in unmatched
-    ]
-    for item in report.unmatched_items:
-        logger.info("unmatched item", extra=asdict(item))
-    if options.dry_run:
-        return
-    # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
-    _remember(stores.ledger, duplicates, deps.clock)
-    _count_added(report, pushed.added)
-    if unmatched:
-        stores.unmatched.put(unmatched)
-    resolved = previously_unmatched & {c.view.unmatched_key for c in pushed.added}
-    if resolved:
-        stores.unmatched.remove(resolved)
+    def _record_outcome(self, report: SyncReport) -> None:
+        """What steps 4-7 did, in the report, the log and the state."""
+        pushed = self._pushed
+        report.skipped_duplicates += len(self._duplicates)
+        report.not_found = len(pushed.not_found)
+        report.updated_on_trakt = pushed.updated
+        report.unmatched += len(self._unmatched) - len(pushed.not_found)
+        report.unmatched_items = [
+            UnmatchedNote(u.kinopub_id, u.title, u.reason, u.detail, u.season, u.episode) for u in self._unmatched
+        ]
+        for item in report.unmatched_items:
+            logger.info("unmatched item", extra=asdict(item))
+        if self._dry_run:
+            return
+        # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.
+        _remember(self._ledger_store, self._duplicates, self._clock)
+        _count_added(report, pushed.added)
+        if self._unmatched:
+            self._unmatched_store.put(self._unmatched)
+        resolved = self._previously_unmatched & {c.view.unmatched_key for c in pushed.added}
+        if resolved:
+            self._unmatched_store.remove(resolved)
 
 
 def _count_added(report: SyncReport, added: Sequence[MappedView]) -> None:
