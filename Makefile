@@ -27,8 +27,7 @@ LAYER_REQUIREMENTS := layers/kinotrakt/requirements.txt
 EXPORT_LAYER := { echo "\# Exported from uv.lock by make lock ([project].dependencies; boto3 comes from the Lambda runtime). Do not edit."; \
 	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header -q; }
 
-.PHONY: install lock locked chromium test lint types validate unit integration build demo bench chaos invoke \
-	deploy clean
+.PHONY: install lock locked chromium test lint types validate unit build demo bench chaos invoke deploy clean
 
 $(BOOT)/.installed: requirements-uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }

@@ -1,4 +1,5 @@
-"""Auth Lambda: ``GET /trakt/login`` and ``GET /trakt/callback`` (HTTP API, payload v2; DESIGN §2, §6).
+"""Auth Lambda: ``GET /trakt/login`` and ``GET /trakt/callback`` (HTTP API, payload v2; the routes and their
+guards are described in ``kinotrakt/web/login.py``).
 
 Thin: read the query string and the cookie, wire the stores, call :mod:`kinotrakt.web`, render its answer.
 The raw event is never logged (it carries the setup key or an authorization code), and an unexpected error

@@ -106,7 +106,7 @@ def trakt() -> Iterator[Trakt]:
 def test_every_call_carries_trakts_required_headers_and_a_bearer_only_where_needed(trakt: Trakt) -> None:
     # When the client makes a public and a protected call
     trakt.client.search_imdb(INCEPTION, "movie")
-    trakt.client.last_activities()
+    trakt.client.user_settings()
 
     # Then both carry JSON, the API key, version 2 and kinotrakt's User-Agent (Cloudflare blocks without one)
     search, activities = trakt.fake.requests
@@ -251,24 +251,6 @@ def test_one_items_history_is_read_without_date_bounds(trakt: Trakt) -> None:
     assert "start_at" not in trakt.fake.requests[-1].query
 
 
-def test_last_activities_move_when_a_play_is_added(trakt: Trakt) -> None:
-    # Given the last activities as read before a play is added
-    before = trakt.client.last_activities()
-    trakt.clock.advance(60)
-    trakt.fake.add_play("movie", 1, "2024-01-01T10:00:00Z")
-
-    # When they are read again
-    after = trakt.client.last_activities()
-
-    # Then movies' watched_at moved forward, episodes' did not, and the whole answer can be cached as JSON
-    assert before.movies.watched_at is not None
-    assert after.movies.watched_at is not None
-    assert after.movies.watched_at > before.movies.watched_at
-    assert after.episodes.watched_at == before.episodes.watched_at
-    assert after.as_cacheable() != before.as_cacheable()
-    assert json.loads(json.dumps(after.as_cacheable()))["episodes"]["collected_at"] == "2015-01-22T06:26:25.000Z"
-
-
 def test_the_linked_accounts_name_is_read_from_its_settings(trakt: Trakt) -> None:
     # When the user's settings are read, Then the username is the linked account's
     assert trakt.client.user_settings()["user"]["username"] == trakt.fake.username
@@ -329,11 +311,11 @@ def test_a_post_answered_with_a_server_error_is_never_re_sent(trakt: Trakt, stat
 
 def test_a_get_that_meets_server_errors_is_retried_after_a_backoff(trakt: Trakt) -> None:
     # Given Trakt is overloaded for two answers
-    trakt.fake.add_fault("GET", r"/sync/last_activities", status=503, times=2)
+    trakt.fake.add_fault("GET", r"/users/settings", status=503, times=2)
 
-    # When the last activities are read, Then the third attempt answers, after waiting on the virtual clock
-    trakt.client.last_activities()
-    assert len(trakt.fake.calls("GET", "/sync/last_activities")) == 3
+    # When the account settings are read, Then the third attempt answers, after waiting on the virtual clock
+    trakt.client.user_settings()
+    assert len(trakt.fake.calls("GET", "/users/settings")) == 3
     assert trakt.clock.slept > 0
 
 
@@ -346,11 +328,11 @@ def test_a_401_refreshes_once_persists_the_new_pair_then_retries(trakt: Trakt) -
     trakt.fake.expire_access_token(old_access)
 
     # When a protected call is made
-    trakt.client.last_activities()
+    trakt.client.user_settings()
 
     # Then: the call, one refresh, the stored pair replaced, and the retry with the new token
     paths = [r.path for r in trakt.fake.requests]
-    assert paths == ["/sync/last_activities", "/oauth/token", "/sync/last_activities"]
+    assert paths == ["/users/settings", "/oauth/token", "/users/settings"]
     assert trakt.fake.requests[1].json is not None
     assert trakt.fake.requests[1].json["refresh_token"] == old_refresh
     assert trakt.access_token != old_access
@@ -390,11 +372,11 @@ def test_a_post_refused_with_401_is_sent_again_with_the_new_token_and_adds_one_p
 
 def test_a_401_that_survives_the_refresh_is_a_clear_relink_error(trakt: Trakt) -> None:
     # Given Trakt answers 401 twice in a row
-    trakt.fake.add_fault("GET", r"/sync/last_activities", status=401, body='{"error":"invalid_token"}', times=2)
+    trakt.fake.add_fault("GET", r"/users/settings", status=401, body='{"error":"invalid_token"}', times=2)
 
     # When a protected call is made, Then exactly one refresh was tried and the user is told to re-link
     with pytest.raises(TraktUnauthorized, match="link trakt"):
-        trakt.client.last_activities()
+        trakt.client.user_settings()
     assert len(trakt.fake.calls("POST", "/oauth/token")) == 1
     assert trakt.keeper.refreshes == 1
 
@@ -406,7 +388,7 @@ def test_concurrent_401s_cause_a_single_refresh(trakt: Trakt) -> None:
 
     def read() -> None:
         try:
-            trakt.client.last_activities()
+            trakt.client.user_settings()
         except BaseException as exc:  # pragma: no cover - reported below
             errors.append(exc)
 
@@ -472,7 +454,7 @@ def test_an_app_trakt_deleted_is_rejected_on_public_and_private_calls_alike(trak
     trakt.fake.app_deleted = True
 
     # When a public lookup and a 🔒 read are made
-    for call in (lambda: trakt.client.search_imdb(INCEPTION, "movie"), trakt.client.last_activities):
+    for call in (lambda: trakt.client.search_imdb(INCEPTION, "movie"), trakt.client.user_settings):
         with pytest.raises(TraktAppRejected) as caught:
             call()
 
@@ -515,13 +497,13 @@ def test_no_error_message_ever_contains_a_token(trakt: Trakt) -> None:
 
     # When calls fail in every way (with the tokens rotated along the way)
     trakt.fake.expire_access_token(trakt.access_token)
-    trakt.fake.add_fault("GET", r"/sync/last_activities", status=401, times=2)
+    trakt.fake.add_fault("GET", r"/users/settings", status=401, times=2)
     trakt.fake.add_fault("POST", r"/sync/history", action="apply_then_drop")
     trakt.fake.add_fault("POST", r"/sync/history", status=502)
     trakt.fake.add_fault("POST", r"/sync/history", status=403, body=CLOUDFLARE_403, content_type="text/html")
     trakt.fake.add_fault("GET", r"/sync/history/movies", status=200, body='[{"id": "x"}]')
     calls: list[Callable[[], object]] = [
-        trakt.client.last_activities,
+        trakt.client.user_settings,
         lambda: trakt.client.add_to_history([{"ids": {"imdb": INCEPTION}}], []),
         lambda: trakt.client.add_to_history([{"ids": {"imdb": INCEPTION}}], []),
         lambda: trakt.client.add_to_history([{"ids": {"imdb": INCEPTION}}], []),

@@ -112,13 +112,13 @@ def test_a_retry_after_past_the_deadline_stops_the_run_without_sleeping(fake: tu
     # Given 100 s left in the Lambda and Trakt asking for 600 s
     server, clock = fake
     trakt = connect(server, clock, remaining=100)
-    server.add_fault("GET", r"/sync/last_activities", status=429, headers={"Retry-After": "600"})
+    server.add_fault("GET", r"/sync/history/movies", status=429, headers={"Retry-After": "600"})
     asked_at = clock.now()
 
     # When the remote index is read, Then the run stops at once, rate limited until Trakt's time (partial;
     # a later run resumes), and sends Trakt nothing more
     with pytest.raises(RateLimited) as caught:
-        trakt.client.last_activities()
+        trakt.client.history("movies", clock.now() - timedelta(days=3), clock.now())
     assert caught.value.run_status == "partial"
     assert caught.value.resume_after == asked_at + timedelta(seconds=600)
     assert clock.slept == 0

@@ -26,7 +26,7 @@ from kinotrakt.trakt.client import (
     trakt_headers,
     trakt_user_agent,
 )
-from kinotrakt.trakt.models import HistoryItem, HistoryResult, LastActivities, SearchHit, Season, TokenResponse
+from kinotrakt.trakt.models import HistoryItem, HistoryResult, SearchHit, Season, TokenResponse
 
 SPECIALS = set('+-&|!(){}[]^"~*?:/\\')
 
@@ -157,13 +157,6 @@ def test_a_write_answer_with_null_blocks_counts_nothing_and_finds_everything() -
     result = HistoryResult.model_validate({"added": None, "updated": None, "not_found": None})
     assert (result.added.total, result.updated.total) == (0, 0)
     assert result.not_found.movies == result.not_found.episodes == []
-
-
-def test_last_activities_keep_every_field_for_the_cache() -> None:
-    raw = {"all": "2026-01-01T00:00:00.000Z", "movies": {"watched_at": "2026-01-01T00:00:00.000Z", "rated_at": "x"}}
-    cached = LastActivities.model_validate(raw).as_cacheable()
-    assert cached["movies"]["rated_at"] == "x"
-    assert LastActivities.model_validate(cached) == LastActivities.model_validate(raw)
 
 
 def test_a_token_answer_never_shows_its_tokens() -> None:

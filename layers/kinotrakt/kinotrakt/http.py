@@ -1,6 +1,6 @@
 """The one HTTP transport both services use: timeouts, User-Agent, pacing, retries, Retry-After, deadline.
 
-Policy (DESIGN §4):
+Policy:
 - 429 → wait ``Retry-After`` (+ jitter), bounded attempts; a ``Retry-After`` longer than ``max_retry_wait`` or
   past the deadline is not waited out: :class:`RateLimited`, and nothing more goes to that service this run;
 - 500, 502-504, 520-522, connection errors, timeouts and broken answers (truncated, undecodable) →
@@ -67,15 +67,12 @@ _EXCHANGE_FAILURES = (requests.RequestException, urllib3.exceptions.HTTPError, h
 
 @dataclass
 class CallCounter:
-    """Every request sent, per service and per endpoint: OAuth and retries included (report ``http_calls``)."""
+    """Every request sent, per service: OAuth and retries included (report ``http_calls``)."""
 
     by_service: Counter[str] = field(default_factory=Counter)
-    by_endpoint: Counter[str] = field(default_factory=Counter)
-    waited_seconds: float = 0.0
 
-    def count(self, service: str, method: str, endpoint: str) -> None:
+    def count(self, service: str) -> None:
         self.by_service[service] += 1
-        self.by_endpoint[f"{service} {method} {endpoint}"] += 1
 
     def total(self, service: str) -> int:
         return self.by_service[service]
@@ -165,7 +162,6 @@ class Transport:
             return
         if not self.deadline.allows_wait(seconds):
             raise OutOfTime(f"{self.service}: waiting {seconds:.1f}s ({why}) would cross the Lambda deadline")
-        self.counter.waited_seconds += seconds
         self.clock.sleep(seconds)
 
     def _pace(self, method: str) -> None:
@@ -235,7 +231,7 @@ class Transport:
                     f"{self.service}: the Lambda deadline is near; not starting {method} {sending.endpoint}"
                 )
             self._pace(method)
-            self.counter.count(self.service, method, sending.endpoint)
+            self.counter.count(self.service)
             try:
                 response = self._exchange(method, url, params, json_body, form, headers)
             except _Broken as broken:

@@ -1,4 +1,4 @@
-"""``TokenStore`` on one Secrets Manager secret holding the DESIGN §2 JSON.
+"""``TokenStore`` on one Secrets Manager secret holding the service's secret JSON (:class:`ServiceSecret`).
 
 Secrets Manager has no conditional write, so ``save`` reads the ``AWSCURRENT`` version id first and
 refuses to write when it is not the version the caller loaded: a re-link (CLI or /trakt/callback) that

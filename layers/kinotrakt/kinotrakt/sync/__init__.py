@@ -1,1 +1,1 @@
-"""The sync rules and the pipeline: collect → map → dedupe → push (DESIGN §3)."""
+"""The sync rules and the pipeline: collect → map → dedupe → push (``pipeline.py`` tells the steps in order)."""

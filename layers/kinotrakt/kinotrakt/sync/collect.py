@@ -1,4 +1,4 @@
-"""DESIGN §3 step 3: read Kinopub (read only) and turn its watch state into completed views.
+"""Step 3: read Kinopub (read only) and turn its watch state into completed views.
 
 History says *which* items to look at; ``/v1/watching`` says *what* is finished. Only ``status == 1`` ever
 becomes a play, and a time we cannot know stays "unknown": never "now", which would drift between runs and

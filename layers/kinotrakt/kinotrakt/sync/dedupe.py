@@ -17,8 +17,8 @@ from kinotrakt.sync.mapping import MappedView
 from kinotrakt.sync.model import CompletedView
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, SearchHit
 
-# DESIGN §3.5: the window starts two days before the earliest candidate, so a play Trakt shifted by a
-# time zone or stored at a rounded minute is still in the index.
+# The window starts two days before the earliest candidate, so a play Trakt shifted by a time zone or stored
+# at a rounded minute is still in the index.
 WINDOW_LEAD = timedelta(days=2)
 
 
@@ -47,11 +47,9 @@ def history_keys(item: HistoryItem) -> set[str]:
 @dataclass
 class RemoteIndex:
     keys: set[str] = field(default_factory=set)
-    plays_read: int = 0
 
     def add(self, items: Iterable[HistoryItem]) -> None:
         for item in items:
-            self.plays_read += 1
             self.keys |= history_keys(item)
 
 
@@ -109,7 +107,8 @@ def dedupe(
 
 
 def has_any_play(trakt: TraktHistory, candidate: MappedView) -> bool:
-    """Any play of this movie or episode on Trakt, whenever (DESIGN §3.6, views of unknown time)."""
+    """Any play of this movie or episode on Trakt, whenever: a view of unknown time is a duplicate of any play
+    (Trakt cannot say which of its plays it would be)."""
     if candidate.kind == "episode":
         assert candidate.episode_trakt_id is not None  # noqa: S101 - mapping guarantees it
         return bool(trakt.item_history("episodes", candidate.episode_trakt_id))

@@ -1,4 +1,4 @@
-"""Step 4: map completed views to Trakt ids, through a DynamoDB-backed cache (DESIGN §3.4).
+"""Step 4: map completed views to Trakt ids, through the mapping cache (a storage port, DynamoDB in production).
 
 - a movie with an IMDb id is sent as ``{"ids": {"imdb": ...}}`` — no lookup;
 - a movie or show without IMDb → a text search by the original title, then by the Russian one, within a year

@@ -2,7 +2,7 @@
 
 A POST whose answer was lost may have been applied. Re-sending it would create permanent duplicate plays
 (Trakt does not dedupe), so the batch's window is re-read from Trakt and only what is still missing is sent
-again (DESIGN §3.7)."""
+again."""
 
 from __future__ import annotations
 
@@ -35,8 +35,6 @@ class PushResult:
     added: list[MappedView] = field(default_factory=list)
     not_found: list[MappedView] = field(default_factory=list)
     updated: int = 0  # the answers' `updated` counts (2026 contract, meaning undocumented)
-    batches_sent: int = 0
-    reconciled: int = 0
 
 
 class Pusher:
@@ -68,7 +66,6 @@ class Pusher:
         for attempt in range(MAX_RECONCILES + 1):
             movies = [c.payload(c.watched_at_value()) for c in pending if c.kind == "movie"]
             episodes = [c.payload(c.watched_at_value()) for c in pending if c.kind == "episode"]
-            result.batches_sent += 1
             try:
                 answer = self._trakt.add_to_history(movies, episodes)
             except TraktWriteOutcomeUnknown:
@@ -78,7 +75,6 @@ class Pusher:
                     "history write outcome unknown; re-reading Trakt before sending again",
                     extra={"batch_items": len(pending)},
                 )
-                result.reconciled += 1
                 present = self._present_on_trakt(pending)
                 applied = [c for c in pending if c.key in present]
                 self._accept(applied, result)

@@ -30,16 +30,7 @@ from kinotrakt.errors import (
 )
 from kinotrakt.http import CallCounter, Limits, Pacing, Transport, decode_json, is_html
 from kinotrakt.tokens import TokenKeeper
-from kinotrakt.trakt.models import (
-    HistoryItem,
-    HistoryKind,
-    HistoryResult,
-    LastActivities,
-    Movie,
-    SearchHit,
-    Season,
-    Show,
-)
+from kinotrakt.trakt.models import HistoryItem, HistoryKind, HistoryResult, Movie, SearchHit, Season, Show
 
 SERVICE = "trakt"
 
@@ -72,7 +63,8 @@ def trakt_headers(client_id: str, access_token: str | None = None) -> dict[str, 
 
 
 def trakt_endpoint_label(url: str) -> str:
-    """The path with ids replaced by ``{id}``, so per-endpoint call counts stay a short list."""
+    """The path with ids replaced by ``{id}``: how error messages (and the bench's per-endpoint counts) name an
+    endpoint, without an item id in them."""
     parts = urlsplit(url).path.split("/")
     return "/".join("{id}" if re.fullmatch(r"\d+|tt\d+", part) else part for part in parts)
 
@@ -249,9 +241,6 @@ class TraktClient:
         return parse_as(Show, self._send("GET", f"/shows/{quote(ref, safe='')}", authorized=False))
 
     # --- the remote index (🔒) ------------------------------------------------------------------------
-
-    def last_activities(self) -> LastActivities:
-        return parse_as(LastActivities, self._send("GET", "/sync/last_activities", authorized=True))
 
     def history(self, kind: HistoryKind, start_at: datetime, end_at: datetime) -> list[HistoryItem]:
         """Every play of ``kind`` watched between the bounds, newest first, all pages."""

@@ -13,7 +13,6 @@ from kinotrakt.clock import parse_iso
 from kinotrakt.text import LINE_LIMIT, TITLE_LIMIT, WORD_LIMIT, bounded, token_text
 from kinotrakt.tokens import TokenGrant
 
-MediaType = Literal["movie", "show"]
 HistoryKind = Literal["movies", "episodes"]
 
 
@@ -125,28 +124,6 @@ class HistoryItem(TraktModel):
     movie: Movie | None = None
     episode: Episode | None = None
     show: Show | None = None
-
-
-class ActivityGroup(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    watched_at: UtcDatetime | None = None
-
-
-class LastActivities(BaseModel):
-    """``/sync/last_activities``. Every field is kept (``extra="allow"``) so the whole answer can be cached
-    and compared with the next one."""
-
-    model_config = ConfigDict(extra="allow", frozen=True)
-
-    all: UtcDatetime | None = None
-    movies: ActivityGroup = Field(default_factory=ActivityGroup)
-    episodes: ActivityGroup = Field(default_factory=ActivityGroup)
-
-    def as_cacheable(self) -> dict[str, Any]:
-        """JSON-ready form, for ``StateStore.set_last_activities``."""
-        data: dict[str, Any] = self.model_dump(mode="json")
-        return data
 
 
 def _count(value: Any) -> Any:

@@ -1,4 +1,4 @@
-"""The Trakt authorization-code login: ``/trakt/login`` and ``/trakt/callback`` (DESIGN §2, §6).
+"""The Trakt authorization-code login: ``/trakt/login`` and ``/trakt/callback``.
 
 Why each guard exists:
 - the setup key: without it, anyone who finds the URL could link *their* Trakt account and receive the
