@@ -16,7 +16,7 @@ SERIES_TYPES = frozenset({"serial", "docuserial", "tvshow"})
 
 WatchedAtSource = Literal["updated", "last_seen", "unknown", "ledger"]
 
-# REWATCHES (DESIGN §2): a view finished again is a new play, or each view is sent at most once.
+# REWATCHES (an environment variable): a view finished again is a new play, or each view is sent at most once.
 Rewatches = Literal["new_play", "ignore"]
 
 
