@@ -1,1 +1,2 @@
-"""Storage ports (what the sync needs) and their DynamoDB / Secrets Manager / in-memory adapters."""
+"""Storage ports (``ports.py``: one per kind of data) and their AWS adapters: DynamoDB (``dynamo/``) and Secrets
+Manager (``secrets.py``), wired from the settings in ``aws.py``. The in-memory twins live in ``devkit/memory.py``."""
