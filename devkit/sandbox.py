@@ -1,7 +1,9 @@
 """Run the real sync handler offline: moto for DynamoDB and Secrets Manager (created from template.yaml's
 own definitions), the fake Kinopub and fake Trakt on loopback, and a Lambda context on the chosen clock.
 
-``make demo``, the integration tests, the chaos suite and the benchmark all start from :func:`sandbox`.
+``make demo``, ``kinotrakt sync --sandbox``, the integration tests, the chaos suite and the benchmark all start
+from :func:`sandbox`. It is sealed off from the developer's own AWS set-up (:func:`isolated_environ`): a profile,
+an endpoint URL, credentials or a region in the shell never reach it, and it never reaches them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.template import load_template
 from kinotrakt.clock import Clock, SystemClock
+from kinotrakt.config import Settings
 from kinotrakt.storage.dynamo import Table, dynamo_sync_stores
 from kinotrakt.storage.ports import ServiceSecret, SyncStores, TokenStore
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
@@ -72,6 +75,40 @@ def load_handler(function: str) -> ModuleType:
     sys.modules[spec.name] = module  # pydantic resolves the handler's annotations through sys.modules
     spec.loader.exec_module(module)
     return module
+
+
+# What a developer's shell may hold that would reach into the sandbox, or let the sandbox reach out:
+# - everything botocore reads starts with AWS_: the profile (a missing one is an error even with credentials in
+#   the environment), the config and credentials files (whose default profile may name an endpoint_url,
+#   use_fips_endpoint or a credential_process), AWS_ENDPOINT_URL and the per-service AWS_ENDPOINT_URL_*
+#   (which moto's in-process mock does not intercept), credentials, region;
+# - the proxies requests and botocore would send loopback calls through (requests bypasses a proxy for
+#   127.0.0.1 only when NO_PROXY says so);
+# - kinotrakt's own settings (DRY_RUN, STATE_TABLE_NAME, ...; any case, as pydantic-settings reads them) and
+#   Powertools' switches.
+_FOREIGN_PREFIXES = ("AWS_", "POWERTOOLS_")
+_PROXY_VARIABLES = frozenset({"HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "NO_PROXY"})
+
+
+def foreign_variables(environ: Mapping[str, str]) -> list[str]:
+    """The names in ``environ`` the sandbox must not inherit (see ``_FOREIGN_PREFIXES`` above)."""
+    exact = _PROXY_VARIABLES | {name.upper() for name in Settings.model_fields}
+    return sorted(name for name in environ if name.upper().startswith(_FOREIGN_PREFIXES) or name.upper() in exact)
+
+
+@contextmanager
+def isolated_environ(values: Mapping[str, str]) -> Iterator[None]:
+    """``values`` and nothing foreign (:func:`foreign_variables`) while inside; the whole environment as it was
+    afterwards."""
+    saved = dict(os.environ)
+    for name in foreign_variables(os.environ):
+        del os.environ[name]
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 @contextmanager
@@ -185,6 +222,9 @@ def sandbox_env(kinopub_url: str, trakt_url: str, **overrides: str) -> dict[str,
         "AWS_SESSION_TOKEN": "testing",
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
+        # Not ~/.aws: its default profile may name an endpoint, FIPS endpoints or a credential process.
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
         "KINOPUB_API_URL": kinopub_url,
         "TRAKT_API_URL": trakt_url,
         "TRAKT_AUTH_URL": trakt_url,
@@ -220,7 +260,7 @@ def sandbox(
     trakt = FakeTrakt(**fake_kwargs)
     with kinopub, trakt:
         values = sandbox_env(kinopub.base_url, trakt.base_url, **dict(env or {}))
-        with patched_environ(values), mock_aws():
+        with isolated_environ(values), mock_aws():
             session = boto3.Session(region_name=REGION)
             create_state_table(session.client("dynamodb"))
             create_secrets(session.client("secretsmanager"))
