@@ -1,5 +1,5 @@
 """A local stand-in for API Gateway's HTTP API: real HTTP in, a payload v2 event to the real auth handler,
-its answer back out as HTTP. Standard library only (``ThreadingHTTPServer`` on 127.0.0.1).
+its answer back out as HTTP. Standard library only (``ThreadingHTTPServer``, on 127.0.0.1 unless told otherwise).
 
 It also builds the events the integration tests send straight to the handler, so both suites speak the
 same event shape (``api_gateway_v2_event``).
@@ -93,9 +93,9 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self, adapter: ApiGatewayAdapter) -> None:
+    def __init__(self, adapter: ApiGatewayAdapter, host: str, port: int) -> None:
         self.adapter = adapter
-        super().__init__(("127.0.0.1", 0), _RequestHandler)
+        super().__init__((host, port), _RequestHandler)
 
 
 class _RequestHandler(BaseHTTPRequestHandler):
@@ -145,14 +145,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
 class ApiGatewayAdapter:
     """``with ApiGatewayAdapter() as api: api.handler = ...; api.base_url`` - records events and answers."""
 
-    def __init__(self, handler: Handler | None = None) -> None:
+    def __init__(self, handler: Handler | None = None, host: str = "127.0.0.1", port: int = 0) -> None:
         self.handler = handler
         self.events: list[dict[str, Any]] = []
         self.responses: list[dict[str, Any]] = []
         self.lock = threading.Lock()
-        self._server = _Server(self)
-        host, port = self._server.server_address[:2]
-        self.base_url = f"http://{host!s}:{port}"
+        self._server = _Server(self, host, port)
+        bound = self._server.server_address[1]
+        self.base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{bound}"  # noqa: S104
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> Self:

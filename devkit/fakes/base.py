@@ -258,18 +258,21 @@ class FakeServer:
 
     # lifecycle
 
-    def start(self) -> str:
-        """Listen on 127.0.0.1 (an ephemeral port, the same one again after a ``stop``) and return the base URL."""
+    def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Listen on ``host`` (loopback by default; ``make sandbox`` may listen wider so that Lambda containers
+        reach it) at ``port`` (0: an ephemeral one, the same one again after a ``stop``) and return the base URL,
+        on loopback when listening on every interface."""
         if self._server is not None:
             return self.base_url
-        server = _HttpServer(("127.0.0.1", self._port), self)
+        self._port = port or self._port
+        server = _HttpServer((host, self._port), self)
         self._port = server.server_address[1]
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True, name=type(self).__name__
         )
         self._thread.start()
-        self.base_url = f"http://127.0.0.1:{self._port}"
+        self.base_url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '') else host}:{self._port}"  # noqa: S104
         return self.base_url
 
     def stop(self) -> None:
