@@ -67,8 +67,12 @@ class FakeLambdaContext:
 def load_handler(function: str) -> ModuleType:
     """Import ``functions/<function>/app.py`` as Lambda does (module ``app``), fresh each time so its
     cold-start code reads the current environment."""
-    path = REPO / "functions" / function / "app.py"
-    spec = importlib.util.spec_from_file_location(f"kinotrakt_{function}_app_{next(_module_ids)}", path)
+    return load_module(REPO / "functions" / function / "app.py", function)
+
+
+def load_module(path: Path, function: str) -> ModuleType:
+    """Import a handler's file under a name of its own (every function's module is ``app``)."""
+    spec = importlib.util.spec_from_file_location(f"kinotrakt_{function}_{path.stem}_{next(_module_ids)}", path)
     assert spec is not None
     assert spec.loader is not None
     module = importlib.util.module_from_spec(spec)
