@@ -27,7 +27,7 @@ LAYER_REQUIREMENTS := layers/kinotrakt/requirements.txt
 EXPORT_LAYER := { echo "\# Exported from uv.lock by make lock ([project].dependencies; boto3 comes from the Lambda runtime). Do not edit."; \
 	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header -q; }
 
-.PHONY: install lock locked chromium test lint types validate unit build demo bench chaos invoke deploy clean
+.PHONY: install lock locked chromium test lint types validate unit build demo sandbox bench chaos invoke deploy clean
 
 $(BOOT)/.installed: requirements-uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
@@ -109,8 +109,24 @@ bench: $(VENV)/.installed
 chaos: $(VENV)/.installed
 	$(RUN) -m chaos --schedules $(SCHEDULES) $(if $(SEED),--seed $(SEED),)
 
-invoke: build
-	$(SAM) local invoke SyncFunction -e events/schedule.json --env-vars events/env.json
+# A local cloud until Ctrl-C (moto + fake Kinopub + fake Trakt, README "Try it offline"). HOST=0.0.0.0 lets Docker's
+# Lambda containers reach it on Linux; PORT=0 takes free ports.
+# (Plain assignments: a HOST or PORT exported by the shell does not count, only `make sandbox HOST=...`.)
+HOST = 127.0.0.1
+PORT = 8510
+sandbox: $(VENV)/.installed
+	$(RUN) -m devkit.sandbox_server --host $(HOST) --port $(PORT)
+
+# The sync function (FUNCTION=AuthFunction for the login) against a running `make sandbox`, or a deployed stack with
+# STACK=<name> [REGION=...]: in the Lambda image (sam local invoke, needs Docker), or LOCAL=process without Docker.
+LOCAL = docker
+STACK =
+REGION =
+FUNCTION =
+EVENT =
+invoke: $(VENV)/.installed $(if $(filter process,$(LOCAL)),,build)
+	$(RUN) -m devkit.invoke --local $(LOCAL) $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) \
+		$(if $(FUNCTION),--function $(FUNCTION)) $(if $(EVENT),--event $(EVENT))
 
 deploy: build
 	$(SAM) deploy --guided
