@@ -59,16 +59,18 @@ class RunningSandbox:
     state_dir: Path
     home: Path
     banner: list[str]
-    env: dict[str, str]  # what it printed for a shell: `export` and `unset` applied to a clean environment
+    clean: dict[str, str]  # a shell's environment without the developer's AWS set-up or kinotrakt settings
+    env: dict[str, str]  # that environment after the `unset` and `export` lines the sandbox printed
     output: queue.Queue[str | None]  # its lines after the ready line; None once it closed its output
 
     # --- the commands a user types ----------------------------------------------------------------------------
 
-    def run(self, argv: list[str], *, extra_env: Mapping[str, str] | None = None, timeout: float = 120) -> Result:
+    def run(self, argv: list[str], *, env: Mapping[str, str] | None = None, timeout: float = 120) -> Result:
+        """A command in the sandbox's shell (``env``: another environment)."""
         done = subprocess.run(  # noqa: S603 - our own console script and interpreter, fixed arguments
             argv,
             cwd=REPO,
-            env={**self.env, **(extra_env or {})},
+            env=dict(self.env if env is None else env),
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -87,6 +89,14 @@ class RunningSandbox:
         (line,) = [line for line in self.banner if marker in line][:1]
         argv = shlex.split(line.split("#", 1)[0])
         return [str(REPO / argv[0]) if argv[0].startswith(".venv/") else argv[0], *argv[1:]]
+
+    def set_up_and_link(self) -> None:
+        """README steps 3 to 5 in the terminal: the printed setup command, then ``link kinopub``, ``link trakt``."""
+        for argv in (self.printed_command("kinotrakt setup"), [str(KINOTRAKT), "link", "kinopub"]):
+            done = self.run(argv)
+            assert done.code == 0, done
+        done = self.cli("link", "trakt")
+        assert done.code == 0, done
 
     # --- what ends up inside ----------------------------------------------------------------------------------
 
@@ -192,7 +202,7 @@ def start_sandbox(tmp: Path, *, extra_args: tuple[str, ...] = ()) -> Iterator[Ru
             banner.append(line)
             if line.startswith(READY):
                 break
-        yield RunningSandbox(process, tmp / "state", home, banner, shell_environment(banner, clean), lines)
+        yield RunningSandbox(process, tmp / "state", home, banner, clean, shell_environment(banner, clean), lines)
     finally:
         if process.poll() is None:
             process.send_signal(signal.SIGINT)
