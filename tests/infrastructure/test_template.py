@@ -791,10 +791,13 @@ def test_saved_queries_cover_runs_unmatched_items_and_errors(template: dict[str,
     # Given the saved Logs Insights queries
     queries = _queries(template)
 
-    # Then all three run on the sync log group
+    # Then all three run on the sync log group, and the errors also on the login function's (refused logins)
     assert set(queries) == {"last runs with their reports", "unmatched items", "errors"}
-    for query in queries.values():
-        assert query["LogGroupNames"] == [{"Ref": "SyncFunctionLogGroup"}]
+    for name, query in queries.items():
+        expected = [{"Ref": "SyncFunctionLogGroup"}]
+        if name == "errors":
+            expected.append({"Ref": "AuthFunctionLogGroup"})
+        assert query["LogGroupNames"] == expected, name
 
     # And each one selects the log lines the sync emits, with their fields
     last_runs = queries["last runs with their reports"]["QueryString"]
