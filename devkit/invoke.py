@@ -206,10 +206,12 @@ def sandbox_target(state_dir: Path, *, docker: bool) -> Target | None:
     env: dict[str, str] = state["environment"]
     if not _answers(env["AWS_ENDPOINT_URL"]):
         return None  # left behind by a sandbox that was killed
-    if docker and state.get("bind") in ("127.0.0.1", "localhost"):
+    if docker and sys.platform == "linux" and state.get("bind") in ("127.0.0.1", "localhost"):
+        # Docker Desktop forwards host.docker.internal to the host's loopback; Linux's Docker Engine maps it to the
+        # docker0 bridge, where a sandbox on 127.0.0.1 does not answer.
         raise InvokeError(
-            "the sandbox listens on 127.0.0.1 only, which Lambda containers cannot reach on Docker Engine: restart it "
-            "as `make sandbox HOST=0.0.0.0`, or run `make invoke LOCAL=process`"
+            "the sandbox listens on 127.0.0.1 only, which Lambda containers cannot reach on Linux's Docker Engine: "
+            "restart it as `make sandbox HOST=0.0.0.0`, or run `make invoke LOCAL=process`"
         )
     address = _for_docker if docker else str
     variables = {name: address(env[name]) if name in SANDBOX_CALLED else env[name] for name in SANDBOX_VARIABLES}

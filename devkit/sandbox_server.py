@@ -217,8 +217,10 @@ def describe(cloud: LocalCloud, env: Mapping[str, str], state_dir: Path) -> str:
         "  .venv/bin/kinotrakt unlink trakt",
         "  make invoke LOCAL=process   # the sync handler in its own process, against this sandbox",
     ]
-    if cloud.bind in ("127.0.0.1", "localhost"):
+    if cloud.bind in ("127.0.0.1", "localhost") and sys.platform == "linux":
         lines.append("  make invoke   # in Docker: Linux's Docker Engine needs `make sandbox HOST=0.0.0.0` (README)")
+    else:
+        lines.append("  make invoke   # the same in the Lambda image (sam local invoke; Docker)")
     return "\n".join(lines)
 
 
