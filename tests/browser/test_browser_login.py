@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -16,7 +15,7 @@ from functions.auth.app import handle
 from kinotrakt.clock import SystemClock
 from kinotrakt.web.login import STATE_COOKIE
 from tests.browser.auth_world import SETUP_KEY, AuthWorld, build_world
-from tests.browser.cdp import Chromium, Page, find_chromium
+from tests.browser.cdp import Chromium, Page
 
 pytestmark = pytest.mark.browser
 
@@ -35,20 +34,6 @@ class Deployment:
             if event["rawPath"] == path:
                 return int(response["statusCode"])
         raise AssertionError(f"no request to {path}")
-
-
-@pytest.fixture
-def chromium_path() -> str:
-    path = find_chromium()
-    if path is None:
-        reason = (
-            "!!! Chromium is not installed, so the real-browser login test cannot run. "
-            "`make unit` installs Debian's chromium (apt-get install -y chromium) !!!"
-        )
-        if os.environ.get("CI"):
-            pytest.fail(reason)
-        pytest.skip(reason)
-    return path
 
 
 @pytest.fixture
