@@ -215,6 +215,7 @@ def sandbox_target(state_dir: Path, *, docker: bool) -> Target | None:
         )
     address = _for_docker if docker else str
     variables = {name: address(env[name]) if name in SANDBOX_CALLED else env[name] for name in SANDBOX_VARIABLES}
+    variables["ALLOW_INSECURE_ENDPOINTS"] = "true"  # the fakes speak http; a deployment never does
     return Target(
         description=f"the sandbox at {env['AWS_ENDPOINT_URL']}",
         region=env["AWS_REGION"],

@@ -33,19 +33,17 @@ def test_the_local_endpoint_parameter_is_empty_unless_sam_local_sets_it(template
     # Then a deploy leaves it empty, and only an http(s) URL may fill it
     assert parameter["Default"] == ""
     assert parameter["AllowedPattern"] == "^$|^https?://.+"
-    assert template["Conditions"]["IsLocalSandbox"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "LocalAwsEndpoint"}, ""]}]}
 
 
 @pytest.mark.parametrize("function", ["SyncFunction", "AuthFunction"])
-def test_both_functions_take_the_endpoint_and_allow_http_only_in_the_sandbox(
-    template: dict[str, Any], function: str
-) -> None:
+def test_both_functions_declare_what_make_invoke_sets_for_the_sandbox(template: dict[str, Any], function: str) -> None:
     # Given what a function's environment declares (sam local passes nothing else)
     environment = effective_environment(template, function)
 
-    # Then boto3's own variable comes from the parameter, and http:// service URLs only with it
+    # Then boto3's own variable comes from the parameter, and http:// service URLs stay refused in any deployment
+    # (only the env-vars file of sam local can say otherwise)
     assert environment["AWS_ENDPOINT_URL"] == {"Ref": "LocalAwsEndpoint"}
-    assert environment["ALLOW_INSECURE_ENDPOINTS"] == {"Fn::If": ["IsLocalSandbox", "true", "false"]}
+    assert environment["ALLOW_INSECURE_ENDPOINTS"] == "false"
 
 
 def test_a_deployed_function_with_the_empty_endpoint_talks_to_aws(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -82,7 +80,12 @@ def _sam_environment(function: str, overrides: dict[str, dict[str, str]], parame
         pytest.param(
             "SyncFunction",
             {"LocalAwsEndpoint": "http://host.docker.internal:8510"},
-            {"KINOPUB_API_URL": "http://host.docker.internal:8511", "DRY_RUN": "true", "NOT_DECLARED": "dropped"},
+            {
+                "KINOPUB_API_URL": "http://host.docker.internal:8511",
+                "ALLOW_INSECURE_ENDPOINTS": "true",
+                "DRY_RUN": "true",
+                "NOT_DECLARED": "dropped",
+            },
             id="sync-against-a-sandbox",
         ),
         pytest.param("SyncFunction", {}, {"STATE_TABLE_NAME": "kinotrakt-StateTable-1"}, id="sync-against-a-stack"),
