@@ -124,9 +124,10 @@ STACK =
 REGION =
 FUNCTION =
 EVENT =
+INVOKE_ARGS = --local $(LOCAL) $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) \
+	$(if $(FUNCTION),--function $(FUNCTION)) $(if $(EVENT),--event $(EVENT))
 invoke: $(VENV)/.installed $(if $(filter process,$(LOCAL)),,build)
-	$(RUN) -m devkit.invoke --local $(LOCAL) $(if $(STACK),--stack $(STACK)) $(if $(REGION),--region $(REGION)) \
-		$(if $(FUNCTION),--function $(FUNCTION)) $(if $(EVENT),--event $(EVENT))
+	$(RUN) -m devkit.invoke $(strip $(INVOKE_ARGS))
 
 deploy: build
 	$(SAM) deploy --guided

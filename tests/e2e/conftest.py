@@ -59,7 +59,7 @@ class RunningSandbox:
     state_dir: Path
     home: Path
     banner: list[str]
-    clean: dict[str, str]  # a shell's environment without the developer's AWS set-up or kinotrakt settings
+    clean: dict[str, str]  # a user's shell (the developer's own AWS set-up replaced by a hostile one)
     env: dict[str, str]  # that environment after the `unset` and `export` lines the sandbox printed
     output: queue.Queue[str | None]  # its lines after the ready line; None once it closed its output
 
@@ -172,9 +172,18 @@ def start_sandbox(tmp: Path, *, extra_args: tuple[str, ...] = ()) -> Iterator[Ru
     """``make sandbox`` on free ports, its state in ``tmp``; stopped (Ctrl-C) afterwards if still running."""
     home = tmp / "home"
     home.mkdir(exist_ok=True)
-    # The developer's own AWS set-up and kinotrakt settings stay out of everything started here.
+    (home / "aws-config").write_text("[default]\nendpoint_url = http://127.0.0.1:9\nuse_fips_endpoint = true\n")
+    # The developer's own AWS set-up and kinotrakt settings stay out of everything started here; in their place,
+    # a user's shell with a profile, endpoints and a config of its own, which the sandbox's printed environment
+    # (and the sandbox itself, and make invoke) must set aside.
     clean = {name: value for name, value in os.environ.items() if name not in foreign_variables(os.environ)}
     clean |= {"HOME": str(home), "COLUMNS": "200", "NO_COLOR": "1", "PYTHONUTF8": "1"}
+    clean |= {
+        "AWS_PROFILE": "kinotrakt-no-such-profile",
+        "AWS_ENDPOINT_URL_DYNAMODB": "http://127.0.0.1:9",
+        "AWS_ENDPOINT_URL_SECRETS_MANAGER": "http://127.0.0.1:9",
+        "AWS_CONFIG_FILE": str(home / "aws-config"),
+    }
     argv = [sys.executable, "-m", "devkit.sandbox_server", "--port", "0", "--state-dir", str(tmp / "state")]
     process = subprocess.Popen(  # noqa: S603 - our own interpreter and module
         [*argv, *extra_args],
