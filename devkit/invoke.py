@@ -335,15 +335,17 @@ def run_docker(function: str, event: Path, target: Target, variables: Mapping[st
         argv += ["--parameter-overrides", *(f"{name}={value}" for name, value in target.parameters.items())]
     if target.sandbox:
         argv += ["--add-host", f"{DOCKER_HOST_NAME}:host-gateway"]
-    return subprocess.run(argv, env=_sam_environment(target, variables), check=False).returncode  # noqa: S603
+    return subprocess.run(argv, env=sam_environment(target, os.environ), check=False).returncode  # noqa: S603
 
 
-def _sam_environment(target: Target, variables: Mapping[str, dict[str, str]]) -> dict[str, str]:
-    """SAM prefers the shell's value of a declared variable to the template's: drop them all, so that the
+def sam_environment(target: Target, shell: Mapping[str, str]) -> dict[str, str]:
+    """The environment ``sam local invoke`` runs in. SAM prefers the shell's value of a variable the template
+    declares to the template's own (``AWS_ENDPOINT_URL`` and ``DRY_RUN`` included): drop them all, so that the
     env-vars file and the template decide. Against a sandbox, the container gets the sandbox's credentials and
     region, not the user's profile."""
-    declared = {name for function in FUNCTIONS for name in variables[function]}
-    env = {name: value for name, value in os.environ.items() if name not in declared}
+    template = load_template()
+    declared = {name for function in FUNCTIONS for name in declared_variables(template, function)}
+    env = {name: value for name, value in shell.items() if name not in declared}
     if target.credentials:
         env = {name: value for name, value in env.items() if not name.upper().startswith("AWS_")}
         env |= {**target.credentials, "AWS_CONFIG_FILE": os.devnull, "AWS_SHARED_CREDENTIALS_FILE": os.devnull}

@@ -9,7 +9,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from devkit.invoke import ENV_FILE, InvokeError, env_vars, sandbox_target, stack_target
+from devkit.invoke import ENV_FILE, InvokeError, Target, env_vars, sam_environment, sandbox_target, stack_target
 from tests.conftest import AWS_REGION
 
 OUTPUTS = {
@@ -66,3 +66,19 @@ def test_a_sandbox_that_was_killed_is_not_a_target(tmp_path: Path) -> None:
 
     # Then make invoke does not aim at it
     assert sandbox_target(tmp_path, docker=False) is None
+
+
+def test_sam_local_runs_without_the_shells_values_of_the_functions_variables() -> None:
+    # Given a shell that exports variables the template declares (sam local would prefer them to the template's)
+    shell = {"PATH": "/usr/bin", "DRY_RUN": "false", "AWS_ENDPOINT_URL": "http://localstack:4566", "AWS_PROFILE": "me"}
+
+    # When make invoke starts sam local against a stack, and against a sandbox
+    stack = sam_environment(Target("stack", "eu-west-1", {}), shell)
+    sandbox = sam_environment(Target("sandbox", "eu-central-1", {}, credentials={"AWS_ACCESS_KEY_ID": "s"}), shell)
+
+    # Then neither passes them on; the stack keeps the user's profile, the sandbox uses its own credentials
+    assert stack == {"PATH": "/usr/bin", "AWS_PROFILE": "me"}
+    assert sandbox["AWS_ACCESS_KEY_ID"] == "s"
+    assert "AWS_PROFILE" not in sandbox
+    assert "DRY_RUN" not in sandbox
+    assert "AWS_ENDPOINT_URL" not in sandbox
