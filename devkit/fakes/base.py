@@ -32,7 +32,7 @@ def issued(value: str) -> str:
     return value
 
 
-FaultAction = Literal["respond", "drop", "apply_then_drop"]
+FaultAction = Literal["respond", "drop", "apply_then_drop", "apply_then_respond", "apply_then_truncate"]
 Clock = Callable[[], float]
 
 
@@ -200,6 +200,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
             response = fake.dispatch(record)
         elif fault.action == "apply_then_drop":
             fake.dispatch(record)
+        elif fault.action == "apply_then_respond":
+            fake.dispatch(record)
+            response = Response(fault.status or 500, fault.body, dict(fault.headers), fault.content_type)
+        elif fault.action == "apply_then_truncate":
+            response = fake.dispatch(record)
+            if fault.delay > 0:
+                time.sleep(fault.delay)
+            record.status = response.status
+            self._write(response, cut_after=len(response.body) // 2)
+            self.close_connection = True
+            return
         elif fault.action == "respond":
             response = Response(fault.status or 500, fault.body, dict(fault.headers), fault.content_type)
         if fault is not None and fault.delay > 0:
@@ -210,7 +221,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         record.status = response.status
         self._write(response)
 
-    def _write(self, response: Response) -> None:
+    def _write(self, response: Response, *, cut_after: int | None = None) -> None:
+        """Send the answer; ``cut_after`` sends that many bytes of the body (its full length announced) and
+        stops, as a connection lost mid-answer would."""
         head_only = self.command == "HEAD"
         try:
             self.send_response_only(response.status)
@@ -224,7 +237,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self.send_header(name, value)
             self.end_headers()
             if not head_only:
-                self.wfile.write(response.body)
+                self.wfile.write(response.body if cut_after is None else response.body[:cut_after])
             self.wfile.flush()
         except OSError:
             self.close_connection = True  # the client gave up (its timeout fired)
@@ -378,8 +391,11 @@ class FakeServer:
     ) -> Fault:
         """Script a fault. ``respond`` with a ``status`` answers it instead of the real handler; ``respond``
         without a status only delays the real answer; ``drop`` hangs up before handling; ``apply_then_drop``
-        handles the request (state changes) and hangs up without answering. ``delay`` (real seconds) is slept
-        after handling and before answering/hanging up."""
+        handles the request (state changes) and hangs up without answering; ``apply_then_respond`` handles it
+        and answers the fault's status and body instead of the real answer (a proxy's page after the service
+        acted); ``apply_then_truncate`` handles it and sends half of the real answer's body under its full
+        ``Content-Length``, then hangs up. ``delay`` (real seconds) is slept after handling and before
+        answering/hanging up."""
         raw = body.encode("utf-8") if isinstance(body, str) else (body or b"")
         fault = Fault(
             method=method.upper(),

@@ -13,7 +13,7 @@ from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Deadline
 from kinotrakt.config import DEFAULT_KINOPUB_USER_AGENT
-from kinotrakt.errors import NotConfigured, OutcomeUnknown, RelinkRequired
+from kinotrakt.errors import BadResponse, NotConfigured, OutcomeUnknown, RelinkRequired
 from kinotrakt.http import CallCounter, Limits, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth, LinkFailed, make_token_keeper
@@ -199,6 +199,52 @@ def test_refresh_falls_back_to_the_device_endpoint(clock: VirtualClock) -> None:
         ]
         assert fake.requests[1].form["grant_type"] == "refresh_token"
         assert fake.token_is_valid(grant.access_token)
+
+
+@pytest.mark.parametrize(
+    ("status", "content_type", "body"),
+    [
+        (200, "text/html", "<!DOCTYPE html><html><body>Welcome</body></html>"),
+        (400, "text/html", "<html><body>Bad Request</body></html>"),
+        (403, "text/html", "<html><body>Forbidden</body></html>"),
+    ],
+    ids=["200 html", "400 html", "403 html"],
+)
+def test_a_refresh_applied_before_an_html_answer_is_never_sent_again(
+    fake: FakeKinopub, clock: VirtualClock, status: int, content_type: str, body: str
+) -> None:
+    # Given a refresh that Kinopub applies (the old refresh token dies) while a proxy answers an HTML page
+    store = stored_pair(fake, clock)
+    secret = store.load().secret
+    assert secret.refresh_token is not None
+    fake.add_fault(
+        "POST", r"/oauth2/token", action="apply_then_respond", status=status, body=body, content_type=content_type
+    )
+
+    # When the token is refreshed
+    with pytest.raises((OutcomeUnknown, BadResponse)) as caught:
+        oauth_for(fake, clock).refresh(secret)
+
+    # Then the single-use token went out once: no fallback to the device endpoint spent it a second time
+    assert [(r.method, r.path) for r in fake.requests] == [("POST", "/oauth2/token")]
+    assert not isinstance(caught.value, RelinkRequired)
+    # (a 2xx whose body cannot be read is a lost answer: the keeper reads the secret back before going on)
+    assert isinstance(caught.value, OutcomeUnknown) == (status == 200)
+
+
+def test_a_json_404_from_the_token_endpoint_is_its_own_answer_not_a_missing_route(
+    fake: FakeKinopub, clock: VirtualClock
+) -> None:
+    # Given a token endpoint that refuses the refresh token with a JSON error under a 404
+    store = stored_pair(fake, clock)
+    fake.add_fault("POST", r"/oauth2/token", status=404, body='{"error": "invalid_refresh_token"}')
+
+    # When the token is refreshed
+    with pytest.raises(RelinkRequired):
+        oauth_for(fake, clock).refresh(store.load().secret)
+
+    # Then that answer decided it: the device endpoint was not asked
+    assert [(r.method, r.path) for r in fake.requests] == [("POST", "/oauth2/token")]
 
 
 def test_a_dead_refresh_token_asks_to_link_again_without_leaking_it(fake: FakeKinopub, clock: VirtualClock) -> None:

@@ -16,7 +16,7 @@ from pydantic import SecretStr, ValidationError
 from kinotrakt import __version__
 from kinotrakt.clock import Clock
 from kinotrakt.errors import BadResponse, KinotraktError, NotConfigured, OutcomeUnknown, RelinkRequired
-from kinotrakt.http import Transport, is_html
+from kinotrakt.http import Transport
 from kinotrakt.kinopub.client import SERVICE, body_status, error_reason, json_object, send
 from kinotrakt.kinopub.models import DeviceCode, OAuthError, TokenResponse, describe_validation_error
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
@@ -126,9 +126,11 @@ class KinopubOAuth:
         # Never re-sent on a lost answer: the token may already be spent (OutcomeUnknown propagates).
         path = TOKEN_PATH
         response = self._post(path, form, idempotent=False)
-        if response.status_code == 404 or is_html(response):
-            # No such route on this base (an HTML or 404 page), so the token was not spent. Older clients
-            # refreshed on /oauth2/device (reference/kinopub-api.md): try there.
+        if _no_such_route(response):
+            # Older clients refreshed on /oauth2/device (reference/kinopub-api.md): try there, but only when
+            # the first answer says the route does not exist, so the token was certainly not spent. Any other
+            # answer (an HTML page with a 200 or a 400 included) may come from a proxy after Kinopub applied
+            # the refresh: sending the single-use token again would spend a dead one and lose the link.
             path = DEVICE_PATH
             response = self._post(path, form, idempotent=False)
         try:
@@ -161,6 +163,18 @@ class KinopubOAuth:
         if _error_code(body) in _BAD_CLIENT:
             return NotConfigured(SERVICE)
         return BadResponse(SERVICE, path, error_reason(status, body), status)
+
+
+def _no_such_route(response: requests.Response) -> bool:
+    """A 404 or 405 that is not an OAuth error of the token endpoint itself: a web server's "no such page"
+    (HTML, empty or any other body), answered before anything was processed."""
+    if response.status_code not in (404, 405):
+        return False
+    try:
+        body = response.json()
+    except (ValueError, RecursionError):
+        return True
+    return not (isinstance(body, dict) and _error_code(body))
 
 
 def make_token_keeper(store: TokenStore, oauth: KinopubOAuth, clock: Clock) -> TokenKeeper:
