@@ -85,12 +85,14 @@ CATALOGUE: dict[str, float] = {
     "trakt connection reset on GET": 0.1,
     "trakt connection reset on POST, not applied": 0.08,
     "trakt POST applied, then connection dropped": 0.12,
+    "trakt POST applied, answer cut mid-body": 0.1,
     "trakt timeout on GET": 0.1,
     "trakt timeout on POST, applied": 0.15,
     "trakt timeout on POST, not applied": 0.1,
     "trakt 401 on a request": 0.08,
     "trakt access token revoked mid-run": 0.08,
     "trakt 5xx on token refresh": 0.05,
+    "trakt token refresh applied, answer cut mid-body": 0.04,
     "trakt HTML page instead of JSON": 0.04,
     "trakt 403 Cloudflare block": 0.02,
     "kinopub 429": 0.1,
@@ -102,6 +104,7 @@ CATALOGUE: dict[str, float] = {
     "kinopub 401 on a request": 0.05,
     "kinopub access token revoked mid-run": 0.05,
     "kinopub 5xx on token refresh": 0.04,
+    "kinopub token refresh applied, answer cut mid-body": 0.04,
     "dynamodb throttled, not applied": 0.08,
     "dynamodb throttled, applied": 0.06,
     "dynamodb conditional-check race": 0.06,
@@ -127,6 +130,16 @@ EVENTS: dict[str, float] = {
     "trakt access token expired between runs": 0.08,
     "kinopub access token expired between runs": 0.08,
 }
+
+# What the owner does when a run asks for it: a refresh applied whose answer was cut off spends the stored
+# refresh token (single-use on both services), so the next run ends `failed` with `relink_required`, the
+# AuthRequired alarm fires, and the owner links again (README, "Known limits"). The runner does that only
+# after such a fault fired for that service: any other `relink_required` stays a failure of the schedule.
+REFRESH_ANSWER_CUT = {
+    "trakt": "trakt token refresh applied, answer cut mid-body",
+    "kinopub": "kinopub token refresh applied, answer cut mid-body",
+}
+RELINKED = "owner linked again after a refresh answer was cut off"
 
 
 @dataclass(frozen=True)
@@ -229,6 +242,11 @@ def _trakt_apply_then_drop(rng: random.Random, world: World, armed: Armed, name:
     _http(world, armed, name, "trakt", "POST", TRAKT_POST, action="apply_then_drop", times=rng.randint(1, 3))
 
 
+def _trakt_truncated_post(rng: random.Random, world: World, armed: Armed, name: str) -> None:
+    """Trakt adds the plays, and the connection breaks halfway through its answer."""
+    _http(world, armed, name, "trakt", "POST", TRAKT_POST, action="apply_then_truncate", times=rng.randint(1, 2))
+
+
 def _trakt_timeout_get(rng: random.Random, world: World, armed: Armed, name: str) -> None:
     _http(world, armed, name, "trakt", "GET", TRAKT_GET, delay=TIMEOUT_DELAY)
 
@@ -256,6 +274,20 @@ def _trakt_revoked(rng: random.Random, world: World, armed: Armed, name: str) ->
 
 def _trakt_refresh_5xx(rng: random.Random, world: World, armed: Armed, name: str) -> None:
     _http(world, armed, name, "trakt", "POST", r"/oauth/token", status=rng.choice(RETRYABLE))
+
+
+def _refresh_answer_cut(service: str, path: str) -> Armer:
+    """The refresh is applied (the old pair dies) and its answer, with the new pair, is cut halfway. The access
+    token in the secret is expired on the service too, so this run refreshes and the fault can fire."""
+
+    def arm(rng: random.Random, world: World, armed: Armed, name: str) -> None:
+        fake = world.trakt if service == "trakt" else world.kinopub
+        token = world.token_store(service).load().secret.access_token
+        if token is not None and fake.token_is_valid(token.get_secret_value()):
+            fake.expire_access_token(token.get_secret_value())
+        _http(world, armed, name, service, "POST", path, action="apply_then_truncate")
+
+    return arm
 
 
 def _trakt_html(rng: random.Random, world: World, armed: Armed, name: str) -> None:
@@ -394,12 +426,14 @@ _ARM: dict[str, Armer] = {
     "trakt connection reset on GET": _trakt_reset_get,
     "trakt connection reset on POST, not applied": _trakt_reset_post,
     "trakt POST applied, then connection dropped": _trakt_apply_then_drop,
+    "trakt POST applied, answer cut mid-body": _trakt_truncated_post,
     "trakt timeout on GET": _trakt_timeout_get,
     "trakt timeout on POST, applied": _trakt_timeout_post_applied,
     "trakt timeout on POST, not applied": _trakt_timeout_post,
     "trakt 401 on a request": _trakt_401,
     "trakt access token revoked mid-run": _trakt_revoked,
     "trakt 5xx on token refresh": _trakt_refresh_5xx,
+    "trakt token refresh applied, answer cut mid-body": _refresh_answer_cut("trakt", r"/oauth/token"),
     "trakt HTML page instead of JSON": _trakt_html,
     "trakt 403 Cloudflare block": _trakt_cloudflare,
     "kinopub 429": _kinopub_429,
@@ -411,6 +445,7 @@ _ARM: dict[str, Armer] = {
     "kinopub 401 on a request": _kinopub_401,
     "kinopub access token revoked mid-run": _kinopub_revoked,
     "kinopub 5xx on token refresh": _kinopub_refresh_5xx,
+    "kinopub token refresh applied, answer cut mid-body": _refresh_answer_cut("kinopub", r"/oauth2/token"),
     "dynamodb throttled, not applied": _dynamodb_throttled(after=False),
     "dynamodb throttled, applied": _dynamodb_throttled(after=True),
     "dynamodb conditional-check race": _dynamodb_race,

@@ -25,10 +25,10 @@ from types import ModuleType
 from typing import Any
 
 from chaos import checks
-from chaos.faults import Armed, Profile, arm_run
+from chaos.faults import REFRESH_ANSWER_CUT, RELINKED, Armed, Profile, arm_run
 from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app_play
 from chaos.world import ChaosClock, World, chaos_world
-from devkit.sandbox import FakeLambdaContext, load_handler
+from devkit.sandbox import FakeLambdaContext, link_secret, load_handler
 from kinotrakt.observability import logger, metrics
 from kinotrakt.storage.ports import SyncStores
 
@@ -120,6 +120,7 @@ class Schedule:
         self.texts: list[str] = []  # reports and crash traces: checked for secrets with the log lines
         self.lost: dict[str, str] = {}  # view label → why
         self.run_number = 0
+        self.spent: set[str] = set()  # services whose refresh token a cut-off refresh answer spent
 
     # --- the schedule -------------------------------------------------------------------------------------
 
@@ -214,7 +215,22 @@ class Schedule:
         self.result.runs += 1
         self.result.statuses[status] += 1
         self._check_run(report, before, resumed)
+        self._link_again_if_asked(armed, error)
         return status
+
+    def _link_again_if_asked(self, armed: Armed, error: dict[str, Any]) -> None:
+        """The owner's answer to the AuthRequired alarm, for a refresh token a cut-off refresh answer spent."""
+        fired = armed.fired()
+        self.spent.update(service for service, name in REFRESH_ANSWER_CUT.items() if fired.get(name))
+        if error.get("code") != "relink_required":
+            return
+        service = str(error.get("message", "")).split(" ", 1)[0]
+        if service in self.spent:
+            self.spent.discard(service)
+            world = self.world
+            fake = world.trakt if service == "trakt" else world.kinopub
+            link_secret(world.token_store(service), fake, int(self.clock.now().timestamp()))
+            self.result.events[RELINKED] += 1
 
     def _invoke(self, run_id: str, stores: SyncStores) -> dict[str, Any] | None:
         event = {"scheduled_time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "execution_id": run_id}

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
-from chaos.faults import CATALOGUE, EVENTS
+from chaos.faults import CATALOGUE, EVENTS, RELINKED
 from chaos.runner import ScheduleResult, run_schedule
 
 
@@ -64,11 +64,11 @@ class SuiteResult:
 
     def report(self) -> list[str]:
         """The per-fault table, run outcomes, other checks, then the summary line (last)."""
-        width = max(len(name) for name in [*CATALOGUE, *EVENTS])
+        width = max(len(name) for name in [*CATALOGUE, *EVENTS, RELINKED])
         lines = [f"{'fault':<{width}}  {'armed':>6}  {'fired':>6}"]
         lines += [f"{name:<{width}}  {self.armed[name]:>6}  {self.fired[name]:>6}" for name in CATALOGUE]
         lines += ["", f"{'between runs':<{width}}  {'':>6}  {'times':>6}"]
-        lines += [f"{name:<{width}}  {'':>6}  {self.events[name]:>6}" for name in EVENTS]
+        lines += [f"{name:<{width}}  {'':>6}  {self.events[name]:>6}" for name in [*EVENTS, RELINKED]]
         outcomes = ", ".join(f"{count} {status}" for status, count in sorted(self.statuses.items()))
         lines += [
             "",

@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+import chaos.runner as runner_module
 import kinotrakt.trakt.client as trakt_client
+from chaos.faults import RELINKED
 from chaos.runner import ScheduleResult, run_schedule
 from chaos.suite import run_suite
 from devkit.clock import VirtualClock
@@ -62,6 +64,47 @@ def test_every_schedule_keeps_every_promise(first: int) -> None:
     # and the faults really happened (a quiet suite proves nothing)
     assert sum(suite.fired.values()) > CHUNK
     assert suite.statuses["ok"] >= CHUNK
+
+
+def first_firing(fault: str, seeds: range = range(13, 80)) -> ScheduleResult:
+    """The first schedule in which ``fault`` fired (from seed 13: the first ones of them fire there)."""
+    for seed in seeds:
+        result = run_schedule(seed)
+        if result.fired[fault]:
+            return result
+    pytest.fail(f"{fault!r} never fired in seeds {seeds.start}..{seeds.stop - 1}")
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        "trakt POST applied, answer cut mid-body",
+        "kinopub token refresh applied, answer cut mid-body",
+        "trakt token refresh applied, answer cut mid-body",
+    ],
+)
+def test_answers_cut_mid_body_after_the_service_acted_are_survived(fault: str) -> None:
+    # Given a schedule in which a write or a refresh is applied and its answer is cut halfway
+    result = first_firing(fault)
+    # Then every promise holds; a refresh whose new pair was lost spent the stored token, and the schedule
+    # converged only because the owner linked again when a run asked for it (and only then)
+    assert not result.failed, "\n".join([*result.problems, *result.trace])
+    relinked = result.events[RELINKED]
+    if "refresh" in fault:
+        assert relinked >= 1
+        assert result.reasons["partial: refresh_outcome_unknown"] >= relinked
+    assert result.reasons["failed: relink_required"] == relinked
+
+
+def test_a_spent_refresh_token_nobody_links_again_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an owner who never answers the AuthRequired alarm
+    monkeypatch.setattr(runner_module, "REFRESH_ANSWER_CUT", {})
+    # When a refresh answer is cut after the refresh was applied
+    result = first_firing("kinopub token refresh applied, answer cut mid-body")
+    # Then the schedule does not converge, and the suite says so
+    assert result.events[RELINKED] == 0
+    assert result.failed
+    assert result.converge_runs is None
 
 
 def test_the_summary_line_has_the_promised_shape() -> None:
