@@ -285,6 +285,55 @@ def test_dry_run_plans_without_writing(box: Sandbox) -> None:
     assert box.trakt.calls("POST") == []
 
 
+def test_lookups_trakt_refuses_leave_those_views_unmatched_and_the_run_ok(clock: VirtualClock) -> None:
+    long_title = "Очень длинное название " * 13
+
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        seed_basic(kp, tr)
+        # a movie without IMDb whose title search Trakt refuses (414: the URI is too long for it)
+        kp.add_movie(106, f"{long_title} / Very Long", 2019, None)
+        kp.watch(106, at=T0)
+        # a show whose season table Trakt refuses (422)
+        kp.add_series(203, "Отказ / Refused Show", 2020, 7777777, {1: 2})
+        kp.watch(203, season=1, episode=1, at=T0)
+        # an episode of unknown time (marked by hand, no time kept) whose plays Trakt refuses to list (404)
+        kp.mark_watched_without_play(BM_KP, season=2, episode=1, at=T0)
+        kp.set_state(BM_KP, season=2, episode=1, status=1, updated=None)
+
+    with sandbox(seed=seed, clock=clock) as box:
+        box.trakt.add_fault(
+            "GET", r"/search/movie", status=414, body="<html>414 Request-URI Too Large</html>", times=-1
+        )
+        box.trakt.add_fault("GET", r"/shows/tt7777777/seasons", status=422, body='{"error":"unprocessable"}', times=-1)
+        box.trakt.add_fault("GET", r"/sync/history/episodes/\d+", status=404, body='{"error":"not found"}', times=-1)
+
+        # When the sync runs
+        report = box.invoke()
+
+        # Then the rest lands, each refused view is unmatched with the reason, and the watermark moves
+        assert report["status"] == "ok", report["error"]
+        assert (report["added_movies"], report["added_episodes"]) == (2, 3)
+        refused = {(item["kinopub_id"], item["season"], item["episode"]): item for item in report["unmatched_items"]}
+        assert set(refused) == {(106, None, None), (203, 1, 1), (BM_KP, 2, 1)}
+        assert {item["reason"] for item in refused.values()} == {"trakt_refused"}
+        assert "HTTP 414" in refused[(106, None, None)]["detail"]
+        assert "HTTP 422" in refused[(203, 1, 1)]["detail"]
+        assert report["watermark"] is not None
+        stored = {(item.kinopub_id, item.season, item.episode): item.reason for item in box.stores().unmatched.load()}
+        assert stored == {key: "trakt_refused" for key in refused}
+        assert box.trakt.duplicate_keys() == []
+
+        # When the next run comes a day later (a full rescan)
+        box.trakt.clear_requests()
+        clock.advance(25 * HOUR)
+        again = box.invoke()
+
+        # Then it ends ok without asking Trakt the refused lookups again (they are cached for a few days)
+        assert again["status"] == "ok"
+        assert box.trakt.calls("GET", "/search") == []
+        assert box.trakt.calls("GET", "/shows/tt7777777") == []
+
+
 def test_a_rewatch_on_kinopub_is_a_new_play_and_a_fallback_time_never_drifts(clock: VirtualClock) -> None:
     def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
         seed_basic(kp, tr)

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from kinotrakt.errors import (
     BadResponse,
+    ItemRefused,
     KinotraktError,
     TraktAccountLimit,
     TraktAccountLocked,
@@ -191,11 +192,12 @@ def _response(status: int, body: bytes = b"{}", content_type: str = "application
         (420, "application/json", TraktAccountLimit),
         (423, "application/json", TraktAccountLocked),
         (426, "application/json", TraktVipRequired),
-        (400, "application/json", BadResponse),
-        (404, "application/json", BadResponse),
-        (409, "application/json", BadResponse),
-        (412, "application/json", BadResponse),
-        (422, "application/json", BadResponse),
+        (400, "application/json", ItemRefused),
+        (404, "application/json", ItemRefused),
+        (409, "application/json", ItemRefused),
+        (412, "application/json", ItemRefused),
+        (422, "application/json", ItemRefused),
+        (414, "text/html", ItemRefused),
         (302, "text/html", BadResponse),
     ],
 )

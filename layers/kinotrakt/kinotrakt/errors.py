@@ -90,6 +90,12 @@ class BadResponse(KinotraktError):
         self.status = status
 
 
+class ItemRefused(BadResponse):
+    """A 4xx that is about the one item asked for, not the account or the app: 400, 404, 414 (a URI too long
+    for a huge title), 422, ... Where the request was a lookup for one view, the view is left unmatched with
+    the reason and the run goes on; elsewhere it is a bad response like any other."""
+
+
 class ForbiddenPath(KinotraktError):
     """A Kinopub path outside the read-only allow-list was requested (a bug, never a user error)."""
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
+from kinotrakt.errors import ItemRefused
 from kinotrakt.storage.ports import Ledger
 from kinotrakt.sync.keys import episode_key, has_unknown_time, movie_key
 from kinotrakt.sync.mapping import MappedView
@@ -84,6 +85,9 @@ def read_history_around(
 class DedupeResult:
     to_send: list[MappedView] = field(default_factory=list)
     duplicates: list[MappedView] = field(default_factory=list)
+    # Views of unknown time whose plays Trakt refused to list (a 4xx about the item): whether one is already
+    # there cannot be told, and a duplicate is worse than a missing play, so they are not sent.
+    undecided: list[tuple[MappedView, ItemRefused]] = field(default_factory=list)
 
 
 def dedupe(
@@ -100,7 +104,11 @@ def dedupe(
         key = candidate.key
         duplicate = key in seen or key in ledger.keys or key in remote.keys
         if not duplicate and has_unknown_time(key):
-            duplicate = has_any_play(trakt, candidate)
+            try:
+                duplicate = has_any_play(trakt, candidate)
+            except ItemRefused as refused:
+                result.undecided.append((candidate, refused))
+                continue
         seen.add(key)
         (result.duplicates if duplicate else result.to_send).append(candidate)
     return result

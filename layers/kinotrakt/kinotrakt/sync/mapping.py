@@ -27,6 +27,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from kinotrakt.clock import Clock, iso_z
+from kinotrakt.errors import ItemRefused
 from kinotrakt.kinopub.models import russian_title
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import MappingStore, NumberingPins, Pin, UnmatchedItem
@@ -134,6 +135,16 @@ def unmatched_item(
     if view.kind == "movie":
         return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, seen_at=now)
     return UnmatchedItem(key, view.kinopub_id, view.title, reason, detail, view.season, view.episode, now, trakt_show)
+
+
+def refused_miss(refused: ItemRefused) -> dict[str, str]:
+    """The cached miss for a lookup Trakt refused (a 4xx about the item: a 414 for a huge title, a 422, ...):
+    the view is unmatched with the reason, asked again when the miss expires, and the run goes on."""
+    detail = (
+        f"Trakt refused the lookup ({refused.path}: HTTP {refused.status}); it is asked again later (within days), "
+        "or pin the item with `kinotrakt map`"
+    )
+    return {"miss": "trakt_refused", "detail": detail}
 
 
 def expand_pinned_episodes(views: Sequence[CompletedView], numbering: NumberingPins) -> list[CompletedView]:
@@ -256,7 +267,11 @@ class Mapper:
         if not view.imdb:
             return "trakt_not_found", "Trakt answered not_found for the ids we sent"
         # /search/imdb ignores `type` (2026): only a hit that is a show says "listed as a show".
-        if any(hit.type == "show" and hit.show for hit in self._trakt.search_imdb(view.imdb, "show")):
+        try:
+            hits = self._trakt.search_imdb(view.imdb, "show")
+        except ItemRefused:
+            hits = []
+        if any(hit.type == "show" and hit.show for hit in hits):
             reason, detail = "listed_as_show", f"Trakt lists IMDb {view.imdb} as a show, not a movie"
         else:
             reason, detail = "trakt_not_found", f"Trakt has no movie with IMDb {view.imdb}"
@@ -380,10 +395,10 @@ class Mapper:
     def _fetch_seasons(self, show: _ShowRef) -> tuple[_ShowRef, SeasonTable]:
         """The show's season table, one call; on a 404 for an IMDb id, the show /search/imdb names instead."""
         asked = show.ref
-        seasons = self._trakt.show_seasons(show.ref)
+        seasons = self._show_seasons(show)
         if seasons is None and show.imdb is not None:
             show = self._search_show(show.imdb)
-            seasons = self._trakt.show_seasons(show.ref)
+            seasons = self._show_seasons(show)
         if seasons is None:
             # A pinned or searched show id Trakt no longer has: unmatched, asked again when this expires.
             miss = {"miss": "show_not_found", "detail": f"Trakt has no show {show.ref}"}
@@ -400,10 +415,24 @@ class Mapper:
         self._refetched_this_run.update({show.ref, asked})
         return show, table
 
+    def _show_seasons(self, show: _ShowRef) -> list[Season] | None:
+        """The show's seasons, None for a 404; another 4xx leaves the show unmatched for a few days."""
+        try:
+            return self._trakt.show_seasons(show.ref)
+        except ItemRefused as refused:
+            miss = refused_miss(refused)
+            self._cache.put(seasons_key(show.ref), miss, NEGATIVE_TTL)
+            raise _Miss(miss["miss"], miss["detail"]) from None
+
     def _search_show(self, imdb: str) -> _ShowRef:
         """``/search/imdb`` for a show ``/shows/{imdb}`` did not find. It ignores ``type`` (2026): keep shows."""
         key = show_imdb_key(imdb)
-        hits = self._trakt.search_imdb(imdb, "show")
+        try:
+            hits = self._trakt.search_imdb(imdb, "show")
+        except ItemRefused as refused:
+            miss = refused_miss(refused)
+            self._cache.put(key, miss, NEGATIVE_TTL)
+            raise _Miss(miss["miss"], miss["detail"]) from None
         ids = {hit.show.ids.trakt for hit in hits if hit.type == "show" and hit.show and hit.show.ids.trakt is not None}
         if len(ids) == 1:
             trakt_id = ids.pop()
@@ -421,7 +450,10 @@ class Mapper:
     ) -> dict[str, Any]:
         cached = self._cache.get(key)
         if cached is None:
-            cached = self._search_title(view, kind)
+            try:
+                cached = self._search_title(view, kind)
+            except ItemRefused as refused:
+                cached = refused_miss(refused)
             self._cache.put(key, cached, NEGATIVE_TTL if "miss" in cached else ttl)
         if "miss" in cached:
             raise _Miss(str(cached["miss"]), str(cached.get("detail", "")))

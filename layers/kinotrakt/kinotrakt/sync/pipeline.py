@@ -39,7 +39,14 @@ from kinotrakt.storage.ports import (
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.dedupe import RemoteIndex, build_remote_index, dedupe
 from kinotrakt.sync.keys import minute_or_unknown, unmatched_item_key
-from kinotrakt.sync.mapping import MappedView, Mapper, MappingCache, expand_pinned_episodes, unmatched_item
+from kinotrakt.sync.mapping import (
+    MappedView,
+    Mapper,
+    MappingCache,
+    expand_pinned_episodes,
+    refused_miss,
+    unmatched_item,
+)
 from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
 from kinotrakt.sync.report import HttpCalls, ItemNote, KeptPlay, RunError, SyncReport, UnmatchedNote
@@ -316,6 +323,11 @@ class ViewsToPlays:
         self._duplicates.extend(deduped.duplicates)
         self._settled.update(c.view.view_ref for c in deduped.duplicates)
         self._planned.extend(deduped.to_send)
+        now = self._clock.now()
+        for candidate, refused in deduped.undecided:
+            miss = refused_miss(refused)
+            self._unmatched.append(unmatched_item(candidate.view, miss["miss"], miss["detail"], now))
+            self._settled.add(candidate.view.view_ref)
 
     def _send_full_batches(self) -> None:
         while not self._dry_run and len(self._planned) >= self._batch_size:

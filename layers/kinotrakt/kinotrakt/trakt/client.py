@@ -20,6 +20,7 @@ from kinotrakt import __version__
 from kinotrakt.clock import Clock, Deadline, iso_z
 from kinotrakt.errors import (
     BadResponse,
+    ItemRefused,
     OutcomeUnknown,
     TraktAccountLimit,
     TraktAccountLocked,
@@ -121,7 +122,11 @@ def raise_for_status(response: requests.Response) -> None:
         raise TraktAccountLocked
     if status == 426:
         raise TraktVipRequired
-    raise BadResponse(SERVICE, urlsplit(response.url).path, f"answered HTTP {status}", status)
+    path = urlsplit(response.url).path
+    if 400 <= status < 500:
+        # What is left of the 4xx range (429 never gets here) is about the request itself: the item it names.
+        raise ItemRefused(SERVICE, path, f"answered HTTP {status}", status)
+    raise BadResponse(SERVICE, path, f"answered HTTP {status}", status)
 
 
 def parse_as[T](kind: type[T], response: requests.Response) -> T:
