@@ -12,8 +12,11 @@ from kinotrakt.config import Settings
 from kinotrakt.observability import emit_failure_without_report, emit_run_metrics, logger, metrics
 from kinotrakt.service import execute_sync
 from kinotrakt.storage.ports import SyncStores
+from kinotrakt.sync.report import fit_report
 
 settings = Settings()
+# CloudWatch Logs takes at most 256 KB per line; a longer summary line would be cut, and its JSON with it.
+MAX_LOGGED_REPORT_BYTES = 100 * 1024
 
 
 class SyncEvent(BaseModel):
@@ -64,7 +67,7 @@ def handle(
         raise
     emit_run_metrics(report)
     contract = report.to_dict()
-    logger.info("sync run finished", extra=contract)
+    logger.info("sync run finished", extra=fit_report(contract, MAX_LOGGED_REPORT_BYTES))
     return contract
 
 

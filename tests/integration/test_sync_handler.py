@@ -7,13 +7,15 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 
 import pytest
 
 from devkit.fakes.fake_trakt import CLOUDFLARE_403, CLOUDFLARE_429, CLOUDFLARE_RETRY_AFTER
-from devkit.sandbox import Sandbox, sandbox
+from devkit.sandbox import Sandbox, load_handler, patched_environ, sandbox
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
+from kinotrakt.sync.report import ItemNote, KeptPlay, SyncReport, UnmatchedNote
 from tests.infrastructure.test_template import DESIGN_METRICS
 from tests.infrastructure.test_template import REPORT_FIELDS as TEMPLATE_REPORT_FIELDS
 from tests.integration.test_sync_pipeline import seed_basic
@@ -212,3 +214,35 @@ def test_a_cloudflare_429_ends_the_run_partial_rate_limited_without_one_more_tra
     metrics = emf_metrics(capsys.readouterr().out)
     assert metrics["RunPartial"] == 1
     assert metrics["RunFailed"] == 0
+
+
+def test_the_summary_line_of_a_run_with_every_list_full_of_long_titles_stays_under_cloudwatchs_limit(
+    box: Sandbox, log_lines: _Lines, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a run whose every list is full: thousands of views with 300-character Cyrillic titles and details
+    title = ("Очень длинное название " * 20)[:300]
+    detail = "Подробности несовпадения номеров " * 30
+    big = SyncReport(run_id="big", started_at=datetime(2026, 11, 1, tzinfo=UTC), unmatched=5000, candidates=9000)
+    big.added = [f"{title} S01E{n % 99:02d} @ 2026-11-01T12:00Z" for n in range(2000)]
+    big.unmatched_items = [UnmatchedNote(n, title, "numbering_mismatch", detail, 1, n % 99) for n in range(5000)]
+    big.failed_items = [ItemNote(n, title, detail) for n in range(1000)]
+    big.skipped_items = [ItemNote(n, title, detail) for n in range(1000)]
+    big.kept_plays = [KeptPlay(title, detail) for _ in range(1000)]
+    with patched_environ(box.env):
+        handler = load_handler("sync")
+    monkeypatch.setattr(handler, "execute_sync", lambda *args, **kwargs: big)
+
+    # When the handler returns it
+    returned = handler.handle({}, None, stores=box.stores())
+
+    # Then it returns the report as the contract has it (lists cut at 50); its one log line stays under
+    # CloudWatch's 256 KB with every count, the lists cut further, each with a line counting what was cut
+    assert len(returned["unmatched_items"]) == 51
+    (finished,) = [r for r in log_lines.records if r["message"] == "sync run finished"]
+    line = json.dumps(finished, ensure_ascii=False, separators=(",", ":"))  # as Powertools writes it
+    assert len(line.encode()) < 256 * 1024
+    assert (finished["unmatched"], finished["candidates"]) == (5000, 9000)
+    for name, total in (("added", 2000), ("unmatched_items", 5000), ("kept_plays", 1000)):
+        entries = finished[name]
+        assert isinstance(entries, list)
+        assert entries[-1] == f"... and {total - (len(entries) - 1)} more"

@@ -320,7 +320,7 @@ def test_lookups_trakt_refuses_leave_those_views_unmatched_and_the_run_ok(clock:
         assert "HTTP 422" in refused[(203, 1, 1)]["detail"]
         assert report["watermark"] is not None
         stored = {(item.kinopub_id, item.season, item.episode): item.reason for item in box.stores().unmatched.load()}
-        assert stored == {key: "trakt_refused" for key in refused}
+        assert stored == dict.fromkeys(refused, "trakt_refused")
         assert box.trakt.duplicate_keys() == []
 
         # When the next run comes a day later (a full rescan)

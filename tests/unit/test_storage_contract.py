@@ -3,6 +3,7 @@ so what the sync's unit tests learn on the twin holds on AWS. Each section is on
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -18,7 +19,9 @@ from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore, memory_sy
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_login_stores, aws_sync_stores
 from kinotrakt.storage.dynamo import DynamoLoginStateStore, DynamoMappingStore, Table, dynamo_sync_stores
+from kinotrakt.storage.dynamo.reports import MAX_REPORT_BYTES
 from kinotrakt.storage.ports import EpisodePin, LedgerEntry, LoginStateStore, Pin, SeasonPin, SyncStores, UnmatchedItem
+from kinotrakt.sync.report import LIST_LIMIT, RunError, SyncReport, UnmatchedNote, fit_report
 from tests.conftest import STATE_TABLE
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -316,6 +319,48 @@ def test_reports_are_listed_newest_first_up_to_the_limit(backend: Backend) -> No
     assert newest[0] == {"status": "ok", "candidates": 11, "watermark": None}
     assert len(store.latest()) == 10
     assert len(store.latest(limit=50)) == 12
+
+
+def test_a_report_of_twenty_thousand_unmatched_items_is_stored_and_read_back(backend: Backend) -> None:
+    # Given a run that left 20,000 views unmatched, each with a long Cyrillic title and a long detail
+    title = ("Очень длинное название сериала " * 10)[:300]
+    report = SyncReport(run_id="big", started_at=T0, status="ok", candidates=20_000, unmatched=20_000)
+    report.unmatched_items = [
+        UnmatchedNote(number, f"{title} {number}", "numbering_mismatch", "Подробности " * 80, 1, number % 50 + 1)
+        for number in range(20_000)
+    ]
+    report.added = [f"{title} S01E{number:02d} @ 2026-11-01T12:00Z" for number in range(60)]
+    report.error = RunError("bad_response", "Пример " * 300)
+
+    # When it is stored and read back
+    backend.stores.reports.put(report.to_dict(), T0)
+    (stored,) = backend.stores.reports.latest(limit=1)
+    read = SyncReport.from_stored(stored)
+
+    # Then every count is intact, the lists are cut with a line counting what was cut, and the item is small
+    assert read is not None
+    assert (read.status, read.candidates, read.unmatched) == ("ok", 20_000, 20_000)
+    kept = len(read.unmatched_items)
+    assert kept <= LIST_LIMIT
+    assert stored["unmatched_items"][-1] == f"... and {20_000 - kept} more"
+    assert all(entry.title.startswith(title) for entry in read.unmatched_items)
+    added = stored["added"]
+    assert added[-1] == f"... and {60 - len(added) + 1} more"
+    if backend.calls is not None:
+        assert len(json.dumps(stored, ensure_ascii=False).encode()) < MAX_REPORT_BYTES < 400 * 1024
+
+
+def test_a_fitted_report_counts_every_entry_cut() -> None:
+    # Given a report's lists, already cut once at 50 (three hundred more behind them)
+    data = {"status": "ok", "unmatched": 350, "added": [*(f"title {n}" for n in range(50)), "... and 300 more"]}
+    # When it is fitted into a small budget
+    fitted = fit_report(data, 200)
+    # Then fewer entries are kept and the last line counts all the others; nothing else changed
+    assert fitted["added"][-1] == f"... and {350 - (len(fitted['added']) - 1)} more"
+    assert (fitted["status"], fitted["unmatched"]) == ("ok", 350)
+    assert len(json.dumps(fitted)) <= 200
+    # and a report that fits is left as it is
+    assert fit_report(data, 10_000) == data
 
 
 # --- pins -------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ code (CloudWatch queries, the dashboard, whoever invokes the function), so their
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,7 +21,10 @@ STATUSES: tuple[Status, ...] = ("ok", "partial", "failed", "skipped")
 
 # The report keeps titles for people reading it; long lists are cut so a log line stays readable.
 LIST_LIMIT = 50
-_MORE = re.compile(r"\.\.\. and \d+ more")
+_MORE = re.compile(r"\.\.\. and (\d+) more")
+LIST_FIELDS = ("added", "unmatched_items", "failed_items", "skipped_items", "kept_plays")
+# What is left of a text field when a report is cut to fit (fit_report's last step).
+_FIT_TEXT_CHARS = 1000
 
 
 @dataclass(frozen=True)
@@ -99,7 +103,7 @@ class SyncReport:
         data["started_at"] = iso_z(self.started_at)
         data["finished_at"] = iso_z(self.finished_at) if self.finished_at else None
         data["watermark"] = watermark_text(self.watermark)
-        for name in ("added", "unmatched_items", "failed_items", "skipped_items", "kept_plays"):
+        for name in LIST_FIELDS:
             data[name] = listed(data[name])
         return data
 
@@ -172,6 +176,47 @@ def listed[T](items: Sequence[T]) -> list[T | str]:
     if len(items) <= LIST_LIMIT:
         return list(items)
     return [*items[:LIST_LIMIT], f"... and {len(items) - LIST_LIMIT} more"]
+
+
+def fit_report(data: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
+    """``data`` (:meth:`SyncReport.to_dict`'s form) cut to at most ``max_bytes`` of UTF-8 JSON: the lists keep
+    fewer entries, halving until it fits, their "... and N more" line counting every entry cut; then the texts
+    that are left (an error message) are cut. The counts, the status and every other field stay as they are.
+
+    A DynamoDB item holds at most 400 KB and a CloudWatch log line 256 KB, while five lists of 50 entries,
+    each a 300-character Cyrillic title with its detail, come close to that."""
+    fitted = dict(data)
+    keep = LIST_LIMIT
+    while _json_bytes(fitted) > max_bytes and keep > 0:
+        keep //= 2
+        for name in LIST_FIELDS:
+            entries = data.get(name)
+            if isinstance(entries, list):
+                fitted[name] = _relisted(entries, keep)
+    if _json_bytes(fitted) > max_bytes:
+        fitted = {name: _cut_texts(value) for name, value in fitted.items()}
+    return fitted
+
+
+def _json_bytes(data: Mapping[str, Any]) -> int:
+    return len(json.dumps(data, ensure_ascii=False).encode("utf-8"))
+
+
+def _relisted(entries: list[Any], keep: int) -> list[Any]:
+    """The first ``keep`` entries, then one "... and N more" line for the rest (and those an earlier cut left)."""
+    more = 0
+    if entries and isinstance(entries[-1], str) and (match := _MORE.fullmatch(entries[-1])):
+        entries, more = entries[:-1], int(match[1])
+    more += max(0, len(entries) - keep)
+    return [*entries[:keep], *([f"... and {more} more"] if more else [])]
+
+
+def _cut_texts(value: Any) -> Any:
+    if isinstance(value, str):
+        return value[:_FIT_TEXT_CHARS]
+    if isinstance(value, dict):
+        return {name: _cut_texts(inner) for name, inner in value.items()}
+    return value
 
 
 def _text(value: object) -> str:

@@ -1,4 +1,8 @@
-"""Run reports (``<acct>#report``), keyed by time so the newest come first in one reverse query."""
+"""Run reports (``<acct>#report``), keyed by time so the newest come first in one reverse query.
+
+A DynamoDB item holds at most 400 KB: a report is cut to fit well under it (:func:`fit_report`: fewer list
+entries, each list's "... and N more" counting what was cut), so a run with thousands of long Cyrillic titles
+left unmatched is still stored, instead of failing its last write."""
 
 from __future__ import annotations
 
@@ -9,9 +13,13 @@ from typing import Any
 
 from kinotrakt.clock import iso_z
 from kinotrakt.storage.dynamo.table import Table, expiry, n, read_str, s
+from kinotrakt.sync.report import fit_report
 
 KIND = "report"
 REPORT_RETENTION = timedelta(days=90)
+# Well under DynamoDB's 400 KB item limit (key and attribute names count too), and cheap to write: an
+# on-demand write costs a unit per KB.
+MAX_REPORT_BYTES = 100 * 1024
 
 
 class DynamoReportStore:
@@ -22,7 +30,7 @@ class DynamoReportStore:
         self._table.put(
             {
                 **self._table.key(KIND, iso_z(at)),
-                "report": s(json.dumps(report)),
+                "report": s(json.dumps(fit_report(report, MAX_REPORT_BYTES), ensure_ascii=False)),
                 "expires_at": n(expiry(at + REPORT_RETENTION)),
             }
         )
