@@ -3,6 +3,12 @@ wait of ``link`` and the progress of a long ``sync``).
 
 Live displays and colours appear only on a terminal: piped or captured output (tests, ``| tee``, cron) gets
 plain lines, and ``--debug`` turns the live displays off so log lines stay readable.
+
+Titles, details, reasons and error messages come from Kinopub, Trakt or stored state, so none of it may drive
+the owner's terminal: everything :class:`Output` prints passes through :class:`_ControlFree`, which removes
+C0 and C1 control characters from the text (an ``ESC``, a one-byte CSI, a ``BEL``: the sequences that move
+the cursor, clear the screen or set the clipboard, OSC 52) while keeping rich's own styles and live-display
+controls; and nothing of it is read as rich markup (``[bold]`` in a title prints as it is).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import (
     BarColumn,
     Progress,
@@ -22,8 +28,10 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.segment import Segment
 from rich.table import Table
 from rich.text import Text
+from rich.traceback import Traceback
 
 from kinotrakt.clock import Clock
 from kinotrakt.http import CallCounter
@@ -34,9 +42,38 @@ STATUS_STYLES = {"ok": "green", "skipped": "cyan", "partial": "yellow", "failed"
 
 
 def console(*, stderr: bool = False) -> Console:
-    """A console on stdout or stderr. No automatic highlighting or emoji codes: titles come from Kinopub and are
-    shown as they are."""
-    return Console(stderr=stderr, highlight=False, emoji=False)
+    """A console on stdout or stderr. No automatic highlighting, emoji codes or markup: titles come from Kinopub
+    and are shown as they are."""
+    return Console(stderr=stderr, highlight=False, emoji=False, markup=False)
+
+
+# Every C0 control but the line feed, DEL, and every C1 control (U+0080-U+009F, among them the one-character
+# CSI U+009B and OSC U+009D that some terminals obey like ESC [ and ESC ]).
+_CONTROLS: dict[int, None] = dict.fromkeys([*range(0x0A), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)])
+
+
+def without_controls(text: str) -> str:
+    return text.translate(_CONTROLS)
+
+
+class _ControlFree:
+    """Renders ``renderable`` with the control characters of its text removed. Rich's own styles are applied
+    after this (they are not in the text), and its live-display controls are segments of their own, kept."""
+
+    def __init__(self, renderable: RenderableType) -> None:
+        self.renderable = renderable
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for segment in console.render(self.renderable, options):
+            if segment.control:
+                yield segment
+            else:
+                yield Segment(without_controls(segment.text), segment.style)
+
+
+def plain(value: object) -> Text:
+    """A table cell that is shown as it is, never read as markup."""
+    return value if isinstance(value, Text) else Text(str(value))
 
 
 class Output:
@@ -50,7 +87,7 @@ class Output:
 
     def say(self, text: str | Text = "") -> None:
         """One line, never wrapped by us (a terminal wraps it; a pipe gets it whole), never read as markup."""
-        self.out.print(text, markup=False, soft_wrap=True)
+        self.out.print(_ControlFree(plain(text)), soft_wrap=True)
 
     def show(self, *renderables: RenderableType) -> None:
         """Tables fit the terminal's width; lines of text are printed as :meth:`say` prints them."""
@@ -58,17 +95,17 @@ class Output:
             if isinstance(renderable, Text):
                 self.say(renderable)
             else:
-                self.out.print(renderable)
+                self.out.print(_ControlFree(renderable))
 
     def warn(self, text: str) -> None:
-        self.err.print(Text.assemble(("warning:", "yellow"), f" {text}"), soft_wrap=True)
+        self.err.print(_ControlFree(Text.assemble(("warning:", "yellow"), f" {text}")), soft_wrap=True)
 
     def error(self, text: str) -> None:
-        self.err.print(Text.assemble(("error:", "bold red"), f" {text}"), soft_wrap=True)
+        self.err.print(_ControlFree(Text.assemble(("error:", "bold red"), f" {text}")), soft_wrap=True)
 
     def traceback(self) -> None:
         """The current exception's stack, for ``--debug``; never the local variables, which may hold tokens."""
-        self.err.print_exception(show_locals=False)
+        self.err.print(_ControlFree(Traceback(show_locals=False)))
 
 
 def status_text(status: str, suffix: str = "") -> Text:
@@ -177,7 +214,7 @@ def unmatched_table(
         where = f" S{item.season:02d}E{item.episode:02d}" if item.season is not None and item.episode else ""
         pinned = _pinned(item, pins or {}, numbering or NumberingPins())
         detail = f"{pinned}; the next sync uses it" if pinned else item.detail
-        table.add_row(str(item.kinopub_id), Text(f"{item.title}{where}"), item.reason, Text(detail))
+        table.add_row(str(item.kinopub_id), Text(f"{item.title}{where}"), plain(item.reason), Text(detail))
     return table
 
 

@@ -27,7 +27,7 @@ from devkit.fakes.library import seed_demo_library
 from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
-from kinotrakt.errors import ConcurrentTokenWrite
+from kinotrakt.errors import BadResponse, ConcurrentTokenWrite
 from kinotrakt.http import CallCounter
 from kinotrakt.service import execute_sync
 from kinotrakt.storage.aws import aws_sync_stores
@@ -41,7 +41,7 @@ from kinotrakt.storage.ports import (
     TokenStore,
     UnmatchedItem,
 )
-from kinotrakt.sync.report import SyncReport
+from kinotrakt.sync.report import RunError, SyncReport, UnmatchedNote
 from kinotrakt.tokens import update_secret
 from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
 from kinotrakt_cli.app import app, main
@@ -883,3 +883,85 @@ def test_a_write_that_keeps_racing_gives_up() -> None:
     store = RacedTokenStore(ServiceSecret(client_id="cid"), races=10)
     with pytest.raises(ConcurrentTokenWrite):
         update_secret(store, lambda secret: secret)
+
+
+# --- the owner's terminal is safe ------------------------------------------------------------------------------
+
+# A title as an attacker would craft it (stored by an older version, or in a report): set the clipboard (OSC 52),
+# clear the screen (CSI 2J), the one-character CSI, a carriage return over the line, and rich markup.
+HOSTILE = "Evil\x1b]52;c;aGk=\x07\x1b[2J\x1b[H[bold]Pwned[/bold]\x9b31m\r\x08\x7fEnd"
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f]")
+
+
+def assert_inert(shown: str) -> None:
+    """Nothing but rich's own colour codes drives the terminal, and the markup is printed as it was written."""
+    assert CONTROL_CHARACTERS.search(COLOURS.sub("", shown)) is None, repr(shown)
+    assert "[bold]Pwned[/bold]" in shown
+
+
+def test_unmatched_prints_hostile_titles_reasons_and_details_inert(world: CliWorld) -> None:
+    # Given unmatched items whose stored title, reason and detail hold escape sequences and markup
+    world.stores.unmatched.put([UnmatchedItem("item:9", 9, HOSTILE, f"{HOSTILE}-reason", f"{HOSTILE} detail")])
+
+    # When the owner lists them, in a pipe and on a terminal
+    piped = world.run("unmatched")
+    screen = terminal()
+    on_terminal = world.run("unmatched", out=screen)
+
+    # Then neither output carries a control character, and the markup shows as text
+    for shown in (piped.out, written(screen)):
+        assert_inert(shown)
+        assert "Evil]52;c;aGk=[2J[H[bold]Pwned[/bold]31mEnd" in " ".join(shown.split())
+    assert (piped.code, on_terminal.code) == (0, 0)
+
+
+def test_status_prints_a_hostile_stored_report_inert(world: CliWorld) -> None:
+    # Given a stored run report whose error message holds escape sequences and markup
+    world.stores.reports.put(
+        {"status": "failed", "started_at": "2026-11-01T11:30:00.000Z", "error": {"code": "x", "message": HOSTILE}},
+        START - timedelta(minutes=29),
+    )
+    screen = terminal()
+
+    # When the owner asks for the status on a terminal
+    result = world.run("status", out=screen)
+
+    # Then the message is shown without a control character
+    assert result.code == 0
+    assert_inert(written(screen))
+    assert "Evil]52;c;aGk=[2J[H[bold]Pwned[/bold]31mEnd" in written(screen)
+
+
+def test_sync_prints_a_report_with_hostile_titles_inert(world: CliWorld) -> None:
+    # Given a run whose report names views and an error with escape sequences and markup in them
+    def hostile_run(settings: Settings, stores: SyncStores, **_: object) -> SyncReport:
+        report = SyncReport(run_id="r", started_at=START, status="partial", candidates=2, added_movies=1)
+        report.added = [f"{HOSTILE} @ 2026-11-01T12:00Z"]
+        report.unmatched_items = [UnmatchedNote(9, HOSTILE, f"{HOSTILE}-reason", "detail", 1, 2)]
+        report.error = RunError("bad_response", f"trakt: {HOSTILE}")
+        return report
+
+    # When the owner runs a sync, in a pipe and on a terminal
+    screen = terminal()
+    piped = world.run("sync", run_sync=hostile_run)
+    world.run("sync", out=screen, run_sync=hostile_run, sync_progress_after_seconds=600)
+
+    # Then the report's lines carry no control character, and the markup shows as text
+    for shown in (piped.out, written(screen)):
+        assert_inert(shown)
+        assert "+ Evil]52;c;aGk=[2J[H[bold]Pwned[/bold]31mEnd @ 2026-11-01T12:00Z" in shown
+    assert piped.code == 1
+
+
+def test_an_error_line_with_hostile_text_is_inert(world: CliWorld) -> None:
+    # Given a failure whose message quotes text from a service
+    def failing_run(settings: Settings, stores: SyncStores, **_: object) -> SyncReport:
+        raise BadResponse("trakt", "/search/movie", f"answered {HOSTILE}")
+
+    # When the owner runs a sync
+    result = world.run("sync", run_sync=failing_run)
+
+    # Then the one error line on stderr carries no control character
+    assert result.code == 1
+    assert_inert(result.err)
+    assert result.err.startswith("error: trakt /search/movie: answered Evil]52;c;aGk=")
