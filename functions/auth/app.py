@@ -1,9 +1,10 @@
 """Auth Lambda: ``GET /trakt/login`` and ``GET /trakt/callback`` (HTTP API, payload v2; the routes and their
 guards are described in ``kinotrakt/web/login.py``).
 
-Thin: read the query string and the cookie, wire the stores, call :mod:`kinotrakt.web`, render its answer.
-The raw event is never logged (it carries the setup key or an authorization code), and an unexpected error
-becomes a plain 500 page whose log line names only the exception's type.
+Thin: read the query string and the cookie, wire the stores, call :mod:`kinotrakt.web`, render its answer and
+emit its metric (``LoginRefused`` with the refusal's ``reason``, ``TraktLinked``). The raw event is never logged
+(it carries the setup key or an authorization code), and an unexpected error becomes a plain 500 page whose
+log line names only the exception's type.
 """
 
 from __future__ import annotations
@@ -18,10 +19,17 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from kinotrakt.clock import Clock, Deadline, SystemClock
 from kinotrakt.config import Settings
-from kinotrakt.observability import logger
+from kinotrakt.observability import emit_event, logger
 from kinotrakt.storage.ports import LoginStateStore, TokenStore
 from kinotrakt.web import pages
-from kinotrakt.web.login import STATE_COOKIE, TraktAuthorization, TraktLoginFlow, WebResponse
+from kinotrakt.web.login import (
+    STATE_COOKIE,
+    LinkNotices,
+    RecentSecret,
+    TraktAuthorization,
+    TraktLoginFlow,
+    WebResponse,
+)
 from kinotrakt.web.request import BadRequest, cookie_values, parse_query, query_from_parameters
 
 # The function's timeout is 30 s; keep a few seconds to answer with a page rather than time out.
@@ -41,6 +49,13 @@ class AuthDeps:
     clock: Clock = field(default_factory=SystemClock)
     # Builds the Trakt side for one request (it needs that request's deadline); None = the real gateway.
     trakt: Any = None
+    # Where a link is announced (the alarm topic); None: only the log line and the metric say so.
+    notices: LinkNotices | None = None
+    # The Trakt secret as this container last read it for a key check (at most a minute ago).
+    setup_secret: RecentSecret = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.setup_secret = RecentSecret(self.trakt_tokens, self.clock)
 
     def trakt_for(self, deadline: Deadline) -> TraktAuthorization:
         if self.trakt is not None:
@@ -48,7 +63,7 @@ class AuthDeps:
             return built
         from kinotrakt.web.trakt_gateway import TraktGateway
 
-        return TraktGateway(self.settings, self.trakt_tokens, self.clock, deadline)
+        return TraktGateway(self.settings, self.clock, deadline)
 
 
 _production: AuthDeps | None = None
@@ -58,11 +73,16 @@ def production_deps() -> AuthDeps:
     """Settings and AWS clients, built once per container (cold start)."""
     global _production  # noqa: PLW0603 - one set of clients per Lambda container
     if _production is None:
-        from kinotrakt.storage.aws import aws_login_stores
+        from kinotrakt.storage.aws import aws_link_notices, aws_login_stores
 
         settings = Settings()
         login_states, trakt_tokens = aws_login_stores(settings)
-        _production = AuthDeps(settings=settings, login_states=login_states, trakt_tokens=trakt_tokens)
+        _production = AuthDeps(
+            settings=settings,
+            login_states=login_states,
+            trakt_tokens=trakt_tokens,
+            notices=aws_link_notices(settings),
+        )
     return _production
 
 
@@ -76,6 +96,8 @@ def _flow() -> TraktLoginFlow:
     return TraktLoginFlow(
         login_states=deps.login_states,
         trakt_tokens=deps.trakt_tokens,
+        setup_secret=deps.setup_secret,
+        notices=deps.notices,
         trakt=deps.trakt_for(deadline),
         clock=deps.clock,
         authorize_url=str(deps.settings.trakt_authorize_url),
@@ -101,6 +123,10 @@ def _cookies() -> list[str]:
 
 
 def _render(answer: WebResponse) -> Response[str]:
+    if answer.refused is not None:
+        emit_event("LoginRefused", reason=answer.refused)
+    if answer.linked:
+        emit_event("TraktLinked")
     cookies = [
         Cookie(
             name=STATE_COOKIE,
@@ -135,7 +161,7 @@ def not_found(_: Exception) -> Response[str]:
 @app.exception_handler(BadRequest)  # type: ignore[untyped-decorator]
 def bad_request(exc: BadRequest) -> Response[str]:
     logger.warning("request refused", extra={"outcome": "bad_request", "reason": exc.reason})
-    return _render(WebResponse.page(pages.bad_request()))
+    return _render(WebResponse.page(pages.bad_request(), refused="bad_request"))
 
 
 @app.exception_handler(Exception)  # type: ignore[untyped-decorator]

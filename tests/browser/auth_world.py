@@ -21,8 +21,11 @@ from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_login_stores
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
+from kinotrakt.web.login import LinkNotices
 
-SETUP_KEY = "owner-setup-key-0123456789abcdefghijklmnopqrstuv"
+# Shaped as kinotrakt setup makes them (32 random bytes, URL-safe base64): anything else is refused unread.
+SETUP_KEY = "owner-setup-key_0123456789abcdefghijklmnopq"
+KEY_VALIDITY = 3600
 
 
 @dataclass
@@ -44,13 +47,15 @@ class AuthWorld:
         return len(self.fake.calls("POST", "/oauth/token"))
 
 
-def seed_trakt_secret(store: TokenStore, fake: FakeTrakt, setup_key: str | None) -> None:
+def seed_trakt_secret(store: TokenStore, fake: FakeTrakt, setup_key: str | None, expires_at: int | None) -> None:
+    """The Trakt secret as ``kinotrakt setup`` leaves it: client credentials and a setup key with its expiry."""
     stored = store.load()
     secret = stored.secret.model_copy(
         update={
             "client_id": fake.client_id,
             "client_secret": SecretStr(fake.client_secret),
             "setup_key": SecretStr(setup_key) if setup_key is not None else None,
+            "setup_key_expires_at": expires_at if setup_key is not None else None,
         }
     )
     store.save(secret, expected_version=stored.version)
@@ -66,6 +71,7 @@ def build_world(
     redirect_uri: str,
     clock: Clock,
     setup_key: str | None = SETUP_KEY,
+    notices: LinkNotices | None = None,
 ) -> AuthWorld:
     settings = Settings(
         trakt_api_url=fake.base_url,
@@ -78,8 +84,10 @@ def build_world(
         allow_insecure_endpoints=True,  # the fakes listen on http://127.0.0.1
     )
     login_states, trakt_tokens = aws_login_stores(settings, session=session)
-    seed_trakt_secret(trakt_tokens, fake, setup_key)
-    deps = AuthDeps(settings=settings, login_states=login_states, trakt_tokens=trakt_tokens, clock=clock)
+    seed_trakt_secret(trakt_tokens, fake, setup_key, int(clock.now().timestamp()) + KEY_VALIDITY)
+    deps = AuthDeps(
+        settings=settings, login_states=login_states, trakt_tokens=trakt_tokens, clock=clock, notices=notices
+    )
     return AuthWorld(fake=fake, settings=settings, deps=deps, session=session)
 
 

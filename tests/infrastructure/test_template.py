@@ -476,6 +476,19 @@ def test_auth_function_cannot_touch_the_kinopub_secret(template: dict[str, Any])
     assert "KinopubSecret" not in set(referenced_ids(statements))
 
 
+def test_only_the_auth_function_may_publish_and_only_to_the_alarm_topic(template: dict[str, Any]) -> None:
+    # Given the auth function's statements and environment
+    statements = policy_statements(template, "AuthFunction")
+
+    # Then it may publish its link notices to the alarm topic, which its environment names, and nothing else
+    (publish,) = [s for s in statements if actions_by_service([s], "sns")]
+    assert as_list(publish["Action"]) == ["sns:Publish"]
+    assert as_list(publish["Resource"]) == [{"Ref": "AlarmTopic"}]
+    assert effective_environment(template, "AuthFunction")["ALARM_TOPIC_ARN"] == {"Ref": "AlarmTopic"}
+    # And the sync function has no SNS action at all
+    assert actions_by_service(policy_statements(template, "SyncFunction"), "sns") == set()
+
+
 def _table_condition(template: dict[str, Any], function: str) -> dict[str, Any]:
     (statement,) = [
         s for s in policy_statements(template, function) if any(a.startswith("dynamodb:") for a in as_list(s["Action"]))
@@ -741,6 +754,21 @@ def test_design_failure_metrics_raise_an_alarm(template: dict[str, Any], metric:
     assert alarm["Dimensions"] == POWERTOOLS_DIMENSION
     assert alarm["Statistic"] == "Sum"
     _assert_alarm_to_topic(alarm)
+
+
+def test_a_burst_of_refused_logins_raises_an_alarm(template: dict[str, Any]) -> None:
+    # Given the alarm on the auth function's LoginRefused metric
+    (alarm,) = alarms_on(template, "Kinotrakt", "LoginRefused")
+
+    # Then it watches the total over every reason (the dimension set emitted with service alone), over at most
+    # five minutes, and fires on a burst, not on one mistyped link
+    assert alarm["Dimensions"] == POWERTOOLS_DIMENSION
+    assert alarm["Statistic"] == "Sum"
+    assert alarm["Period"] <= 300
+    assert 5 <= alarm["Threshold"] <= 100
+    assert alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    assert alarm["TreatMissingData"] == "notBreaching"
+    assert alarm["AlarmActions"] == [{"Ref": "AlarmTopic"}]
 
 
 def test_alarm_topic_has_an_optional_email_subscription(template: dict[str, Any]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import html
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -20,6 +21,8 @@ from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
 from devkit.clock import VirtualClock
 from devkit.fakes.fake_trakt import FakeTrakt
 from functions.auth import app as auth_app
+from kinotrakt.storage.ports import ServiceSecret
+from kinotrakt.tokens import update_secret
 from kinotrakt.web.login import STATE_COOKIE
 from kinotrakt.web.pkce import s256_challenge
 from tests.browser.auth_world import SETUP_KEY, AuthWorld, LogCapture, build_world, capture_kinotrakt_logs
@@ -160,8 +163,9 @@ def test_linking_end_to_end_stores_the_tokens_and_names_the_user(world: AuthWorl
     assert secret.client_id == world.fake.client_id
     assert secret.client_secret is not None
     assert secret.client_secret.get_secret_value() == world.fake.client_secret
-    assert secret.setup_key is not None
-    assert secret.setup_key.get_secret_value() == SETUP_KEY
+    # And the setup key is used up, in the same write, and the secret remembers who is linked
+    assert (secret.setup_key, secret.setup_key_expires_at) == (None, None)
+    assert secret.linked_user == "kinotrakt-demo"
     # And refreshes will send the redirect URI the tokens were issued for
     assert (secret.model_extra or {}).get("redirect_uri") == REDIRECT_URI
     # And the code was exchanged once, with the PKCE verifier that matches the challenge (the fake checks it)
@@ -224,23 +228,11 @@ def test_login_without_the_right_key_is_refused(world: AuthWorld, query: str) ->
     assert world.fake.requests == []
 
 
-def test_login_before_setup_says_to_run_setup(
-    aws: boto3.Session, state_table: str, secrets: tuple[str, str], clock: VirtualClock
-) -> None:
-    # Given a deployment whose Trakt secret has no setup key yet
-    with FakeTrakt(clock=clock.time) as fake:
-        world = build_world(
-            aws,
-            fake,
-            kinopub_secret=secrets[0],
-            trakt_secret=secrets[1],
-            table=state_table,
-            redirect_uri=REDIRECT_URI,
-            clock=clock,
-            setup_key=None,
-        )
-        # When anyone opens a login link, whatever key it carries
-        response = world.call("/trakt/login", "key=anything")
+def test_login_before_setup_says_to_run_setup(world: AuthWorld) -> None:
+    # Given a deployment whose Trakt secret is as the deploy created it (setup never ran)
+    update_secret(world.deps.trakt_tokens, lambda secret: ServiceSecret())
+    # When anyone opens a login link, whatever key (of the right shape) it carries
+    response = world.call("/trakt/login", f"key={'k' * 43}")
     # Then nobody can start a login, and the page says what to run
     assert_page(response, 403, "not set up yet", "kinotrakt setup")
     assert "Location" not in response["headers"]
@@ -468,6 +460,9 @@ def test_the_lambda_entry_point_wires_itself_from_the_environment(
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(auth_app, "_production", None)
+    # (the production wiring keeps real time: the key must be valid by the system clock)
+    valid_for_an_hour = {"setup_key_expires_at": int(time.time()) + 3600}
+    update_secret(world.deps.trakt_tokens, lambda secret: secret.model_copy(update=valid_for_an_hour))
 
     # When API Gateway invokes lambda_handler with a wrong key and then with the right one
     context = FakeLambdaContext()

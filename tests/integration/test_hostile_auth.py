@@ -27,7 +27,7 @@ from kinotrakt.tokens import TokenGrant
 from kinotrakt.web.login import STATE_COOKIE
 from tests.hostile import CANARY
 
-SETUP_KEY = "owner-setup-key-0123456789abcdefghijklmnopqrstuv"
+SETUP_KEY = "owner-setup-key_0123456789abcdefghijklmnopq"
 CLIENT_SECRET = "client-secret-9f8e7d6c5b4a"
 REDIRECT_URI = "https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/callback"
 HOSTILE = settings(
@@ -47,15 +47,21 @@ class CountingTrakt:
         self.exchanges.append(code)
         return TokenGrant("access-" + code, "refresh-" + code, 7 * 24 * 3600, created_at=1_790_000_000)
 
-    def username(self) -> str | None:
+    def username(self, client: ServiceSecret, access_token: str) -> str | None:
         return "owner"
 
 
 class World:
     def __init__(self) -> None:
         self.trakt = CountingTrakt()
+        clock = VirtualClock()
         self.store = InMemoryTokenStore(
-            ServiceSecret(client_id="cid", client_secret=SecretStr(CLIENT_SECRET), setup_key=SecretStr(SETUP_KEY))
+            ServiceSecret(
+                client_id="cid",
+                client_secret=SecretStr(CLIENT_SECRET),
+                setup_key=SecretStr(SETUP_KEY),
+                setup_key_expires_at=int(clock.now().timestamp()) + 3600,
+            )
         )
         settings = Settings(
             trakt_redirect_uri=REDIRECT_URI,
@@ -68,7 +74,7 @@ class World:
             settings=settings,
             login_states=InMemoryLoginStateStore(),
             trakt_tokens=self.store,
-            clock=VirtualClock(),
+            clock=clock,
             trakt=lambda deadline: self.trakt,
         )
 

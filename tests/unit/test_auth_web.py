@@ -24,7 +24,7 @@ from kinotrakt.web.login import STATE_COOKIE, TraktLoginFlow
 from kinotrakt.web.pkce import new_verifier, s256_challenge
 from kinotrakt.web.request import BadRequest, cookie_values, parse_query
 
-SETUP_KEY = "unit-setup-key-abcdefghijklmnopqrstuvwxyz012345"
+SETUP_KEY = "unit-setup-key_abcdefghijklmnopqrstuvwxyz01"
 REDIRECT_URI = "https://example.test/trakt/callback"
 
 
@@ -122,13 +122,19 @@ class StubTrakt:
             raise self.fail
         return TokenGrant("access-" + code, "refresh-" + code, 7 * 24 * 3600, created_at=1_790_000_000)
 
-    def username(self) -> str | None:
+    def username(self, client: ServiceSecret, access_token: str) -> str | None:
         return "someone"
 
 
 def make_deps(trakt: StubTrakt) -> AuthDeps:
+    clock = VirtualClock()
     store = InMemoryTokenStore(
-        ServiceSecret(client_id="cid", client_secret=SecretStr("csecret"), setup_key=SecretStr(SETUP_KEY))
+        ServiceSecret(
+            client_id="cid",
+            client_secret=SecretStr("csecret"),
+            setup_key=SecretStr(SETUP_KEY),
+            setup_key_expires_at=int(clock.now().timestamp()) + 3600,
+        )
     )
     settings = Settings(
         trakt_redirect_uri=REDIRECT_URI,
@@ -141,7 +147,7 @@ def make_deps(trakt: StubTrakt) -> AuthDeps:
         settings=settings,
         login_states=InMemoryLoginStateStore(),
         trakt_tokens=store,
-        clock=VirtualClock(),
+        clock=clock,
         trakt=lambda deadline: trakt,
     )
 
@@ -183,7 +189,9 @@ def test_trakt_being_down_is_a_page_not_a_crash() -> None:
 def test_an_authorize_url_with_its_own_query_keeps_it() -> None:
     flow = TraktLoginFlow(
         login_states=InMemoryLoginStateStore(),
-        trakt_tokens=InMemoryTokenStore(ServiceSecret(client_id="cid", setup_key=SecretStr(SETUP_KEY))),
+        trakt_tokens=InMemoryTokenStore(
+            ServiceSecret(client_id="cid", setup_key=SecretStr(SETUP_KEY), setup_key_expires_at=2**40)
+        ),
         trakt=StubTrakt(),
         clock=VirtualClock(),
         authorize_url="https://auth.example.test/oauth/authorize?prompt=login",

@@ -65,28 +65,43 @@ def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: Secr
         cli.output, "Trakt", device.verification_url, device.user_code, device.expires_in, cli.clock
     ) as on_tick:
         grant = oauth.poll_device_token(device, cli.clock, on_tick)
-    # Device-flow tokens are refreshed with the out-of-band redirect URI they were issued for.
-    _store_grant(store, grant, cli.clock, redirect_uri=OOB_REDIRECT_URI)
-    username = _trakt_username(cli, store)
+    username = _trakt_username(cli, store.load().secret, grant.access_token)
+    # Device-flow tokens are refreshed with the out-of-band redirect URI they were issued for. The browser
+    # login's setup key is of no use once linked: it goes, as after a browser login.
+    _store_grant(
+        store,
+        grant,
+        cli.clock,
+        redirect_uri=OOB_REDIRECT_URI,
+        also={"setup_key": None, "setup_key_expires_at": None, "linked_user": username},
+    )
     who = f" as {username}" if username else ""
     cli.output.say(f"Trakt account linked{who}; tokens stored in {cli.deployment.secret_name('trakt')}.")
 
 
-def _store_grant(store: TokenStore, grant: TokenGrant, clock: Clock, *, redirect_uri: str | None) -> None:
+def _store_grant(
+    store: TokenStore,
+    grant: TokenGrant,
+    clock: Clock,
+    *,
+    redirect_uri: str | None,
+    also: dict[str, object] | None = None,
+) -> None:
     def change(secret: ServiceSecret) -> ServiceSecret:
         updated = apply_grant(secret, grant, clock.now())
         if redirect_uri is not None:
             updated = updated.model_copy(update={"redirect_uri": redirect_uri})
-        return updated
+        return updated.model_copy(update=also or {})
 
     update_secret(store, change)
 
 
-def _trakt_username(cli: Cli, store: TokenStore) -> str | None:
+def _trakt_username(cli: Cli, client: ServiceSecret, access_token: str) -> str | None:
     from kinotrakt.web.trakt_gateway import TraktGateway
 
     try:
-        return TraktGateway(cli.deployment.settings, store, cli.clock, Deadline(cli.clock, None, 0)).username()
+        gateway = TraktGateway(cli.deployment.settings, cli.clock, Deadline(cli.clock, None, 0))
+        return gateway.username(client, access_token)
     except KinotraktError as exc:
         cli.output.warn(f"linked, but reading the Trakt user name failed: {exc}")
         return None

@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     sync_overlap_hours: float = Field(default=72.0, ge=0)
     full_rescan_hours: float = Field(default=24.0, gt=0)
     trakt_redirect_uri: str = ""
+    # The auth function announces every Trakt link on the alarm topic (template: the AlarmTopic's ARN).
+    alarm_topic_arn: str = ""
     dry_run: bool = False
     # Trakt's GET budget is 500 per 5 minutes per user (a Trakt maintainer, 2026, trakt/trakt-api#909): keep a
     # margin below it. Past it Cloudflare answers 429 with Retry-After: 300.

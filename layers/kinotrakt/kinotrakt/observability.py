@@ -70,6 +70,20 @@ def emit_failure_without_report() -> None:
     )
 
 
+def emit_event(name: str, **dimensions: str) -> None:
+    """One count of ``name``, written now as its own EMF line (the auth function has no end-of-run flush, and
+    the shared ``metrics`` set belongs to the sync run). With ``dimensions`` it is recorded twice: under
+    ``service`` alone (what an alarm watches) and under ``service`` plus the dimensions (what a graph splits)."""
+    from aws_lambda_powertools.metrics import MetricUnit
+    from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+    line = AmazonCloudWatchEMFProvider(namespace=NAMESPACE, service=SERVICE)
+    line.add_metric(name=name, unit=MetricUnit.Count, value=1)
+    if dimensions:
+        line.add_dimensions(service=SERVICE, **dimensions)
+    line.flush_metrics()
+
+
 def _emit(values: dict[str, int]) -> None:
     from aws_lambda_powertools.metrics import MetricUnit
 

@@ -1,8 +1,8 @@
 """The AWS adapters, wired from :class:`Settings`. Handlers call this once per cold start.
 
-Two clients, not three: both token stores share one Secrets Manager client (each client costs a service
-model load at cold start). Region, credentials and ``AWS_ENDPOINT_URL`` (a moto server in the sandbox)
-come from the boto3 session's own environment handling.
+Both token stores share one Secrets Manager client (each client costs a service model load at cold start).
+Region, credentials and ``AWS_ENDPOINT_URL`` (a moto server in the sandbox) come from the boto3 session's own
+environment handling.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from botocore.config import Config
 from kinotrakt.storage.dynamo import DynamoLoginStateStore, Table, dynamo_sync_stores
 from kinotrakt.storage.ports import SyncStores
 from kinotrakt.storage.secrets import SecretsManagerTokenStore
+from kinotrakt.storage.sns import SnsLinkNotices
 
 if TYPE_CHECKING:
     from kinotrakt.config import Settings
@@ -50,3 +51,11 @@ def aws_login_stores(
     return login_states, SecretsManagerTokenStore(
         session.client("secretsmanager", config=CLIENT_CONFIG), settings.trakt_secret_id
     )
+
+
+def aws_link_notices(settings: Settings, *, session: boto3.Session | None = None) -> SnsLinkNotices | None:
+    """The auth function's link notices on the alarm topic; None when no topic is configured."""
+    if not settings.alarm_topic_arn:
+        return None
+    session = session or boto3.Session()
+    return SnsLinkNotices(session.client("sns", config=CLIENT_CONFIG), settings.alarm_topic_arn)

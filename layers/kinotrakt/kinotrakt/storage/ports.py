@@ -24,7 +24,8 @@ from pydantic import BaseModel, ConfigDict, SecretStr
 
 class ServiceSecret(BaseModel):
     """One service's secret JSON (the runtime contract: ``client_id``, ``client_secret``, ``access_token``,
-    ``refresh_token``, ``expires_at``, ``issued_at``, and the Trakt secret's ``setup_key``). Secret fields are
+    ``refresh_token``, ``expires_at``, ``issued_at``; the Trakt secret's ``setup_key`` with its
+    ``setup_key_expires_at``, and ``linked_user``, the Trakt user the browser login linked). Secret fields are
     ``SecretStr`` so a repr, a log line or a traceback shows ``**********`` rather than the value; unknown
     fields are kept as they are."""
 
@@ -37,6 +38,8 @@ class ServiceSecret(BaseModel):
     expires_at: int | None = None
     issued_at: int | None = None
     setup_key: SecretStr | None = None
+    setup_key_expires_at: int | None = None  # epoch seconds; a key without it counts as expired
+    linked_user: str | None = None
 
     def to_json(self) -> str:
         """The secret's stored form, with the real values (only ever sent to Secrets Manager)."""

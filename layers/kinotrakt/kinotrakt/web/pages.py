@@ -70,17 +70,19 @@ class Page:
 START_AGAIN = "Start again from the login link that kinotrakt setup printed (it ends with ?key=...)."
 
 
-def linked(username: str | None) -> Page:
+def linked(username: str | None, *, replaced: str | None = None) -> Page:
     if username:
         first = f"The Trakt account {username} is now linked to kinotrakt."
     else:
         first = "Your Trakt account is now linked to kinotrakt (Trakt did not tell us its user name just now)."
+    before = (f"It replaces the Trakt account {replaced}, which was linked before.",) if replaced else ()
     return Page(
         200,
         "Trakt account linked",
         (
             first,
-            "The next scheduled sync will use it. You can close this page.",
+            *before,
+            "The next scheduled sync will use it. The login link you used no longer works. You can close this page.",
             "To check on it from a terminal:",
         ),
         commands=("kinotrakt status",),
@@ -92,7 +94,7 @@ def not_set_up() -> Page:
     return Page(
         403,
         "kinotrakt is not set up yet",
-        ("This deployment has no setup key yet, so nobody can link an account through it.", "Run:"),
+        ("This deployment has no Trakt app credentials yet, so nobody can link an account through it.", "Run:"),
         commands=("kinotrakt setup",),
     )
 
@@ -105,6 +107,31 @@ def wrong_key() -> Page:
             "The link is missing its setup key, or the key is wrong.",
             "Open the login link exactly as kinotrakt setup printed it. If you lost it, run setup again.",
         ),
+    )
+
+
+def key_expired() -> Page:
+    return Page(
+        403,
+        "This login link has expired",
+        (
+            "Each login link works for a limited time (an hour unless setup was told otherwise), and for one link.",
+            "For a new one, run:",
+        ),
+        commands=("kinotrakt setup",),
+    )
+
+
+def key_used() -> Page:
+    return Page(
+        403,
+        "This login link was already used",
+        (
+            "A Trakt account was linked with it, or setup replaced it, since this sign-in started. "
+            "Nothing was linked now.",
+            "For a new one, run:",
+        ),
+        commands=("kinotrakt setup",),
     )
 
 

@@ -4,6 +4,7 @@ within the auth Lambda's own (short) deadline."""
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 import requests
 
@@ -12,8 +13,9 @@ from kinotrakt.clock import Clock, Deadline
 from kinotrakt.config import Settings
 from kinotrakt.errors import BadResponse, NotConfigured
 from kinotrakt.http import CallCounter
-from kinotrakt.storage.ports import ServiceSecret, TokenStore
+from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.tokens import TokenGrant
+from kinotrakt.trakt.client import parse_as, raise_for_status, trakt_headers
 
 # The auth function has 30 s in all: no single read may take most of it.
 MAX_READ_SECONDS = 10.0
@@ -23,15 +25,12 @@ class TraktGateway:
     def __init__(
         self,
         settings: Settings,
-        trakt_tokens: TokenStore,
         clock: Clock,
         deadline: Deadline,
         *,
         session: requests.Session | None = None,
     ) -> None:
         self._settings = settings
-        self._tokens = trakt_tokens
-        self._clock = clock
         self.counter = CallCounter()
         self._transport = wiring.trakt_transport(
             settings,
@@ -48,10 +47,18 @@ class TraktGateway:
         oauth = wiring.trakt_oauth(self._settings, self._transport, client.client_id, client.client_secret)
         return oauth.exchange_code(code, code_verifier, redirect_uri)
 
-    def username(self) -> str | None:
-        keeper = wiring.trakt_keeper(self._settings, self._tokens, self._transport, self._clock)
-        client = wiring.trakt_client(self._settings, self._transport, keeper)
-        settings = client.user_settings()
+    def username(self, client: ServiceSecret, access_token: str) -> str | None:
+        """``/users/settings`` with the tokens just issued, before they are stored: the link's one secret write
+        then also records who is linked."""
+        if not client.client_id:
+            raise NotConfigured("trakt")
+        response = self._transport.request(
+            "GET",
+            f"{self._settings.trakt_api_base}/users/settings",
+            headers=trakt_headers(client.client_id, access_token),
+        )
+        raise_for_status(response)
+        settings = parse_as(dict[str, Any], response)
         user = settings.get("user")
         name = user.get("username") if isinstance(user, dict) else None
         if not isinstance(name, str):
