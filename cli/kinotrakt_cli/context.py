@@ -71,6 +71,7 @@ class CliDeps:
     prompt: Callable[[str], str] | None = None  # None: asks on the output console
     prompt_secret: Callable[[str], str] | None = None  # None: asks on the output console, without echo
     interactive: Callable[[], bool] = _stdin_is_terminal
+    stdin: Callable[[], IO[str]] = lambda: sys.stdin  # read when a command reads a piped secret
     # A sync still running after this long shows a progress line (on a terminal).
     sync_progress_after_seconds: float = 3.0
 
@@ -100,6 +101,12 @@ class Cli:
         if asker is not None:
             return asker(question)
         return self.output.out.input(Text(question), password=secret)
+
+    def read_secret_line(self, question: str) -> str:
+        """One secret from standard input: the next line when it is piped, asked without echo on a terminal."""
+        if self.interactive():
+            return self.prompt(question, secret=True).strip()
+        return self.deps.stdin().readline().strip()
 
     def ask(self, what: str, current: str | None, *, secret: bool) -> str | None:
         """The answer to ``what`` in a terminal (Enter keeps ``current``); ``current`` in a script."""

@@ -17,6 +17,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import (
@@ -110,6 +111,20 @@ class Output:
 
 def status_text(status: str, suffix: str = "") -> Text:
     return Text(f"{status.upper()}{suffix}", style=STATUS_STYLES.get(status, ""))
+
+
+def when(moment: datetime, now: datetime) -> str:
+    """``2026-11-01 11:00Z (5 days ago)``: the moment, and how far from now in the largest sensible unit."""
+    delta = moment - now
+    seconds = abs(delta.total_seconds())
+    if seconds < 3600:
+        amount = f"{int(seconds // 60)} min"
+    elif seconds < 2 * 86400:
+        amount = f"{int(seconds // 3600)} h"
+    else:
+        amount = f"{int(seconds // 86400)} days"
+    relative = f"in {amount}" if delta.total_seconds() >= 0 else f"{amount} ago"
+    return f"{moment:%Y-%m-%d %H:%M}Z ({relative})"
 
 
 # --- the run report (sync) -----------------------------------------------------------------------------------

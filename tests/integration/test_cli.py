@@ -56,8 +56,8 @@ ESCAPE = "\x1b"
 COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
-def invoke(argv: tuple[str, ...] | list[str], deps: CliDeps) -> Result:
-    outcome = RUNNER.invoke(app, list(argv), obj=deps, prog_name="kinotrakt")
+def invoke(argv: tuple[str, ...] | list[str], deps: CliDeps, stdin: str | None = None) -> Result:
+    outcome = RUNNER.invoke(app, list(argv), obj=deps, prog_name="kinotrakt", input=stdin)
     return Result(outcome.exit_code, outcome.stdout, outcome.stderr)
 
 
@@ -126,6 +126,7 @@ class CliWorld:
         interactive: bool = False,
         answers: Mapping[str, str] | None = None,
         out: Console | None = None,
+        stdin: str | None = None,
         **deps: object,
     ) -> Result:
         asked: list[str] = []
@@ -138,7 +139,9 @@ class CliWorld:
             return ""
 
         result = invoke(
-            argv, self.deps(prompt=answer, prompt_secret=answer, interactive=lambda: interactive, out=out, **deps)
+            argv,
+            self.deps(prompt=answer, prompt_secret=answer, interactive=lambda: interactive, out=out, **deps),
+            stdin,
         )
         self.printed += [result.out, result.err, *asked]
         if out is not None:
@@ -152,17 +155,18 @@ class CliWorld:
         store: TokenStore = self.tokens.kinopub if service == "kinopub" else self.tokens.trakt
         return store.load().secret
 
-    def setup(self) -> Result:
+    def setup(self, *more: str) -> Result:
+        """``setup`` as a script runs it: the ids as options, both secrets piped (Kinopub's line first)."""
         return self.run(
             "setup",
             "--kinopub-client-id",
             self.kinopub.client_id,
-            "--kinopub-client-secret",
-            self.kinopub.client_secret,
+            "--kinopub-client-secret-stdin",
             "--trakt-client-id",
             self.trakt.client_id,
-            "--trakt-client-secret",
-            self.trakt.client_secret,
+            "--trakt-client-secret-stdin",
+            *more,
+            stdin=f"{self.kinopub.client_secret}\n{self.trakt.client_secret}\n",
         )
 
     def approve_after(self, sleeps: int) -> None:
@@ -220,46 +224,154 @@ def world(aws: boto3.Session, state_table: str, secrets: tuple[str, str]) -> Ite
 
 
 def test_setup_stores_the_credentials_and_prints_the_login_link(world: CliWorld) -> None:
-    # When the owner runs setup with both apps' credentials
+    # When the owner runs setup with both apps' ids, piping both secrets
     result = world.setup()
 
-    # Then both secrets hold them, and the Trakt secret a setup key
+    # Then both secrets hold them, and the Trakt secret a setup key valid for an hour
     assert result.code == 0, result.err
     kinopub, trakt = world.secret("kinopub"), world.secret("trakt")
     assert kinopub.client_id == world.kinopub.client_id
     assert kinopub.client_secret == SecretStr(world.kinopub.client_secret)
     assert trakt.client_id == world.trakt.client_id
+    assert trakt.client_secret == SecretStr(world.trakt.client_secret)
     assert trakt.setup_key is not None
     key = trakt.setup_key.get_secret_value()
-    assert len(key) >= 32
-    # And the login link from the stack output carries that key
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", key)
+    assert trakt.setup_key_expires_at == int(START.timestamp()) + 3600
+    # And the login link from the stack output carries that key, with when it stops working
     assert f"https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={key}" in result.out
+    assert "Login link: new, works until 2026-11-01 13:00Z (in 1 h), for one link." in result.out
     assert "kinotrakt link kinopub" in result.out
 
 
-def test_setup_again_keeps_the_key_unless_asked_for_a_new_one(world: CliWorld) -> None:
+def test_setup_again_keeps_a_live_key_without_printing_its_link(world: CliWorld) -> None:
+    # Given a setup 20 minutes ago
     world.setup()
     first = world.secret("trakt").setup_key
-    world.setup()
+    assert first is not None
+    world.clock.advance(20 * 60)
+
+    # When setup runs again
+    again = world.setup()
+
+    # Then the key stays, its expiry is said, and the link (the key) is not printed a second time
     assert world.secret("trakt").setup_key == first
-    assert world.run("setup", "--new-key").code == 0
-    assert world.secret("trakt").setup_key != first
+    assert "works until 2026-11-01 13:00Z (in 40 min)" in again.out
+    assert "?key=" not in again.out
+    assert first.get_secret_value() not in again.out
+    # And --new-key replaces it, printing the new link
+    renewed = world.setup("--new-key")
+    second = world.secret("trakt").setup_key
+    assert renewed.code == 0
+    assert second is not None
+    assert second != first
+    assert f"?key={second.get_secret_value()}" in renewed.out
+
+
+@pytest.mark.parametrize(
+    ("state", "seconds_later"), [("expired", 3600), ("without an expiry", 0), ("used by a link", 0)]
+)
+def test_setup_replaces_a_key_that_no_longer_works(world: CliWorld, state: str, seconds_later: int) -> None:
+    # Given a setup key that expired, that an older version stored without an expiry, or that a link used
+    world.setup()
+    if state == "without an expiry":
+        update_secret(world.tokens.trakt, lambda secret: secret.model_copy(update={"setup_key_expires_at": None}))
+    elif state == "used by a link":
+        update_secret(
+            world.tokens.trakt,
+            lambda secret: secret.model_copy(update={"setup_key": None, "setup_key_expires_at": None}),
+        )
+    old = world.secret("trakt").setup_key
+    world.clock.advance(seconds_later)
+
+    # When setup runs again
+    result = world.setup()
+
+    # Then a new key is made and its link printed
+    new = world.secret("trakt").setup_key
+    assert new is not None
+    assert new != old
+    assert f"?key={new.get_secret_value()}" in result.out
+    assert world.secret("trakt").setup_key_expires_at == int(world.clock.now().timestamp()) + 3600
+
+
+@pytest.mark.parametrize(("given", "seconds"), [("30m", 1800), ("2h", 7200), ("1h30m", 5400), ("1d", 86400)])
+def test_setup_makes_a_key_valid_for_the_time_asked(world: CliWorld, given: str, seconds: int) -> None:
+    result = world.setup("--key-valid-for", given)
+    assert result.code == 0, result.err
+    assert world.secret("trakt").setup_key_expires_at == int(START.timestamp()) + seconds
+
+
+@pytest.mark.parametrize("given", ["", "forever", "90", "2w", "1m", "2d", "-1h"])
+def test_setup_refuses_a_validity_it_cannot_read_or_allow(world: CliWorld, given: str) -> None:
+    result = world.setup("--key-valid-for", given)
+    assert result.code == 2
+    assert "--key-valid-for" in result.err
+    assert world.secret("trakt").setup_key is None
 
 
 def test_setup_builds_the_login_link_from_a_base_url(world: CliWorld) -> None:
     world.stack_outputs = {}
-    world.setup()
-    result = world.run("setup", "--login-url", "https://login.example.test/")
+    first = world.setup()
+    assert "setup --new-key with --login-url or --stack" in first.out
+    result = world.setup("--new-key", "--login-url", "https://login.example.test/")
     key = world.secret("trakt").setup_key
     assert key is not None
     assert f"https://login.example.test/trakt/login?key={key.get_secret_value()}" in result.out
+
+
+@pytest.mark.parametrize("service", ["kinopub", "trakt"])
+def test_a_client_secret_given_on_the_command_line_is_refused(world: CliWorld, service: str) -> None:
+    # When the owner passes a client secret as an option (it would stay in the shell history and `ps`)
+    result = world.run("setup", f"--{service}-client-id", "an-id", f"--{service}-client-secret", "s3cr3t-value")
+
+    # Then nothing is stored, and the one error line says how to pipe it instead
+    assert result.code == 2
+    assert result.err.count("\n") == 1
+    assert f"printf '%s\\n' \"${service.upper()}_CLIENT_SECRET\" | kinotrakt setup --{service}-client-secret-stdin" in (
+        result.err
+    )
+    assert "s3cr3t-value" not in result.out + result.err
+    assert world.secret(service).client_id is None
+    assert world.secret("trakt").setup_key is None
+    # And the option is not advertised
+    assert f"--{service}-client-secret " not in world.run("setup", "--help").out
+
+
+def test_setup_reads_one_piped_secret(world: CliWorld) -> None:
+    # Given Kinopub set up already
+    world.setup()
+    # When only the Trakt secret is piped, for a new Trakt app
+    result = world.run(
+        "setup", "--trakt-client-id", "another-app", "--trakt-client-secret-stdin", stdin="another-secret\n"
+    )
+    # Then it lands in the Trakt secret, and Kinopub's stays
+    assert result.code == 0, result.err
+    assert world.secret("trakt").client_secret == SecretStr("another-secret")
+    assert world.secret("kinopub").client_secret == SecretStr(world.kinopub.client_secret)
+
+
+def test_setup_with_nothing_on_stdin_stores_nothing(world: CliWorld) -> None:
+    result = world.run(
+        "setup",
+        "--kinopub-client-id",
+        "kp",
+        "--kinopub-client-secret-stdin",
+        "--trakt-client-id",
+        "tr",
+        "--trakt-client-secret-stdin",
+        stdin="only-kinopubs\n",
+    )
+    assert result.code == 2
+    assert "standard input held no line for the Trakt client_secret" in result.err
+    assert world.secret("kinopub").client_id is None
 
 
 def test_setup_without_credentials_in_a_script_is_a_usage_error(world: CliWorld) -> None:
     result = world.run("setup", "--kinopub-client-id", "only-the-id")
     assert result.code == 2
     assert result.err.count("\n") == 1
-    assert "--kinopub-client-secret" in result.err
+    assert "--kinopub-client-secret-stdin" in result.err
     assert world.secret("kinopub").client_id is None
 
 
@@ -282,7 +394,9 @@ def test_setup_asks_in_a_terminal_and_keeps_what_is_stored(world: CliWorld) -> N
 def test_a_new_client_id_clears_the_old_link(world: CliWorld) -> None:
     world.setup()
     world.link_both()
-    result = world.run("setup", "--trakt-client-id", "another-app", "--trakt-client-secret", "another-secret")
+    result = world.run(
+        "setup", "--trakt-client-id", "another-app", "--trakt-client-secret-stdin", stdin="another-secret\n"
+    )
     assert result.code == 0
     trakt = world.secret("trakt")
     assert trakt.client_id == "another-app"
@@ -340,8 +454,10 @@ def test_link_trakt_with_the_device_code(world: CliWorld) -> None:
     assert world.trakt.token_is_valid(secret.access_token.get_secret_value())
     # Device-flow tokens refresh with the out-of-band redirect URI
     assert (secret.model_extra or {}).get("redirect_uri") == OOB_REDIRECT_URI
-    # And the setup key survives the link
-    assert secret.setup_key is not None
+    # And the secret remembers who is linked; the browser login's key is used up by the link, as a browser link
+    # uses it up (one link per key)
+    assert secret.linked_user == "kinotrakt-demo"
+    assert (secret.setup_key, secret.setup_key_expires_at) == (None, None)
 
 
 def test_the_user_code_is_shown(world: CliWorld) -> None:
@@ -616,9 +732,10 @@ def test_unlink_trakt_revokes_and_clears_the_tokens(world: CliWorld) -> None:
     assert secret.access_token is None
     assert secret.refresh_token is None
     assert secret.expires_at is None
-    # Setup survives: the owner can link again right away
+    # The client credentials survive: the owner can link again right away (in the terminal, or with a new
+    # login link from setup)
     assert secret.client_id == world.trakt.client_id
-    assert secret.setup_key is not None
+    assert secret.client_secret is not None
 
 
 def test_unlink_kinopub_clears_the_tokens(world: CliWorld) -> None:

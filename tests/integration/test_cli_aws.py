@@ -88,16 +88,15 @@ def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None
         "setup",
         "--kinopub-client-id",
         "kp-id",
-        "--kinopub-client-secret",
-        "kp-secret-value-123456",
+        "--kinopub-client-secret-stdin",
         "--trakt-client-id",
         "tr-id",
-        "--trakt-client-secret",
-        "tr-secret-value-123456",
+        "--trakt-client-secret-stdin",
     ]
 
-    # When the owner runs setup with only the stack's name
-    result = RUNNER.invoke(app, argv, obj=deps, prog_name="kinotrakt")
+    # When the owner runs setup with only the stack's name, piping both secrets
+    piped = "kp-secret-value-123456\ntr-secret-value-123456\n"
+    result = RUNNER.invoke(app, argv, obj=deps, prog_name="kinotrakt", input=piped)
 
     # Then the credentials land in <stack>/kinopub and <stack>/trakt, and the login link comes from the outputs
     assert result.exit_code == 0, result.stderr
@@ -105,6 +104,7 @@ def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None
     trakt = json.loads(secrets.get_secret_value(SecretId=f"{STACK}/trakt")["SecretString"])
     kinopub = json.loads(secrets.get_secret_value(SecretId=f"{STACK}/kinopub")["SecretString"])
     assert (kinopub["client_id"], trakt["client_id"]) == ("kp-id", "tr-id")
+    assert (kinopub["client_secret"], trakt["client_secret"]) == ("kp-secret-value-123456", "tr-secret-value-123456")
     assert f"https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={trakt['setup_key']}" in result.stdout
     assert "secret-value" not in result.stdout + result.stderr
 

@@ -1,51 +1,124 @@
-"""``kinotrakt setup``: client credentials into both secrets, the setup key, the login link."""
+"""``kinotrakt setup``: client credentials into both secrets, the setup key, the login link.
+
+Client secrets never go on the command line (shell history, the process list): they are asked for in a terminal
+(without echo) or read from standard input, one line each (``--kinopub-client-secret-stdin``,
+``--trakt-client-secret-stdin``; Kinopub's line first when both are piped). The old ``--…-client-secret VALUE``
+options are refused with the command that pipes the secret instead.
+
+The setup key the browser login needs expires (an hour by default, ``--key-valid-for``) and works for one link.
+A live key is kept (its expiry is printed); a missing or expired one is replaced, and only then is the login link
+printed: the link is shown once, when its key is made.
+"""
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from typing import Annotated
 from urllib.parse import quote, urlencode, urlsplit, urlunsplit
 
 import typer
 from pydantic import SecretStr
 
+from kinotrakt.clock import utc_from_epoch
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.tokens import update_secret
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label, without_tokens
 from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from kinotrakt_cli.output import when
 
 SERVICES: tuple[Service, ...] = ("kinopub", "trakt")
+DEFAULT_KEY_VALIDITY = "1h"
+# A login link sits in browser history: the shorter it lives, the less use it is to whoever finds it there.
+MIN_KEY_VALIDITY = timedelta(minutes=5)
+MAX_KEY_VALIDITY = timedelta(days=1)
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?")
 
 
 def run(
     cli: Cli,
     kinopub_client_id: Annotated[str | None, typer.Option(help="Kinopub (issued by Kinopub support) client_id")] = None,
-    kinopub_client_secret: Annotated[
-        str | None, typer.Option(help="Kinopub client_secret (asked for when omitted)")
-    ] = None,
+    kinopub_client_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--kinopub-client-secret-stdin", help="read the Kinopub client_secret from standard input (one line)"
+        ),
+    ] = False,
     trakt_client_id: Annotated[str | None, typer.Option(help="Trakt (your API app) client_id")] = None,
-    trakt_client_secret: Annotated[
-        str | None, typer.Option(help="Trakt client_secret (asked for when omitted)")
-    ] = None,
+    trakt_client_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--trakt-client-secret-stdin",
+            help="read the Trakt client_secret from standard input (one line; after Kinopub's when both are read)",
+        ),
+    ] = False,
     login_url: Annotated[str | None, typer.Option(help="the stack output LoginUrl, or the HTTP API's base URL")] = None,
     new_key: Annotated[
-        bool, typer.Option("--new-key", help="replace the setup key (old login links stop working)")
+        bool, typer.Option("--new-key", help="replace the setup key even if it is still valid (old links stop working)")
     ] = False,
+    key_valid_for: Annotated[
+        str, typer.Option(help="how long a new login link works, e.g. 30m, 2h, 1h30m (at most 1d)")
+    ] = DEFAULT_KEY_VALIDITY,
+    kinopub_client_secret: Annotated[str | None, typer.Option(hidden=True)] = None,
+    trakt_client_secret: Annotated[str | None, typer.Option(hidden=True)] = None,
 ) -> int:
-    """Store both services' client credentials and create the login setup key.
+    """Store both services' client credentials and make the login link.
 
-    Store the Kinopub and Trakt client credentials in the deployment's secrets (asked for when not given),
-    create the setup key the browser login requires, and print the login link.
+    Store the Kinopub and Trakt client credentials in the deployment's secrets (secrets are asked for in a
+    terminal, or piped: `printf '%s\\n' "$TRAKT_CLIENT_SECRET" | kinotrakt setup --trakt-client-secret-stdin`),
+    make the setup key the browser login needs (valid for `--key-valid-for`, one link) and print the login link.
     """
-    given = {
-        "kinopub": (kinopub_client_id, kinopub_client_secret),
-        "trakt": (trakt_client_id, trakt_client_secret),
-    }
+    on_command_line: dict[Service, str | None] = {"kinopub": kinopub_client_secret, "trakt": trakt_client_secret}
     for service in SERVICES:
-        _store_credentials(cli, service, *given[service])
-    key = _setup_key(cli, new_key=new_key)
-    _print_next_steps(cli, _login_link(cli, login_url, key))
+        if on_command_line[service] is not None:
+            raise CliError(_secret_on_command_line(service), EXIT_USAGE)
+    validity = parse_validity(key_valid_for)
+    piping: dict[Service, bool] = {"kinopub": kinopub_client_secret_stdin, "trakt": trakt_client_secret_stdin}
+    # Read before anything is written: a short input fails the command, not half of it.
+    from_stdin = {service: _read_secret_line(cli, service) for service in SERVICES if piping[service]}
+    ids = {"kinopub": kinopub_client_id, "trakt": trakt_client_id}
+    for service in SERVICES:
+        _store_credentials(cli, service, ids[service], from_stdin.get(service))
+    key = _setup_key(cli, new_key=new_key, validity=validity)
+    _print_next_steps(cli, made_key=key is not None, login=None if key is None else _login_link(cli, login_url, key))
     return EXIT_OK
+
+
+def _pipe_hint(service: Service) -> str:
+    variable = f"{service.upper()}_CLIENT_SECRET"
+    return f"printf '%s\\n' \"${variable}\" | kinotrakt setup --{service}-client-secret-stdin"
+
+
+def _secret_on_command_line(service: Service) -> str:
+    return (
+        f"--{service}-client-secret puts the secret on the command line (shell history, the process list); "
+        f"nothing was stored. Pipe it instead:  {_pipe_hint(service)}  (or run setup in a terminal to be asked)"
+    )
+
+
+def parse_validity(text: str) -> timedelta:
+    """``30m``, ``2h``, ``1h30m``, ``1d``: how long a new setup key stays valid."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if not text.strip() or match is None:
+        raise CliError(f"--key-valid-for {text!r}: give minutes, hours or days, e.g. 30m, 2h, 1h30m", EXIT_USAGE)
+    days, hours, minutes = (int(part or 0) for part in match.groups())
+    validity = timedelta(days=days, hours=hours, minutes=minutes)
+    if not MIN_KEY_VALIDITY <= validity <= MAX_KEY_VALIDITY:
+        raise CliError(f"--key-valid-for {text!r}: a login link may work for 5 minutes to 1 day", EXIT_USAGE)
+    return validity
+
+
+def _read_secret_line(cli: Cli, service: Service) -> str:
+    name = label(service)
+    value = cli.read_secret_line(f"{name} client_secret: ")
+    if not value:
+        raise CliError(
+            f"--{service}-client-secret-stdin: standard input held no line for the {name} client_secret "
+            f"(e.g. {_pipe_hint(service)})",
+            EXIT_USAGE,
+        )
+    return value
 
 
 def _store_credentials(cli: Cli, service: Service, client_id: str | None, client_secret: str | None) -> None:
@@ -60,8 +133,8 @@ def _store_credentials(cli: Cli, service: Service, client_id: str | None, client
     )
     if not client_id or not secret_value:
         raise CliError(
-            f"{name} client credentials are required: pass --{service}-client-id and "
-            f"--{service}-client-secret (or run setup in a terminal to be asked)",
+            f"{name} client credentials are required: pass --{service}-client-id and pipe the secret "
+            f"({_pipe_hint(service)}), or run setup in a terminal to be asked",
             EXIT_USAGE,
         )
     relink = current.client_id is not None and current.client_id != client_id and current.refresh_token is not None
@@ -77,25 +150,31 @@ def _store_credentials(cli: Cli, service: Service, client_id: str | None, client
         cli.output.say(f"  The client_id changed, so the old {name} link was cleared: link again below.")
 
 
-def _setup_key(cli: Cli, *, new_key: bool) -> str:
-    from kinotrakt.web.login import new_setup_key
+def _setup_key(cli: Cli, *, new_key: bool, validity: timedelta) -> str | None:
+    """The new setup key, or None when a live one is kept (its login link was printed when it was made)."""
+    from kinotrakt.web.login import new_setup_key, setup_key_live
+
+    now = cli.clock.now()
+    made: list[SecretStr] = []
 
     def set_key(secret: ServiceSecret) -> ServiceSecret:
-        if secret.setup_key is not None and not new_key:
+        made.clear()
+        if setup_key_live(secret, now) and not new_key:
             return secret
-        return secret.model_copy(update={"setup_key": new_setup_key()})
+        made.append(new_setup_key())
+        expires_at = int((now + validity).timestamp())
+        return secret.model_copy(update={"setup_key": made[0], "setup_key_expires_at": expires_at})
 
-    store = cli.deployment.token_store("trakt")
-    previous = store.load().secret.setup_key
-    stored = update_secret(store, set_key).setup_key
-    assert stored is not None  # noqa: S101 - set_key guarantees it
-    if previous is None:
-        cli.output.say("Setup key: generated.")
-    elif new_key:
-        cli.output.say("Setup key: replaced; login links with the old key no longer work.")
-    else:
-        cli.output.say("Setup key: kept (--new-key replaces it).")
-    return stored.get_secret_value()
+    stored = update_secret(cli.deployment.token_store("trakt"), set_key)
+    expires = utc_from_epoch(stored.setup_key_expires_at or 0)
+    if not made:
+        cli.output.say(
+            f"Login link: the one made earlier works until {when(expires, now)}, for one link; it was printed "
+            "then (--new-key makes a new one)."
+        )
+        return None
+    cli.output.say(f"Login link: new, works until {when(expires, now)}, for one link.")
+    return made[0].get_secret_value()
 
 
 def _login_link(cli: Cli, login_url: str | None, key: str) -> str | None:
@@ -113,16 +192,17 @@ def _login_link(cli: Cli, login_url: str | None, key: str) -> str | None:
     return urlunsplit((parts.scheme, parts.netloc, path, urlencode({"key": key}), ""))
 
 
-def _print_next_steps(cli: Cli, login: str | None) -> None:
+def _print_next_steps(cli: Cli, *, made_key: bool, login: str | None) -> None:
     say = cli.output.say
     say()
     say("Next, link both accounts:")
     if login:
-        # The setup key is printed only inside this link: the link is how the owner uses it.
-        say("  Trakt, in a browser (this link works only with your setup key; keep it private):")
+        # The setup key is printed only inside this link, and only now: the link is how the owner uses it.
+        say("  Trakt, in a browser (this link carries your setup key; keep it private, it works once):")
         say(f"    {login}")
         say("  or Trakt, in this terminal:  kinotrakt link trakt")
     else:
         say("  Trakt, in this terminal:  kinotrakt link trakt")
-        say("  (for the browser login, pass --login-url or --stack: the stack output LoginUrl plus your setup key)")
+        if made_key:
+            say("  (for the browser login: setup --new-key with --login-url or --stack, to print the link)")
     say("  Kinopub, in this terminal:  kinotrakt link kinopub")

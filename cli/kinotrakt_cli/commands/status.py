@@ -13,7 +13,7 @@ from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label
 from kinotrakt_cli.errors import EXIT_OK
-from kinotrakt_cli.output import runs_view
+from kinotrakt_cli.output import runs_view, when
 
 # Kinopub's refresh token reportedly dies after ~30 days unused (reference/kinopub-api.md).
 KINOPUB_REFRESH_LIFETIME = timedelta(days=30)
@@ -71,17 +71,3 @@ def _link_health(service: Service, secret: ServiceSecret, now: datetime) -> str:
         else:
             parts.append("refresh token unused for 30+ days, probably dead: kinotrakt link kinopub")
     return "linked; " + "; ".join(parts) if parts else "linked"
-
-
-def when(moment: datetime, now: datetime) -> str:
-    """``2026-11-01 11:00Z (5 days ago)``: the moment, and how far from now in the largest sensible unit."""
-    delta = moment - now
-    seconds = abs(delta.total_seconds())
-    if seconds < 3600:
-        amount = f"{int(seconds // 60)} min"
-    elif seconds < 2 * 86400:
-        amount = f"{int(seconds // 3600)} h"
-    else:
-        amount = f"{int(seconds // 86400)} days"
-    relative = f"in {amount}" if delta.total_seconds() >= 0 else f"{amount} ago"
-    return f"{moment:%Y-%m-%d %H:%M}Z ({relative})"
