@@ -117,22 +117,23 @@ class LocalCloud:
         return f"{self.login.base_url}/trakt/login"
 
     def setup_command(self) -> str:
-        return shlex.join(
+        """``setup`` with the fakes' client credentials, the secrets piped (``setup`` takes none as an option)."""
+        secrets = shlex.join(["printf", "%s\\n", self.kinopub.client_secret, self.trakt.client_secret])
+        setup = shlex.join(
             [
                 ".venv/bin/kinotrakt",
                 "setup",
                 "--kinopub-client-id",
                 self.kinopub.client_id,
-                "--kinopub-client-secret",
-                self.kinopub.client_secret,
+                "--kinopub-client-secret-stdin",
                 "--trakt-client-id",
                 self.trakt.client_id,
-                "--trakt-client-secret",
-                self.trakt.client_secret,
+                "--trakt-client-secret-stdin",
                 "--login-url",
                 self.login_url,
             ]
         )
+        return f"{secrets} | {setup}"
 
 
 def seed(kinopub: FakeKinopub, trakt: FakeTrakt) -> int:

@@ -85,9 +85,13 @@ class RunningSandbox:
 
     def printed_command(self, marker: str) -> list[str]:
         """A command line the sandbox printed (the first banner line containing ``marker``), as argv, with the
-        ``.venv/bin/kinotrakt`` it names resolved from the repository root."""
+        ``.venv/bin/kinotrakt`` it names resolved from the repository root; a pipeline (``printf … | kinotrakt
+        setup …``) runs in a shell from the repository root, exactly as printed."""
         (line,) = [line for line in self.banner if marker in line][:1]
-        argv = shlex.split(line.split("#", 1)[0])
+        command = line.split("#", 1)[0].strip()
+        argv = shlex.split(command)
+        if "|" in argv:
+            return ["bash", "-c", command]
         return [str(REPO / argv[0]) if argv[0].startswith(".venv/") else argv[0], *argv[1:]]
 
     def set_up_and_link(self) -> None:

@@ -11,6 +11,7 @@ import io
 import json
 import logging
 import re
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -28,16 +29,20 @@ from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.tokens import update_secret
 from tests.logs_insights import parse, problems
 
-SETUP_KEY = "e2e-setup-key-0123456789abcdefghijklmnopqrstuvwxyz"
+SETUP_KEY = "e2e-setup-key_0123456789abcdefghijklmnopqrs"  # the shape kinotrakt setup makes
 README = TEMPLATE_PATH.parent / "README.md"
+# Emitted by the auth function, once per refused login or link (the others: once per sync run).
+AUTH_METRICS = frozenset({"LoginRefused", "TraktLinked"})
 
 
 @dataclass(frozen=True)
 class Captured:
-    """JSON lines per log group logical id (each tagged with its ``@log``), and the EMF documents."""
+    """JSON lines per log group logical id (each tagged with its ``@log``), and the EMF documents: the sync
+    runs' (one per run) and the auth function's (one per refused login or link)."""
 
     lines: dict[str, list[dict[str, Any]]]
     emf: list[dict[str, Any]]
+    auth_emf: list[dict[str, Any]]
 
     def of(self, groups: list[str]) -> list[dict[str, Any]]:
         return [line for group in groups for line in self.lines[group]]
@@ -61,8 +66,9 @@ def json_lines(buffer: io.StringIO, group: str) -> list[dict[str, Any]]:
 
 
 def drive_logins(box: Sandbox) -> None:
-    """The browser's side of the Trakt login, as API Gateway hands it to the auth function: a wrong key, no key,
-    a login that links, its callback replayed, and a login whose code exchange finds Trakt down."""
+    """The browser's side of the Trakt login, as API Gateway hands it to the auth function: a key of another
+    shape, a wrong key, no key, a login that links, its callback replayed, and (with a new key, the first one
+    used by that link) a login whose code exchange finds Trakt down."""
     auth = load_handler("auth")
     box.trakt.auto_approve = True
 
@@ -80,10 +86,12 @@ def drive_logins(box: Sandbox) -> None:
         return urlsplit(approved.headers["Location"]).query, (cookie,)
 
     call("/trakt/login", "key=not-the-setup-key")
+    call("/trakt/login", f"key={'w' * 43}")
     call("/trakt/login")
     query, cookies = through_trakt()
     assert call("/trakt/callback", query, cookies)["statusCode"] == 200
     call("/trakt/callback", query, cookies)  # replayed
+    give_a_setup_key(box)
     query, cookies = through_trakt()
     box.trakt.add_fault("POST", r"/oauth/token", status=503, times=-1)
     call("/trakt/callback", query, cookies)
@@ -91,12 +99,18 @@ def drive_logins(box: Sandbox) -> None:
     assert dict(parse_qsl(query)).get("code")
 
 
+def give_a_setup_key(box: Sandbox) -> None:
+    """What ``kinotrakt setup`` leaves: the key, valid for an hour (the auth handler keeps real time)."""
+    valid = {"setup_key": SETUP_KEY, "setup_key_expires_at": int(time.time()) + 3600}
+    update_secret(box.trakt_store(), lambda s: s.model_copy(update=valid))
+
+
 @pytest.fixture(scope="module")
 def captured() -> Captured:
     sync_out, auth_out = io.StringIO(), io.StringIO()
     metrics.clear_metrics()  # one Metrics object per process: start from nothing
     with sandbox(seed=seed_demo_library) as box:
-        update_secret(box.trakt_store(), lambda s: s.model_copy(update={"setup_key": SETUP_KEY}))
+        give_a_setup_key(box)
         # One passing Kinopub hiccup: the transport's warning names the remote service and is retried away
         box.kinopub.add_fault("GET", r"/v1/history", status=503, times=1)
         with output_to(sync_out):
@@ -109,8 +123,9 @@ def captured() -> Captured:
             assert box.invoke()["status"] == "failed"
     lines = {"SyncFunctionLogGroup": json_lines(sync_out, "SyncFunctionLogGroup")}
     lines["AuthFunctionLogGroup"] = json_lines(auth_out, "AuthFunctionLogGroup")
-    emf = [line for group in lines.values() for line in group if "_aws" in line]
-    return Captured(lines, emf)
+    emf = [line for line in lines["SyncFunctionLogGroup"] if "_aws" in line]
+    auth_emf = [line for line in lines["AuthFunctionLogGroup"] if "_aws" in line]
+    return Captured(lines, emf, auth_emf)
 
 
 def _without_tokens(secret: ServiceSecret) -> ServiceSecret:
@@ -170,7 +185,15 @@ def test_the_capture_holds_what_the_queries_are_for(captured: Captured) -> None:
     assert any(line.get("message") == "unmatched item" for line in sync)
     assert any(line.get("remote") == "kinopub" and line["level"] == "WARNING" for line in sync)
     outcomes = {line.get("outcome") for line in captured.lines["AuthFunctionLogGroup"]}
-    assert {"wrong_key", "missing_key", "redirect", "linked", "unknown_or_used_state", "trakt_unavailable"} <= outcomes
+    assert {
+        "malformed_key",
+        "wrong_key",
+        "missing_key",
+        "redirect",
+        "linked",
+        "unknown_or_used_state",
+        "trakt_unavailable",
+    } <= outcomes
     assert len(captured.emf) == 3
 
 
@@ -194,16 +217,20 @@ def test_each_metric_of_ours_is_really_emitted_with_its_dimensions(
 ) -> None:
     namespace, name, *pairs = line
     dimensions = dict(zip(pairs[::2], pairs[1::2], strict=True))
+    login_metric = name in AUTH_METRICS
     emitted = [
         document
-        for document in captured.emf
+        for document in (captured.auth_emf if login_metric else captured.emf)
         for directive in document["_aws"]["CloudWatchMetrics"]
         if directive["Namespace"] == namespace
         and any(metric["Name"] == name for metric in directive["Metrics"])
         and sorted(dimensions) in [sorted(set_) for set_ in directive["Dimensions"]]
         and all(document.get(key) == value for key, value in dimensions.items())
     ]
-    assert len(emitted) == 3, f"{where}: {namespace}/{name} {dimensions} is not emitted by every run"
+    if login_metric:
+        assert emitted, f"{where}: {namespace}/{name} {dimensions} is never emitted by the auth function"
+    else:
+        assert len(emitted) == 3, f"{where}: {namespace}/{name} {dimensions} is not emitted by every run"
 
 
 def test_errors_cover_the_login_function(captured: Captured) -> None:
