@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 
+from kinotrakt.errors import OutOfTime, RateLimited, TraktAppRejected
 from kinotrakt.sync.report import HttpCalls, ItemNote, KeptPlay, RunError, SyncReport, UnmatchedNote
 
 STARTED = datetime(2026, 11, 1, 12, 0, 5, 250_000, tzinfo=UTC)
@@ -59,6 +60,7 @@ def test_the_report_serialises_to_the_contract_json() -> None:
         "items_examined": 4,
         "finished_at": "2026-11-01T12:00:45.250Z",
         "error": {"code": "out_of_time", "message": "Kinopub reading paused; the next run continues"},
+        "resume_after": None,
         "added": ["Начало / Inception (2010) @ 2025-02-08T21:47Z"],
         "unmatched_items": [
             {
@@ -79,6 +81,7 @@ def test_the_report_serialises_to_the_contract_json() -> None:
 def test_a_fresh_report_has_null_times_and_zero_counts() -> None:
     data = SyncReport(run_id="r", started_at=STARTED).to_dict()
     assert (data["status"], data["watermark"], data["finished_at"], data["error"]) == ("ok", None, None, None)
+    assert data["resume_after"] is None
     assert data["http_calls"] == {"kinopub": 0, "trakt": 0}
     assert data["candidates"] == data["added_movies"] == data["unmatched"] == 0
 
@@ -130,3 +133,50 @@ def test_what_is_not_a_run_report_reads_as_none() -> None:
     assert SyncReport.from_stored(["ok"]) is None
     assert SyncReport.from_stored({"status": "ok", "started_at": "yesterday"}) is None
     assert SyncReport.from_stored({"status": "audit", "started_at": "2026-11-01T11:00:00.000Z"}) is None
+
+
+RESUME = datetime(2026, 11, 1, 12, 5, 5, tzinfo=UTC)
+
+
+def test_a_rate_limited_run_says_when_it_may_resume_and_reads_back() -> None:
+    # Given a run Trakt rate-limited until a moment with a fraction of a second
+    report = SyncReport(run_id="r", started_at=STARTED, status="partial")
+    report.stopped_by(RateLimited("trakt", RESUME - timedelta(milliseconds=750)))
+    # Then the contract JSON names the code, the service and the time, rounded up to the second
+    data = json.loads(json.dumps(report.to_dict()))
+    assert data["error"]["code"] == "rate_limited"
+    assert data["error"]["message"].startswith("Trakt rate limit")
+    assert "2026-11-01T12:05:05Z" in data["error"]["message"]
+    assert data["resume_after"] == "2026-11-01T12:05:05Z"
+    # and `status` reads it back
+    stored = SyncReport.from_stored(data)
+    assert stored is not None
+    assert stored.resume_after == RESUME
+
+
+def test_a_rate_limit_stays_the_error_when_the_deadline_follows_and_both_services_are_named() -> None:
+    report = SyncReport(run_id="r", started_at=STARTED)
+    # Given Kinopub rate-limited the reading, then the deadline stopped the push
+    report.stopped_by(RateLimited("kinopub", RESUME))
+    report.stopped_by(OutOfTime("trakt: waiting 40.0s (GET budget) would cross the Lambda deadline"))
+    # Then the run still says when it may go on
+    assert report.error is not None
+    assert report.error.code == "rate_limited"
+    assert report.resume_after == RESUME
+    # When Trakt rate-limits it too, for longer: both are named, the later time wins
+    report.stopped_by(RateLimited("trakt", RESUME + timedelta(minutes=4)))
+    assert report.error.message.startswith("Kinopub rate limit")
+    assert "; Trakt rate limit" in report.error.message
+    assert report.resume_after == RESUME + timedelta(minutes=4)
+    # And the other way round the earlier time does not win either
+    report.stopped_by(RateLimited("kinopub", RESUME))
+    assert report.resume_after == RESUME + timedelta(minutes=4)
+
+
+def test_an_error_the_user_must_fix_replaces_a_rate_limit() -> None:
+    report = SyncReport(run_id="r", started_at=STARTED)
+    report.stopped_by(RateLimited("kinopub", RESUME))
+    report.stopped_by(TraktAppRejected())
+    assert report.error is not None
+    assert report.error.code == "trakt_app_rejected"
+    assert report.resume_after is None

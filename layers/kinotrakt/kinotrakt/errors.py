@@ -3,7 +3,7 @@ with a query string (DESIGN §6)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import ClassVar, Literal
 
 RunStatus = Literal["failed", "partial"]
@@ -66,6 +66,9 @@ class RateLimited(KinotraktError):
     code = "rate_limited"
 
     def __init__(self, service: str, resume_after: datetime) -> None:
+        # Shown and reported to the second: rounded up, so a run at the time shown is never early.
+        if resume_after.microsecond:
+            resume_after = resume_after.replace(microsecond=0) + timedelta(seconds=1)
         when = resume_after.strftime("%Y-%m-%dT%H:%M:%SZ")
         super().__init__(
             f"{service.capitalize()} rate limit: it asked kinotrakt to pause until {when}, longer than this run "

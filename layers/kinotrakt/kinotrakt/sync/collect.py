@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from kinotrakt.clock import minute_z, parse_iso
-from kinotrakt.errors import BadResponse, OutOfTime, ServiceUnavailable
+from kinotrakt.errors import BadResponse, OutOfTime, RateLimited, ServiceUnavailable
 from kinotrakt.kinopub.client import SERVICE
 from kinotrakt.kinopub.models import BrokenRow, HistoryItem, HistoryPage, WatchingItem, WatchingVideo, original_title
 from kinotrakt.observability import logger
@@ -81,7 +81,8 @@ def collect(
     A failing history page propagates (the run ends partial); a failing item is reported and skipped.
     Items in ``skip`` (finished earlier by the same full scan) are not read again; items in ``also`` (pinned
     since the last run) are read whatever their history says. When ``stop()`` says so (the pipeline keeps
-    time to push what was read) or the deadline comes, the result so far is returned with ``interrupted``."""
+    time to push what was read), the deadline comes or Kinopub asks for a pause the run cannot wait out
+    (``rate_limited``), the result so far is returned with ``interrupted``: what was read still gets synced."""
     window = read_history(client, since)
     result = CollectResult(history_pages=window.pages, full_scan=since is None)
     for item_id, row in window.broken.items():
@@ -106,12 +107,11 @@ def collect(
                 if item.type in MOVIE_TYPES
                 else episode_views(item, state, window.last_seen)
             )
-        except OutOfTime:
+        except (OutOfTime, RateLimited) as exc:
             # Not read: the next run (or the rest of this full scan) reads it.
             result.items_examined -= 1
             result.examined.pop()
-            result.interrupted = True
-            logger.warning("kinopub reading stopped by the deadline", extra={"items_read": result.items_examined})
+            _interrupt(result, exc)
             break
         except (BadResponse, ServiceUnavailable) as exc:
             logger.warning("kinopub item unreadable", extra={"kinopub_id": item.id, "reason": str(exc)})
@@ -139,25 +139,42 @@ def collect(
     return result
 
 
+def _interrupt(result: CollectResult, cause: OutOfTime | RateLimited) -> None:
+    result.interrupted = True
+    if isinstance(cause, RateLimited):
+        result.rate_limited = cause
+        logger.warning("kinopub reading stopped by a rate limit", extra={"items_read": result.items_examined})
+    else:
+        logger.warning("kinopub reading stopped by the deadline", extra={"items_read": result.items_examined})
+
+
 def _extra_items(
     client: KinopubReader, item_ids: Collection[int], window: HistoryWindow, result: CollectResult
 ) -> Iterator[HistoryItem]:
     """The catalog entries of items to read that the history window does not hold, one at a time (the caller
     keeps the deadline between them). One Kinopub cannot describe (removed from the catalog) is read with what
-    ``/v1/watching`` says: its title and type, no IMDb id."""
+    ``/v1/watching`` says: its title and type, no IMDb id. The deadline or a rate limit ends the reading."""
     for item_id in item_ids:
         if item_id in window.items or item_id in window.broken:
             continue
         try:
-            yield client.item(item_id)
+            item = _catalog_entry(client, item_id)
         except (BadResponse, ServiceUnavailable) as exc:
-            logger.warning("kinopub catalog entry unreadable", extra={"kinopub_id": item_id, "reason": str(exc)})
-            try:
-                state = client.watching(item_id)
-            except (BadResponse, ServiceUnavailable) as again:
-                result.failures.append(ItemFailure(item_id, "", str(again)))
-                continue
-            yield HistoryItem(id=item_id, title=state.title, type=state.type)
+            result.failures.append(ItemFailure(item_id, "", str(exc)))
+            continue
+        except (OutOfTime, RateLimited) as exc:
+            _interrupt(result, exc)
+            return
+        yield item
+
+
+def _catalog_entry(client: KinopubReader, item_id: int) -> HistoryItem:
+    try:
+        return client.item(item_id)
+    except (BadResponse, ServiceUnavailable) as exc:
+        logger.warning("kinopub catalog entry unreadable", extra={"kinopub_id": item_id, "reason": str(exc)})
+        state = client.watching(item_id)
+        return HistoryItem(id=item_id, title=state.title, type=state.type)
 
 
 def read_history(client: KinopubReader, since: datetime | None) -> HistoryWindow:

@@ -104,6 +104,7 @@ class MappedView:
 class MapResult:
     mapped: list[MappedView] = field(default_factory=list)
     unmatched: list[UnmatchedItem] = field(default_factory=list)
+    unmatched_views: list[CompletedView] = field(default_factory=list)  # the views ``unmatched`` is about
 
 
 class MappingCache:
@@ -214,8 +215,9 @@ class Mapper:
         self._tables: dict[str, tuple[_ShowRef, SeasonTable]] = {}  # this run's, also those too big to cache
         self._comparisons: dict[tuple[int, int, str, int], SeasonComparison] = {}
 
-    def map(self, views: Iterable[CompletedView]) -> MapResult:
-        result = MapResult()
+    def map(self, views: Iterable[CompletedView], into: MapResult | None = None) -> MapResult:
+        """Each view mapped or unmatched, filling ``into`` as it goes (a stop keeps what was found)."""
+        result = MapResult() if into is None else into
         now = self._clock.now()
         for view in views:
             try:
@@ -223,6 +225,7 @@ class Mapper:
             except _Miss as miss:
                 show = None if miss.show is None else miss.show.ref
                 result.unmatched.append(unmatched_item(view, miss.reason, miss.detail, now, show))
+                result.unmatched_views.append(view)
                 continue
             result.mapped.append(mapped)
         return result

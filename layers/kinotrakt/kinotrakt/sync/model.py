@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
+from kinotrakt.errors import RateLimited
 from kinotrakt.sync.keys import episode_view_ref, movie_view_ref, unmatched_episode_key, unmatched_item_key
 
 ViewKind = Literal["movie", "episode"]
@@ -116,4 +117,5 @@ class CollectResult:
     examined: list[int] = field(default_factory=list)  # Kinopub item ids read this run (failed ones too)
     history_pages: int = 0
     full_scan: bool = False
-    interrupted: bool = False  # the deadline came before every item was read
+    interrupted: bool = False  # the deadline or a rate limit came before every item was read
+    rate_limited: RateLimited | None = None  # Kinopub asked for a pause longer than the run may wait

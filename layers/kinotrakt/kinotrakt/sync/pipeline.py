@@ -19,7 +19,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
 
 from kinotrakt.clock import Clock, Deadline
-from kinotrakt.errors import KinotraktError, OutOfTime
+from kinotrakt.errors import KinotraktError, OutOfTime, RateLimited
 from kinotrakt.http import CallCounter
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.observability import logger
@@ -43,6 +43,7 @@ from kinotrakt.sync.mapping import (
     MappedView,
     Mapper,
     MappingCache,
+    MapResult,
     expand_pinned_episodes,
     refused_miss,
     unmatched_item,
@@ -96,7 +97,7 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
         _run(deps, options, report)
     except KinotraktError as exc:
         report.status = exc.run_status
-        report.error = RunError(exc.code, str(exc))
+        report.stopped_by(exc)
         log = logger.error if exc.run_status == "failed" else logger.warning
         log("sync run stopped", extra={"error_code": exc.code, "error": str(exc)})
     except Exception as exc:
@@ -184,7 +185,9 @@ def _collect(deps: SyncDeps, options: SyncOptions, plan: ScanPlan, ledger: Ledge
 
 
 def _report_collected(report: SyncReport, collected: CollectResult, views: Sequence[CompletedView]) -> None:
-    if collected.interrupted:
+    if collected.rate_limited is not None:
+        report.stopped_by(collected.rate_limited)
+    elif collected.interrupted:
         report.error = RunError("out_of_time", "Kinopub reading paused; the next run continues")
     report.candidates = len(views)
     report.items_examined = collected.items_examined
@@ -285,7 +288,8 @@ class ViewsToPlays:
         self._remote: RemoteIndex | None = None
 
     def run(self, fresh: Sequence[CompletedView], report: SyncReport) -> list[CompletedView]:
-        """Returns the views left for the next run when the deadline stopped this one."""
+        """Returns the views left for the next run when the deadline, or a rate limit Trakt set, stopped this
+        one (after a rate limit the transport sends Trakt nothing more: not one more request in this run)."""
         try:
             for start in range(0, len(fresh), self._batch_size):
                 mapped = self._map_slice(fresh[start : start + self._batch_size])
@@ -294,9 +298,10 @@ class ViewsToPlays:
                     self._send_full_batches()
             self._finish(report)
             return []
-        except OutOfTime as exc:
-            report.error = RunError(exc.code, str(exc))
-            logger.warning("stopping early: the Lambda deadline is near", extra={"error": str(exc)})
+        except (OutOfTime, RateLimited) as exc:
+            report.stopped_by(exc)
+            why = "Trakt asked for a pause" if isinstance(exc, RateLimited) else "the Lambda deadline is near"
+            logger.warning(f"stopping early: {why}", extra={"error": str(exc)})
             self._settled.update(c.view.view_ref for c in [*self._pushed.added, *self._pushed.not_found])
             return [view for view in fresh if view.view_ref not in self._settled]
         finally:
@@ -304,9 +309,13 @@ class ViewsToPlays:
             self._record_outcome(report)
 
     def _map_slice(self, views: Sequence[CompletedView]) -> list[MappedView]:
-        mapped = self._mapper.map(views)
-        self._unmatched.extend(mapped.unmatched)
-        self._settled.update({v.view_ref for v in views} - {c.view.view_ref for c in mapped.mapped})
+        mapped = MapResult()
+        try:
+            self._mapper.map(views, mapped)
+        finally:
+            # What was found unmatched before a stop is recorded too.
+            self._unmatched.extend(mapped.unmatched)
+            self._settled.update(view.view_ref for view in mapped.unmatched_views)
         return mapped.mapped
 
     def _remote_index(self, fresh: Sequence[CompletedView]) -> RemoteIndex:

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any, Literal, cast
 
 from kinotrakt.clock import iso_z, parse_iso
+from kinotrakt.errors import KinotraktError, RateLimited
 
 Status = Literal["ok", "partial", "failed", "skipped"]
 STATUSES: tuple[Status, ...] = ("ok", "partial", "failed", "skipped")
@@ -90,6 +91,8 @@ class SyncReport:
     items_examined: int = 0
     finished_at: datetime | None = None
     error: RunError | None = None
+    # When the service that rate-limited this run (``error.code`` ``rate_limited``) may be asked again.
+    resume_after: datetime | None = None
     added: list[str] = field(default_factory=list)
     unmatched_items: list[UnmatchedNote] = field(default_factory=list)
     failed_items: list[ItemNote] = field(default_factory=list)
@@ -97,12 +100,28 @@ class SyncReport:
     # Views already on Trakt whose Kinopub times moved without a new complete viewing (a re-opened part).
     kept_plays: list[KeptPlay] = field(default_factory=list)
 
+    def stopped_by(self, error: KinotraktError) -> None:
+        """Record what stopped (part of) the run. A rate limit says when the run after may go on: it stays the
+        run's error when something temporary follows it (the deadline), and a second one (the other service)
+        is added to it, the later resume time winning."""
+        limited = self.error is not None and self.error.code == RateLimited.code
+        if isinstance(error, RateLimited):
+            message = f"{self.error.message}; {error}" if limited and self.error is not None else str(error)
+            self.error = RunError(error.code, message)
+            self.resume_after = max(self.resume_after or error.resume_after, error.resume_after)
+            return
+        if limited and error.run_status == "partial":
+            return
+        self.error = RunError(error.code, str(error))
+        self.resume_after = None
+
     def to_dict(self) -> dict[str, Any]:
         """The runtime contract's JSON-ready form."""
         data = asdict(self)
         data["started_at"] = iso_z(self.started_at)
         data["finished_at"] = iso_z(self.finished_at) if self.finished_at else None
         data["watermark"] = watermark_text(self.watermark)
+        data["resume_after"] = watermark_text(self.resume_after)
         for name in LIST_FIELDS:
             data[name] = listed(data[name])
         return data
@@ -141,6 +160,7 @@ class SyncReport:
             error=(
                 RunError(_text(error.get("code")), _text(error.get("message"))) if isinstance(error, Mapping) else None
             ),
+            resume_after=_time(data.get("resume_after")),
             added=[
                 entry for entry in _list(data.get("added")) if isinstance(entry, str) and not _MORE.fullmatch(entry)
             ],
@@ -167,7 +187,8 @@ class SyncReport:
 
 
 def watermark_text(value: datetime | None) -> str | None:
-    """The contract's form of the watermark: ISO 8601 UTC to the second with ``Z``, or null."""
+    """The contract's form of the watermark (and of ``resume_after``): ISO 8601 UTC to the second with ``Z``, or
+    null."""
     return value.strftime("%Y-%m-%dT%H:%M:%SZ") if value else None
 
 
