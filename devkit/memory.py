@@ -120,6 +120,7 @@ class InMemorySyncStateStore(_Store):
         self._last_full_scan: str | None = None
         self._scan_done: set[int] = set()
         self._reread: set[int] = set()
+        self._trakt_reads: tuple[datetime, ...] = ()
 
     def load(self) -> SyncState:
         self._fault("load")
@@ -129,6 +130,7 @@ class InMemorySyncStateStore(_Store):
                 last_full_scan=parse_iso(self._last_full_scan) if self._last_full_scan else None,
                 scan_done=frozenset(self._scan_done),
                 reread=frozenset(self._reread),
+                trakt_reads=self._trakt_reads,
             )
 
     def advance_watermark(self, value: datetime) -> datetime:
@@ -158,6 +160,11 @@ class InMemorySyncStateStore(_Store):
         self._fault("clear_reread")
         with self._lock:
             self._reread -= set(item_ids)
+
+    def set_trakt_reads(self, sent_at: Iterable[datetime]) -> None:
+        self._fault("set_trakt_reads")
+        with self._lock:
+            self._trakt_reads = tuple(sorted(sent_at))
 
 
 class InMemoryMappingStore(_Store):

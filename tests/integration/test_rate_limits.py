@@ -217,3 +217,49 @@ def test_a_kinopub_rate_limit_keeps_an_incremental_runs_watermark(box: Sandbox, 
     assert watermark is not None
     assert moved is not None
     assert moved > watermark
+
+
+# --- the GET budget, from one run to the next ------------------------------------------------------------------
+
+SHOWS = 300  # one season-table read each: two such runs a minute apart need more than Trakt's 500 GETs
+
+
+def many_shows(kp: FakeKinopub, tr: FakeTrakt) -> None:
+    """Twice SHOWS shows on both sides; the first SHOWS have a finished episode, the others are not started."""
+    for n in range(2 * SHOWS):
+        imdb = 5_000_000 + n
+        kp.add_series(10_000 + n, f"Сериал {n} / Show {n}", 2020, imdb, {1: 2})
+        tr.add_show(90_000 + n, f"Show {n}", 2020, f"tt{imdb:07d}", {1: 2})
+        if n < SHOWS:
+            kp.watch(10_000 + n, season=1, episode=1, at=T0 + n * 60)
+
+
+def test_two_runs_a_minute_apart_share_one_get_budget_and_never_meet_cloudflare(clock: VirtualClock) -> None:
+    with sandbox(seed=many_shows, clock=clock, fake_clock=clock.time) as box:
+        # Given Trakt enforcing its real budget: past 500 GETs in 5 minutes Cloudflare answers 429
+        box.trakt.enforce_limits = True
+        # When a run reads SHOWS season tables
+        first = box.invoke()
+        assert first["status"] == "ok"
+        first_reads = [r.at for r in box.trakt.requests if r.method == "GET"]
+        assert len(first_reads) > SHOWS
+        # and a minute later the next run has SHOWS newly watched shows to look up
+        clock.advance(60)
+        now = int(clock.now().timestamp())
+        for n in range(SHOWS, 2 * SHOWS):
+            box.kinopub.watch(10_000 + n, season=1, episode=1, at=now - 30)
+        slept_before = clock.slept
+        second = box.invoke()
+
+        # Then the second run counted the first run's reads: it waited for them to leave the window instead of
+        # going past Trakt's limit, and Cloudflare never answered
+        assert [r.status for r in box.trakt.requests if r.status == 429] == []
+        assert second["status"] == "ok", second["error"]
+        assert second["added_episodes"] == SHOWS
+        assert clock.slept - slept_before > 200
+        reads = sorted(r.at for r in box.trakt.requests if r.method == "GET")
+        busiest = max(sum(1 for at in reads if start <= at < start + 300) for start in reads)
+        assert busiest <= 450
+        assert box.trakt.duplicate_keys() == []
+        # and what it spent is remembered for the run after it
+        assert len(box.stores().sync_state.load().trakt_reads) > SHOWS - 150

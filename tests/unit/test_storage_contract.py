@@ -169,6 +169,26 @@ def test_an_unfinished_full_scan_remembers_its_finished_items_until_cleared(back
     assert sync_state.load().scan_done == frozenset()
 
 
+def test_the_trakt_reads_of_the_last_runs_are_remembered_never_earlier_than_sent(backend: Backend) -> None:
+    sync_state = backend.stores.sync_state
+    sync_state.advance_watermark(T0)
+    # Given a state without any (as every existing deployment's is)
+    assert sync_state.load().trakt_reads == ()
+    # When a run that sent 450 GETs over a minute and a half ends (times to the microsecond, in any order)
+    sent = [T0 + timedelta(seconds=n * 0.2, microseconds=7 * n) for n in range(450)]
+    sync_state.set_trakt_reads(reversed(sent))
+    # Then the next run reads them back oldest first, each no earlier than it was sent and at most a tenth later
+    reads = sync_state.load().trakt_reads
+    assert len(reads) == 450
+    assert list(reads) == sorted(reads)
+    assert all(at <= read < at + timedelta(seconds=0.1) for at, read in zip(sent, reads, strict=True))
+    # and the watermark is untouched; a run with no reads in the window leaves none
+    assert sync_state.load().watermark == T0
+    sync_state.set_trakt_reads([])
+    assert sync_state.load().trakt_reads == ()
+    assert sync_state.load().watermark == T0
+
+
 # --- mapping cache ----------------------------------------------------------------------------------------
 
 
@@ -527,6 +547,7 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
     stores.sync_state.set_last_full_scan(T0)
     stores.sync_state.set_scan_progress([5, 3])
     stores.sync_state.request_reread([9])
+    stores.sync_state.set_trakt_reads([T0 + timedelta(seconds=61, milliseconds=250), T0 + timedelta(seconds=1)])
     stores.mappings.put(
         {
             "show:imdb:tt1": ({"trakt": 1}, T0 + timedelta(days=1)),
@@ -612,6 +633,7 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
             "last_full_scan": {"S": "2026-11-01T12:00:00.000Z"},
             "scan_done": {"S": "[3, 5]"},
             "reread": {"NS": ["9"]},
+            "trakt_gets": {"S": '{"from":"2026-11-01T12:00:01.000Z","tenths":[0,603]}'},
         },
         {
             "pk": {"S": "acct#unmatched"},
@@ -722,3 +744,18 @@ def test_aws_stores_names_the_missing_variables() -> None:
         aws_sync_stores(Settings(kinopub_secret_id="kp", trakt_secret_id="tr"))
     with pytest.raises(ValueError, match="STATE_TABLE_NAME"):
         aws_login_stores(Settings(kinopub_secret_id="kp", trakt_secret_id="tr"))
+
+
+def test_trakt_reads_this_version_cannot_read_count_as_none(aws: boto3.Session, state_table: str) -> None:
+    # Given a state item whose trakt_gets another version wrote in a form this one does not know
+    backend = dynamo_backend(aws, "acct")
+    backend.stores.sync_state.advance_watermark(T0)
+    aws.client("dynamodb").update_item(
+        TableName=STATE_TABLE,
+        Key={"pk": {"S": "acct#sync"}, "sk": {"S": "state"}},
+        UpdateExpression="SET trakt_gets = :v",
+        ExpressionAttributeValues={":v": {"S": '{"since": 5}'}},
+    )
+    # Then the state still reads, without reads (they only pace a run: nothing is lost without them)
+    state = backend.stores.sync_state.load()
+    assert (state.watermark, state.trakt_reads) == (T0, ())

@@ -70,5 +70,6 @@ def execute_sync(
         clock=clock,
         deadline=deadline,
         counter=counter,
+        trakt_reads=clients.trakt_transport,
     )
     return run_sync(deps, options, run_id)

@@ -104,6 +104,7 @@ def trakt_catalog(settings: Settings, trakt_tokens: TokenStore, clock: Clock | N
 class SyncClients:
     kinopub: KinopubClient
     trakt: TraktClient
+    trakt_transport: Transport  # its GET budget is carried from run to run (``SyncState.trakt_reads``)
 
 
 def sync_clients(
@@ -122,6 +123,7 @@ def sync_clients(
     return SyncClients(
         kinopub=kinopub_client(settings, kinopub, kinopub_keeper(settings, kinopub_tokens, kinopub, clock)),
         trakt=trakt_client(settings, trakt, trakt_keeper(settings, trakt_tokens, trakt, clock)),
+        trakt_transport=trakt,
     )
 
 

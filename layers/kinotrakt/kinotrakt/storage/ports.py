@@ -83,6 +83,9 @@ class SyncState:
     scan_done: frozenset[int] = frozenset()
     # Kinopub items pinned since the last run: the next run reads them whatever their history rows say.
     reread: frozenset[int] = frozenset()
+    # When the last runs sent their Trakt GETs (oldest first), as far as they may still count: Trakt's budget
+    # is per user and per 5 minutes, so a run starting a minute after a busy one must not spend it again.
+    trakt_reads: tuple[datetime, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -193,7 +196,8 @@ class LeaseStore(Protocol):
 
 
 class SyncStateStore(Protocol):
-    """The watermark, the full-scan bookkeeping and the items a pin asks the next run to read."""
+    """The watermark, the full-scan bookkeeping, the items a pin asks the next run to read, and the Trakt GET
+    budget the last runs spent."""
 
     def load(self) -> SyncState: ...
 
@@ -213,6 +217,11 @@ class SyncStateStore(Protocol):
 
     def clear_reread(self, item_ids: Iterable[int]) -> None:
         """The run read these items: remove them (only them: a pin made meanwhile stays asked for)."""
+        ...
+
+    def set_trakt_reads(self, sent_at: Iterable[datetime]) -> None:
+        """Remember when the Trakt GETs still inside the budget window were sent (replaces what was stored). A
+        time may read back up to a tenth of a second later, never earlier: it then counts a little longer."""
         ...
 
 

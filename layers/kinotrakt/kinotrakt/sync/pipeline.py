@@ -14,9 +14,10 @@ Each step has typed input and output; this module sequences them and fills the r
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.errors import KinotraktError, OutOfTime, RateLimited
@@ -73,6 +74,14 @@ class SyncOptions:
     rewatches: Rewatches = "new_play"
 
 
+class ReadBudget(Protocol):
+    """The Trakt transport's GET budget (``http.Transport``): what earlier runs spent, and what is spent now."""
+
+    def seed_get_times(self, sent_at: Iterable[datetime]) -> None: ...
+
+    def get_times(self) -> list[datetime]: ...
+
+
 @dataclass
 class SyncDeps:
     kinopub: KinopubClient
@@ -81,6 +90,8 @@ class SyncDeps:
     clock: Clock
     deadline: Deadline
     counter: CallCounter = field(default_factory=CallCounter)
+    # Trakt counts its GET budget per user, not per run: the reads of the runs before this one still count.
+    trakt_reads: ReadBudget | None = None
 
 
 def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
@@ -110,6 +121,8 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
         try:
             report.watermark = stores.sync_state.load().watermark
             stores.reports.put(report.to_dict(), report.finished_at)
+            if deps.trakt_reads is not None and report.http_calls.trakt:
+                stores.sync_state.set_trakt_reads(deps.trakt_reads.get_times())
         finally:
             stores.lease.release(run_id)
     return report
@@ -117,10 +130,11 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
 
 def _run(deps: SyncDeps, options: SyncOptions, report: SyncReport) -> None:
     clock, stores = deps.clock, deps.stores
+    state = stores.sync_state.load()
+    if deps.trakt_reads is not None:
+        deps.trakt_reads.seed_get_times(state.trakt_reads)
     # Step 2: every item, or the recent history only (and the items pinned since the last run).
-    plan = plan_scan(
-        stores.sync_state.load(), clock.now(), full_rescan_every=options.full_rescan_every, overlap=options.overlap
-    )
+    plan = plan_scan(state, clock.now(), full_rescan_every=options.full_rescan_every, overlap=options.overlap)
     report.full_scan = plan.full_scan
     ledger = stores.ledger.load()
     numbering = stores.pins.load_numbering()

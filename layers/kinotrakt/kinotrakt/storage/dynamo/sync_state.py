@@ -1,11 +1,12 @@
-"""The watermark, the full-scan bookkeeping and the items to re-read (``<acct>#sync`` / ``state``), each attribute
-updated on its own so a write never clobbers another."""
+"""The watermark, the full-scan bookkeeping, the items to re-read and the Trakt GETs of the last runs
+(``<acct>#sync`` / ``state``), each attribute updated on its own so a write never clobbers another."""
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from kinotrakt.clock import iso_z, parse_iso
@@ -31,6 +32,7 @@ class DynamoSyncStateStore:
             last_full_scan=parse_iso(full_scan) if full_scan else None,
             scan_done=frozenset(int(i) for i in json.loads(scan_done)) if scan_done else frozenset(),
             reread=frozenset(int(i) for i in reread),
+            trakt_reads=_reads_from_text(read_str(item, "trakt_gets")),
         )
 
     def advance_watermark(self, value: datetime) -> datetime:
@@ -88,3 +90,43 @@ class DynamoSyncStateStore:
             UpdateExpression=f"{action} reread :ids",
             ExpressionAttributeValues={":ids": {"NS": ids}},
         )
+
+    def set_trakt_reads(self, sent_at: Iterable[datetime]) -> None:
+        table = self._table
+        text = _reads_to_text(sent_at)
+        if text is None:
+            table.client.update_item(
+                TableName=table.name, Key=table.key(KIND, SK), UpdateExpression="REMOVE trakt_gets"
+            )
+            return
+        table.client.update_item(
+            TableName=table.name,
+            Key=table.key(KIND, SK),
+            UpdateExpression="SET trakt_gets = :v",
+            ExpressionAttributeValues={":v": s(text)},
+        )
+
+
+# Up to TRAKT_GET_LIMIT times: stored compactly as JSON ``{"from": <iso_z>, "tenths": [...]}``, each time
+# tenths of a second after ``from`` (a few KB for 450 reads), rounded up so a read never counts too briefly.
+
+
+def _reads_to_text(sent_at: Iterable[datetime]) -> str | None:
+    times = sorted(sent_at)
+    if not times:
+        return None
+    start = times[0].replace(microsecond=0)
+    tenths = [math.ceil(round((at - start).total_seconds() * 10, 6)) for at in times]
+    return json.dumps({"from": iso_z(start), "tenths": tenths}, separators=(",", ":"))
+
+
+def _reads_from_text(text: str | None) -> tuple[datetime, ...]:
+    """The stored reads; an attribute this version cannot read counts as none (it only paces, it loses nothing)."""
+    if not text:
+        return ()
+    try:
+        data = json.loads(text)
+        start = parse_iso(data["from"])
+        return tuple(start + timedelta(seconds=int(tenth) / 10) for tenth in data["tenths"])
+    except (ValueError, KeyError, TypeError):
+        return ()

@@ -11,7 +11,9 @@ pk                            sk                      attributes
 ``<acct>#sync``               ``lease``               ``owner``, ``expires_at``
 ``<acct>#sync``               ``state``               ``last_success_at`` (``iso_z``), ``last_full_scan``
                                                       (``iso_z``), ``scan_done`` (JSON list of item ids),
-                                                      ``reread`` (number set: items pinned since)
+                                                      ``reread`` (number set: items pinned since),
+                                                      ``trakt_gets`` (JSON: when the last runs' Trakt
+                                                      GETs were sent, ``sync_state.py``)
 ``<acct>#map``                mapping key             ``value`` (JSON), optional ``expires_at``
 ``<acct>#ledger``             ``<sent_at>#<uuid>``    ``entries``: JSON ``[[key, view_ref, watched_at], ...]``
 ``<acct>#unmatched``          unmatched key           ``kinopub_id``, ``title``, ``reason``, ``detail``,
