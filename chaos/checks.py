@@ -7,19 +7,26 @@
   past a view that is not on Trakt yet (once its history is older than watermark - overlap, incremental
   runs would never look at it again);
 - nothing wrong: every play we made is the key of a completed view (no in-progress or unwatched media);
-- no leak: no token or client secret the fakes ever issued appears in any captured output.
+- no leak: no token or client secret the fakes ever issued appears in any captured output;
+- no long sleep, no knocking again: after a 429 that asks for a longer pause than the run may wait, not one
+  more request goes to that service in the run, and the run says so (``rate_limited``, ``resume_after``),
+  leaving the watermark where it was.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from chaos.library import UNKNOWN, Library, ViewSpec
 from chaos.world import World
+from devkit.fakes.base import RecordedRequest
 
 OWN_ACTION = "watch"  # POST /sync/history; other apps' plays are seeded as scrobbles
+MAX_RETRY_WAIT = 30.0  # MAX_RETRY_WAIT_SECONDS' default (the schedules keep it): longer pauses are not waited out
 
 
 @dataclass(frozen=True)
@@ -139,3 +146,48 @@ def leaks(texts: Iterable[str], secrets: set[str]) -> list[str]:
                 redacted = redacted.replace(secret, "<SECRET>")
             found.append(redacted[:300])
     return found
+
+
+def _pause(request: RecordedRequest) -> float | None:
+    """The pause a 429 answer asked for, in seconds (None: not a 429, or no readable Retry-After)."""
+    if request.status != 429:
+        return None
+    try:
+        return float(request.answered.get("Retry-After", ""))
+    except ValueError:
+        return None
+
+
+def rate_limit_problems(
+    report: Mapping[str, Any] | None,
+    run_requests: Mapping[str, Sequence[RecordedRequest]],
+    watermark_before: datetime | None,
+    watermark_after: datetime | None,
+) -> list[str]:
+    """What one run did wrong around a rate limit it could not wait out (``run_requests``: what each fake,
+    ``"kinopub"`` or ``"trakt"``, received during the run, in order)."""
+    problems: list[str] = []
+    error = (report or {}).get("error") or {}
+    limited = error.get("code") == "rate_limited"
+    named = {name.lower() for name in re.findall(r"(Kinopub|Trakt) rate limit:", str(error.get("message", "")))}
+    for service, requests in run_requests.items():
+        long = [
+            (i, pause) for i, r in enumerate(requests) if (pause := _pause(r)) is not None and pause > MAX_RETRY_WAIT
+        ]
+        if long:
+            first, pause = long[0]
+            after = len(requests) - 1 - first
+            if after:
+                problems.append(f"{service}: {after} more request(s) after a 429 asking for a {pause:g} s pause")
+            if report is not None and report.get("status") == "partial" and service not in named:
+                problems.append(f"{service} asked for a {pause:g} s pause, the run did not report it rate_limited")
+        if service in named and (not requests or requests[-1].status != 429):
+            problems.append(f"the run reported {service} rate_limited, but its last request there was not a 429")
+    if limited and report is not None:
+        if not report.get("resume_after"):
+            problems.append("a rate_limited run without resume_after")
+        if not named:
+            problems.append(f"a rate_limited run whose message names no service: {error.get('message')!r}")
+        if watermark_after != watermark_before:
+            problems.append(f"a rate_limited run moved the watermark from {watermark_before} to {watermark_after}")
+    return problems

@@ -198,7 +198,12 @@ class Schedule:
         if NESTED in armed.runner:
             self._arm_nested(armed, run_id)
 
+        marks = {"kinopub": len(world.kinopub.requests), "trakt": len(world.trakt.requests)}
         report = self._invoke(run_id, world.faulty_stores())
+        run_requests = {
+            "kinopub": world.kinopub.requests[marks["kinopub"] :],
+            "trakt": world.trakt.requests[marks["trakt"] :],
+        }
         world.on_dynamodb_call = None
         if DEADLINE in armed.runner and clock.warped:
             armed.runner[DEADLINE] += 1
@@ -215,6 +220,11 @@ class Schedule:
         self.result.runs += 1
         self.result.statuses[status] += 1
         self._check_run(report, before, resumed)
+        watermark = world.plain_stores().sync_state.load().watermark
+        self.result.problems.extend(
+            f"run {self.run_number}: {problem}"
+            for problem in checks.rate_limit_problems(report, run_requests, before, watermark)
+        )
         self._link_again_if_asked(armed, error)
         return status
 

@@ -49,6 +49,7 @@ class RecordedRequest:
     at: float
     fault: str | None = None  # name of the fault that fired, if any
     status: int | None = None  # status answered; None while in flight or when the connection was dropped
+    answered: dict[str, str] = field(default_factory=dict)  # the answer's own headers (``Retry-After``, ...)
 
     @property
     def form(self) -> dict[str, str]:
@@ -219,6 +220,7 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True  # hang up without a byte of response
             return
         record.status = response.status
+        record.answered = dict(response.headers)
         self._write(response)
 
     def _write(self, response: Response, *, cut_after: int | None = None) -> None:

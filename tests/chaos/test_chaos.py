@@ -24,6 +24,8 @@ from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.memory import InMemoryTokenStore
 from devkit.sandbox import sandbox
+from kinotrakt.config import Settings
+from kinotrakt.http import Limits
 from kinotrakt.observability import logger, metrics
 from kinotrakt.storage.ports import ServiceSecret, StoredSecret
 from kinotrakt.sync import collect, pipeline, push
@@ -179,6 +181,17 @@ def test_a_trailer_that_decides_a_film_is_caught(monkeypatch: pytest.MonkeyPatch
     result = first_catch(lambda r: r.lost)
     assert any(problem.startswith(("lost:", "posted but not a completed view:")) for problem in result.problems)
     assert result.lost >= result.wrong
+
+
+def test_sleeping_through_a_long_rate_limit_and_asking_again_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a sync that waits out any Retry-After its deadline allows (Cloudflare's 5 minutes included) and then
+    # asks Trakt again, instead of stopping for the run
+    def patient(settings: Settings) -> Limits:
+        return Limits(settings.http_timeout_seconds, settings.http_total_timeout_seconds, max_retry_wait=600.0)
+
+    monkeypatch.setattr(Settings, "http_limits", property(patient))
+    result = first_catch(lambda r: sum("more request(s) after a 429" in problem for problem in r.problems))
+    assert result.failed
 
 
 def test_a_token_in_a_debug_line_is_caught_as_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:
