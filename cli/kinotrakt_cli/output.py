@@ -211,8 +211,8 @@ def runs_view(reports: Sequence[SyncReport | None]) -> list[RenderableType]:
             started, Text(report.status, style=STATUS_STYLES.get(report.status, "")), *(str(n) for n in counts)
         )
         said = ["dry run"] if report.dry_run else []
-        if report.error is not None and report.error.message:
-            said.append(report.error.message)
+        if report.error is not None and (report.error.code or report.error.message):
+            said.append(": ".join(part for part in (report.error.code, report.error.message) if part))
         if said:
             notes.append(Text(f"  {started}: {'; '.join(said)}"))
     return [table, *notes]

@@ -401,12 +401,19 @@ def test_the_link_stands_when_the_username_cannot_be_read(world: AuthWorld) -> N
     assert world.trakt_secret().access_token is not None
 
 
-def test_the_app_limit_refusal_is_explained(world: AuthWorld) -> None:
+@pytest.mark.parametrize(
+    ("status", "phrase"),
+    [
+        pytest.param(426, "only one community app", id="426 VIP only: the account's app rule"),
+        pytest.param(403, "may have been deleted or not approved", id="JSON 403: the API app refused"),
+    ],
+)
+def test_the_app_refusal_is_explained(world: AuthWorld, status: int, phrase: str) -> None:
     authorize, cookie = start_login(world)
     query = approve_on_trakt(world, authorize)
-    world.fake.add_fault("POST", "/oauth/token", status=403, body='{"error":"forbidden"}', times=-1)
+    world.fake.add_fault("POST", "/oauth/token", status=status, body='{"error":"forbidden"}', times=-1)
     response = world.call("/trakt/callback", query, cookies=(f"{STATE_COOKIE}={cookie}",))
-    assert_page(response, 403, "only one community app")
+    assert_page(response, 403, phrase)
     assert world.trakt_secret().access_token is None
 
 

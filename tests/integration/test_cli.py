@@ -27,7 +27,7 @@ from devkit.fakes.library import seed_demo_library
 from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
-from kinotrakt.errors import BadResponse, ConcurrentTokenWrite
+from kinotrakt.errors import BadResponse, ConcurrentTokenWrite, TraktAppRejected
 from kinotrakt.http import CallCounter
 from kinotrakt.service import execute_sync
 from kinotrakt.storage.aws import aws_sync_stores
@@ -460,6 +460,39 @@ def test_link_trakt_with_the_device_code(world: CliWorld) -> None:
     assert (secret.setup_key, secret.setup_key_expires_at) == (None, None)
 
 
+def test_a_trakt_app_trakt_rejects_is_named_by_link_sync_and_status_in_the_same_words(world: CliWorld) -> None:
+    # Given a deployment whose Trakt API app Trakt deleted (2026: every request with its client id gets a JSON 403)
+    world.setup()
+    world.link_both()
+    seed_demo_library(world.kinopub, world.trakt)
+    world.trakt.app_deleted = True
+
+    # When the owner links Trakt again, and a sync runs
+    link = world.run("link", "trakt")
+    sync = world.run("sync")
+    status = world.run("status")
+
+    # Then each says what the run's trakt_app_rejected says, word for word: the app, VIP, `kinotrakt setup`
+    assert link.code == 1
+    assert link.err.strip() == f"error: {TraktAppRejected.message}"
+    assert sync.code == 1
+    assert TraktAppRejected.message in sync.out
+    assert f"Trakt: {TraktAppRejected.message} (the last run: trakt_app_rejected)" in status.out
+    # and the last run's error is listed with its code
+    assert f": trakt_app_rejected: {TraktAppRejected.message}" in status.out
+
+
+def test_status_tells_when_a_rate_limited_run_may_go_on(world: CliWorld) -> None:
+    world.setup()
+    world.link_both()
+    seed_demo_library(world.kinopub, world.trakt)
+    world.trakt.add_fault("GET", r"/sync/history/(?:movies|episodes)", status=429, headers={"Retry-After": "600"})
+    assert world.run("sync").code == 1
+    status = " ".join(world.run("status").out.split())
+    resume = (world.clock.now() + timedelta(seconds=600)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert f"rate_limited: Trakt rate limit: it asked kinotrakt to pause until {resume}" in status
+
+
 def test_the_user_code_is_shown(world: CliWorld) -> None:
     world.setup()
     shown: list[str] = []
@@ -587,7 +620,7 @@ def test_status_shows_runs_watermark_expiry_and_unmatched(world: CliWorld) -> No
     assert lines[header].split() == ["STARTED", "STATUS", "VIEWS", "MOVIES", "EPISODES", "SKIPPED", "UNMATCHED"]
     assert lines[header + 1].split() == ["2026-11-01", "11:30Z", "failed", "0", "0", "0", "0", "0"]
     assert lines[header + 2].split() == ["2026-11-01", "11:00Z", "ok", "7", "2", "3", "1", "1"]
-    assert lines[header + 3] == "  2026-11-01 11:30Z: Trakt needs relinking"
+    assert lines[header + 3] == "  2026-11-01 11:30Z: relink_required: Trakt needs relinking"
     # And the watermark, both tokens' expiry and Kinopub's refresh deadline
     assert "Watermark (last success): 2026-11-01 11:00Z (5 days ago)" in result.out
     assert "Kinopub: linked; access token expired" in result.out  # 24 h tokens, 5 days later

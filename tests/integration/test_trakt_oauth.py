@@ -18,7 +18,7 @@ from devkit.clock import VirtualClock
 from devkit.fakes.fake_trakt import CLOUDFLARE_403, FakeTrakt
 from devkit.memory import InMemoryTokenStore
 from kinotrakt.clock import Deadline
-from kinotrakt.errors import OutcomeUnknown, RelinkRequired, TraktCloudflareBlocked
+from kinotrakt.errors import OutcomeUnknown, RelinkRequired, TraktAppRejected, TraktCloudflareBlocked
 from kinotrakt.http import CallCounter
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.trakt.client import trakt_transport
@@ -310,19 +310,30 @@ def test_a_rejected_code_says_to_start_the_login_again(auth: Auth, reuse: bool) 
     assert auth.fake.client_secret not in str(caught.value)
 
 
-@pytest.mark.parametrize("status", [403, 426])
-def test_an_account_that_may_not_connect_the_app_is_told_why(auth: Auth, status: int) -> None:
-    # Given Trakt refuses the exchange because of the 2026 app rules (free: one community app; apps need VIP)
+def test_an_account_that_may_not_connect_the_app_is_told_why(auth: Auth) -> None:
+    # Given Trakt refuses the exchange with 426 (VIP only: the 2026 app rules, free accounts one community app)
     code = authorize(auth.fake, VERIFIER)
-    auth.fake.add_fault("POST", r"/oauth/token", status=status, body='{"error":"forbidden"}')
+    auth.fake.add_fault("POST", r"/oauth/token", status=426, body='{"error":"vip only"}')
 
     # When the callback exchanges the code, Then the error names the rule and the way out
     with pytest.raises(TraktAuthorizationRefused) as caught:
         auth.oauth.exchange_code(code, VERIFIER, REDIRECT_URI)
     message = str(caught.value)
-    assert f"HTTP {status}" in message
+    assert "HTTP 426" in message
     assert "one community app" in message
     assert "VIP" in message
+
+
+def test_a_json_403_while_linking_says_what_a_run_says_of_a_rejected_app(auth: Auth) -> None:
+    # Given Trakt answers the exchange with its own JSON 403 (the API app unknown, unapproved or deleted)
+    code = authorize(auth.fake, VERIFIER)
+    auth.fake.add_fault("POST", r"/oauth/token", status=403, body='{"error":"forbidden"}')
+
+    # When the callback exchanges the code, Then the error is word for word the run's trakt_app_rejected
+    with pytest.raises(TraktAuthorizationRefused) as caught:
+        auth.oauth.exchange_code(code, VERIFIER, REDIRECT_URI)
+    assert str(caught.value) == TraktAppRejected.message
+    assert caught.value.status == 403
 
 
 def test_cloudflare_during_linking_is_not_mistaken_for_the_app_rule(auth: Auth) -> None:

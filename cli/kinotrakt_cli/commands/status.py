@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from kinotrakt.clock import utc_from_epoch
+from kinotrakt.errors import TraktAppRejected
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.context import Cli
@@ -25,7 +26,8 @@ def run(
 ) -> int:
     """Last runs, watermark, token expiry, unmatched count.
 
-    Show the last runs, the watermark, when tokens expire, and how many items are unmatched.
+    Show the last runs (each run's error with its code), the watermark, when tokens expire, and how many items are
+    unmatched.
     """
     now = cli.clock.now()
     stores = cli.deployment.stores
@@ -39,10 +41,16 @@ def run(
     watermark = stores.sync_state.load().watermark
     say(f"Watermark (last success): {when(watermark, now) if watermark else 'none yet'}")
     say()
+    latest = reports[0] if reports else None
+    app_rejected = latest is not None and latest.error is not None and latest.error.code == TraktAppRejected.code
     services: tuple[Service, ...] = ("kinopub", "trakt")
     for service in services:
         secret = cli.deployment.token_store(service).load().secret
-        say(f"{label(service)}: {_link_health(service, secret, now)}")
+        health = _link_health(service, secret, now)
+        if service == "trakt" and app_rejected:
+            # The tokens may look fine; Trakt refuses the app itself (a JSON 403): the run's own words.
+            health = f"{TraktAppRejected.message} (the last run: {TraktAppRejected.code})"
+        say(f"{label(service)}: {health}")
     say()
     pending = len(stores.unmatched.load())
     say(f"Unmatched: {pending} waiting (kinotrakt unmatched)" if pending else "Unmatched: none")

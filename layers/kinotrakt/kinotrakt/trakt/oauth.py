@@ -11,7 +11,14 @@ import requests
 from pydantic import SecretStr
 
 from kinotrakt.clock import Clock
-from kinotrakt.errors import BadResponse, KinotraktError, OutcomeUnknown, RelinkRequired, TraktCloudflareBlocked
+from kinotrakt.errors import (
+    BadResponse,
+    KinotraktError,
+    OutcomeUnknown,
+    RelinkRequired,
+    TraktAppRejected,
+    TraktCloudflareBlocked,
+)
 from kinotrakt.http import Transport, decode_json, is_html
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.tokens import TokenGrant, TokenKeeper, trakt_margin
@@ -81,7 +88,7 @@ class DeviceFlowRefused(DeviceFlowFailed):
 
 
 class TraktAuthorizationRefused(KinotraktError):
-    """Trakt refused to hand out tokens for an authorization code."""
+    """Trakt refused to link: tokens for an authorization code, or (403, 426) the app or the account itself."""
 
     code = "trakt_authorization_refused"
 
@@ -90,6 +97,7 @@ class TraktAuthorizationRefused(KinotraktError):
         self.status = status
 
 
+# A 426 while linking ("VIP only"): the account may not connect this app.
 APP_LIMIT_REASON = (
     "Trakt refused the authorization (HTTP {status}): a free Trakt account can connect only one community "
     "app at a time, and creating a Trakt API app needs VIP (2026). Disconnect the other app on trakt.tv "
@@ -251,11 +259,15 @@ _DEVICE_ERRORS: dict[str, type[DeviceFlowFailed]] = {
 
 
 def _raise_for_authorization(response: requests.Response) -> None:
-    """403 JSON / 426 while linking: the account may not connect this app (2026 VIP / one-app rule)."""
+    """403 / 426 while linking. Trakt's own JSON 403 is the API app refused (unknown, unapproved, or deleted:
+    2026, the apps of non-VIP accounts): the words a run uses for it, so ``link`` and ``status`` say the same; a
+    426 is the account's VIP / one-app rule."""
     status = response.status_code
     if status == 403 and is_html(response):
         raise TraktCloudflareBlocked
-    if status in (403, 426):
+    if status == 403:
+        raise TraktAuthorizationRefused(TraktAppRejected.message, status)
+    if status == 426:
         raise TraktAuthorizationRefused(APP_LIMIT_REASON.format(status=status), status)
 
 

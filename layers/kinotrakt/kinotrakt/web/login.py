@@ -357,7 +357,10 @@ class TraktLoginFlow:
         if isinstance(exc, NotConfigured):
             return self._final(pages.not_set_up(), refused="not_set_up")
         if isinstance(exc, TraktAuthorizationRefused):
-            page = pages.access_denied() if exc.status in (403, 426) else pages.code_refused()
+            if exc.status == 403:
+                page = pages.app_rejected()
+            else:
+                page = pages.access_denied() if exc.status == 426 else pages.code_refused()
             return self._final(page, refused="code_refused", status=exc.status)
         logger.warning("callback failed", extra={"outcome": "trakt_unavailable", "error": type(exc).__name__})
         return self._final(pages.trakt_unavailable())

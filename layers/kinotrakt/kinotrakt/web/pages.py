@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
 
+from kinotrakt.errors import TraktAppRejected
+
 # No script, no external anything: the only thing a page may load is its own inline style.
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
@@ -176,6 +178,16 @@ def access_denied() -> Page:
             "Disconnect the other app in your Trakt settings (Connected Apps), or upgrade to VIP, then try again.",
             START_AGAIN,
         ),
+        tone="warn",
+    )
+
+
+def app_rejected() -> Page:
+    """Trakt's JSON 403 to the token exchange: the deployment's API app itself is refused."""
+    return Page(
+        403,
+        "Trakt refused kinotrakt's API app",
+        (TraktAppRejected.message, "Nothing was linked."),
         tone="warn",
     )
 
