@@ -919,7 +919,7 @@ def test_sync_against_the_offline_sandbox() -> None:
 # --- the command line itself ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["setup", "link", "unlink", "sync", "status", "unmatched", "map"])
+@pytest.mark.parametrize("command", ["setup", "link", "unlink", "sync", "status", "unmatched", "map", "check"])
 def test_every_command_explains_itself(world: CliWorld, command: str) -> None:
     result = world.run(command, "--help")
     assert result.code == 0
