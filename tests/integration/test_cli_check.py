@@ -13,7 +13,9 @@ import boto3
 import pytest
 
 from devkit.fakes.base import FakeServer, RecordedRequest, Response, dumps
+from devkit.fakes.fake_trakt import CLOUDFLARE_429, CLOUDFLARE_RETRY_AFTER
 from devkit.fakes.library import seed_demo_library
+from kinotrakt.errors import TraktAppRejected
 from kinotrakt.tokens import update_secret
 from tests.conftest import STATE_TABLE
 from tests.integration.test_cli import CliWorld, Result, world
@@ -21,6 +23,7 @@ from tests.integration.test_cli import CliWorld, Result, world
 __all__ = ["world"]  # the fixture, shared with the other CLI tests
 
 Change = Callable[[Any], Any]
+CLOUDFLARE_HEADERS = {"Server": "cloudflare", "Retry-After": str(CLOUDFLARE_RETRY_AFTER)}
 
 
 @pytest.fixture
@@ -323,3 +326,99 @@ def test_accounts_not_linked_fail_the_check_without_a_request(world: CliWorld) -
     assert world.kinopub.requests == []
     # The public season table needs only the app's client id
     assert [r.path for r in world.trakt.requests] == ["/shows/tt0903747/seasons"]
+
+
+# --- refusals ----------------------------------------------------------------------------------------------------
+
+
+def test_a_refused_token_is_reported_not_refreshed(linked: CliWorld) -> None:
+    # Given Kinopub no longer accepts the stored access token (it has not expired by its time)
+    secret = linked.tokens.kinopub.load().secret
+    assert secret.access_token is not None
+    linked.kinopub.expire_access_token(secret.access_token.get_secret_value())
+    linked.kinopub.clear_requests()
+    # When the owner checks, Then the refusal is reported, and the check refreshes nothing (a sync would)
+    result, data = check(linked)
+    assert result.code == 1
+    user = by_endpoint(data)["kinopub /v1/user"]
+    assert (user["status"], user["parsed"]) == (401, None)
+    assert user["problems"] == [
+        "the access token was refused (HTTP 401); a sync refreshes it, or run `kinotrakt link kinopub`"
+    ]
+    assert {r.method for r in linked.kinopub.requests} == {"GET"}
+    assert linked.tokens.kinopub.load().secret.refresh_token == secret.refresh_token
+
+
+def test_a_trakt_app_trakt_rejects_is_named_in_the_runs_words(linked: CliWorld) -> None:
+    linked.trakt.app_deleted = True
+    result, data = check(linked)
+    assert result.code == 1
+    trakt = [c for c in data["checks"] if c["service"] == "trakt"]
+    assert [c["problems"] for c in trakt] == [[TraktAppRejected.message]] * 3
+    assert all(c["status"] == 403 for c in trakt)
+
+
+def test_a_long_rate_limit_stops_asking_that_service(linked: CliWorld) -> None:
+    # Given Trakt answers the first read with Cloudflare's 429 and a 5-minute pause
+    linked.trakt.add_fault("GET", r"/.*", status=429, body=CLOUDFLARE_429, headers=CLOUDFLARE_HEADERS)
+    linked.trakt.clear_requests()
+    result, data = check(linked)
+    # Then the check waits for nothing, sends Trakt nothing more, and says when it may be asked again
+    assert result.code == 1
+    trakt = [c for c in data["checks"] if c["service"] == "trakt"]
+    assert trakt[0]["status"] == 429
+    assert trakt[0]["rate_limit"] == {"Retry-After": "300"}
+    assert trakt[0]["problems"] == ["Trakt asked for a pause (HTTP 429): not asked again by this check"]
+    assert [c["problems"] for c in trakt[1:]] == [["not asked: Trakt asked this check for a pause (HTTP 429)"]] * 2
+    assert len(linked.trakt.requests) == 1
+    assert linked.clock.slept < 60
+
+
+def test_an_empty_history_leaves_nothing_to_read_and_a_well_known_show(world: CliWorld) -> None:
+    # Given a Kinopub account with no history yet, and Trakt holding Breaking Bad
+    world.trakt.add_show(1388, "Breaking Bad", 2008, "tt0903747", {1: 7})
+    world.setup()
+    world.link_both()
+    result = world.run("check")
+    # Then /v1/watching is skipped, not failed, and the season table is Breaking Bad's
+    assert result.code == 0, result.out
+    assert ["skip", "Kinopub", "/v1/watching"] in [line.split()[:3] for line in result.out.splitlines()]
+    assert "nothing to read: no row in your history" in result.out
+    assert "Trakt /shows/tt0903747/seasons" in result.out
+
+
+def test_before_setup_every_check_says_so(world: CliWorld) -> None:
+    result, data = check(world)
+    assert result.code == 1
+    assert {name: state["state"] for name, state in data["tokens"].items()} == {
+        "kinopub": "not set up (kinotrakt setup)",
+        "trakt": "not set up (kinotrakt setup)",
+    }
+    assert by_endpoint(data)["trakt /shows/{imdb}/seasons"]["problems"] == ["Trakt is not set up (kinotrakt setup)"]
+    assert world.kinopub.requests == world.trakt.requests == []
+
+
+def test_an_expired_token_that_cannot_be_refreshed_is_reported(linked: CliWorld) -> None:
+    # Given the Kinopub access token expired and its refresh token was revoked
+    secret = linked.tokens.kinopub.load().secret
+    assert secret.refresh_token is not None
+    linked.kinopub.revoke(secret.refresh_token.get_secret_value())
+    linked.clock.advance(timedelta(days=2).total_seconds())
+    result, data = check(linked)
+    assert result.code == 1
+    state = data["tokens"]["kinopub"]["state"]
+    assert state.startswith("expired; refreshing it failed: kinopub authorization is no longer valid")
+    assert "kinotrakt link kinopub" in state
+
+
+def test_a_history_row_our_models_cannot_read_is_drift(linked: CliWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    def damage_first_row(body: Any) -> Any:
+        body["history"][0]["media"]["id"] = "not a number"
+        return body
+
+    drift(monkeypatch, linked.kinopub, "/v1/history", damage_first_row)
+    result, data = check(linked)
+    page = by_endpoint(data)["kinopub /v1/history page 1"]
+    assert result.code == 1
+    assert page["parsed"] is True
+    assert page["problems"][0].startswith("1 row(s) our models cannot read: unexpected shape: media.id")

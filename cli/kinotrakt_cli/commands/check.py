@@ -257,10 +257,14 @@ TRAKT = _Service("trakt", _http_status, _trakt_refusal)
 
 
 class _Prober:
-    """Sends one request and reads its answer against a shape and our model; every failure becomes a finding."""
+    """Sends one request and reads its answer against a shape and our model; every failure becomes a finding.
+
+    A 429 is read here, not waited out by the transport: the check reports it with its headers, and asks that
+    service nothing more (after Cloudflare's 429 Trakt wants no more calls for 5 minutes, reference/trakt-api.md)."""
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []
+        self._paused: dict[Service, str] = {}
 
     def failed(self, service: Service, endpoint: str, problem: str) -> None:
         self.findings.append(Finding(service, endpoint, problems=[problem]))
@@ -275,6 +279,15 @@ class _Prober:
     ) -> Any:
         """The parsed answer, or None (what went wrong is in the finding)."""
         self.findings.append(finding)
+        response = self._send(service, finding, request)
+        return None if response is None else self._read(service, finding, response, shape, parse)
+
+    def _send(
+        self, service: _Service, finding: Finding, request: Callable[[], requests.Response]
+    ) -> requests.Response | None:
+        if service.name in self._paused:
+            finding.problems.append(self._paused[service.name])
+            return None
         try:
             response = request()
         except KinotraktError as exc:
@@ -282,6 +295,21 @@ class _Prober:
             return None
         finding.status = response.status_code
         finding.rate_limit = _rate_limit_headers(response)
+        if response.status_code == 429:
+            name = label(service.name)
+            finding.problems.append(f"{name} asked for a pause (HTTP 429): not asked again by this check")
+            self._paused[service.name] = f"not asked: {name} asked this check for a pause (HTTP 429)"
+            return None
+        return response
+
+    def _read(
+        self,
+        service: _Service,
+        finding: Finding,
+        response: requests.Response,
+        shape: Shape,
+        parse: Callable[[Any], Any],
+    ) -> Any:
         try:
             data = decode_json(response, service.name)
         except BadResponse as exc:
@@ -378,7 +406,7 @@ def _kinopub(cli: Cli, prober: _Prober, tokens: list[TokenState]) -> list[Histor
     token = linked.token
 
     def ask(finding: Finding, path: str, params: dict[str, Any], shape: Shape, parse: Callable[[Any], Any]) -> Any:
-        request = lambda: send(transport, base, "GET", path, params=params, token=token)  # noqa: E731
+        request = lambda: send(transport, base, "GET", path, params=params, token=token, pass_through=(429,))  # noqa: E731
         return prober.probe(KINOPUB, finding, request, shape, _object(parse))
 
     ask(Finding("kinopub", "/v1/user"), "/v1/user", {}, KINOPUB_USER, _username)
@@ -430,7 +458,7 @@ def _trakt(cli: Cli, prober: _Prober, tokens: list[TokenState], pages: list[Hist
 
     def ask(finding: Finding, path: str, params: dict[str, Any], shape: Shape, parse: Callable[[Any], Any]) -> None:
         headers = trakt_headers(client_id, linked.token if path.startswith(("/sync", "/users")) else None)
-        request = lambda: transport.request("GET", base + path, params=params, headers=headers)  # noqa: E731
+        request = lambda: transport.request("GET", base + path, params=params, headers=headers, pass_through=(429,))  # noqa: E731
         prober.probe(TRAKT, finding, request, shape, parse)
 
     if linked.token is None:

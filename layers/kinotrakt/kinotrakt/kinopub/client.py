@@ -9,6 +9,7 @@ allow-list before any I/O; a mutating endpoint cannot be reached from this packa
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from typing import Any, Final, Literal
 
 import requests
@@ -59,8 +60,10 @@ def send(
     form: dict[str, Any] | None = None,
     token: str | None = None,
     idempotent: bool | None = None,
+    pass_through: Collection[int] = (),
 ) -> requests.Response:
-    """The only way this package talks to Kinopub: allow-list first, then the shared transport."""
+    """The only way this package talks to Kinopub: allow-list first, then the shared transport (``pass_through``:
+    statuses the caller reads itself, as :meth:`~kinotrakt.http.Transport.request` says)."""
     check_allowed(method, path)
     headers = {"Accept": "application/json"}
     if token is not None:
@@ -72,6 +75,7 @@ def send(
         form=form,
         headers=headers,
         idempotent=idempotent,
+        pass_through=pass_through,
     )
 
 
