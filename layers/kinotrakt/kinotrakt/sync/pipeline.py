@@ -1,6 +1,7 @@
 """One sync run, top to bottom:
 
-1. take the lease (another run holds it: ``skipped``);
+1. take the lease (another run holds it: ``skipped``), and count the Trakt reads the last runs made in the
+   5 minutes before (Trakt's GET budget is per user; this run's reads are stored when it ends);
 2. plan the scan (``scan.py``: every item, or the recent history only);
 3. collect the completed views from Kinopub (``collect.py``), and let items that failed to read hold the
    watermark back;
