@@ -37,10 +37,10 @@ from kinotrakt.sync.collect import HISTORY_PERPAGE
 from kinotrakt.sync.model import SERIES_TYPES
 from kinotrakt.trakt.client import raise_for_status, trakt_headers
 from kinotrakt.trakt.models import HistoryItem, Season
-from kinotrakt_cli.commands.status import when
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label
 from kinotrakt_cli.errors import EXIT_FAILURE, EXIT_OK
+from kinotrakt_cli.output import plain, when
 
 # When the user's Kinopub history names no show with an IMDb id: Breaking Bad, on Trakt under its IMDb id for
 # as long as the API has existed (tests/fixtures/trakt holds its recorded search answer).
@@ -533,10 +533,10 @@ def _show(cli: Cli, ok: bool, findings: list[Finding], tokens: list[TokenState])
         fields += [f"{len(finding.unexpected)} unexpected"] if finding.unexpected else []
         table.add_row(
             _verdict(finding),
-            f"{label(finding.service)} {finding.endpoint}",
-            "-" if finding.status is None else str(finding.status),
-            {True: "yes", False: "no", None: "-"}[finding.parsed],
-            ", ".join(fields) or ("as expected" if finding.parsed else "-"),
+            plain(f"{label(finding.service)} {finding.endpoint}"),
+            plain("-" if finding.status is None else finding.status),
+            plain({True: "yes", False: "no", None: "-"}[finding.parsed]),
+            plain(", ".join(fields) or ("as expected" if finding.parsed else "-")),
         )
     say = cli.output.say
     cli.output.show(table)
