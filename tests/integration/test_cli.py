@@ -812,19 +812,49 @@ def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> Non
     assert rider.title not in world.run("unmatched").out
 
 
-def test_a_failed_sync_reports_why_and_exits_1(world: CliWorld) -> None:
-    # Given credentials but no linked accounts
+def test_a_sync_before_linking_says_which_accounts_are_not_linked_yet(world: CliWorld) -> None:
+    # Given credentials but no linked account
     world.setup()
 
     # When the owner runs a sync
     result = world.run("sync")
 
-    # Then the report says it failed and why, and the exit code says so too
+    # Then one line names both accounts and the commands that link them, and nothing ran
+    assert result.code == 1
+    assert result.err == (
+        "error: not linked yet: Kinopub and Trakt; run `kinotrakt link kinopub` and `kinotrakt link trakt` first\n"
+    )
+    assert result.out == ""
+    assert world.kinopub.calls() == []
+    assert world.stores.reports.latest() == []
+
+    # And once Kinopub is linked, only Trakt is named
+    world.approve_after(1)
+    assert world.run("link", "kinopub").code == 0
+    assert world.run("sync").err == "error: not linked yet: Trakt; run `kinotrakt link trakt` first\n"
+
+
+def test_a_failed_sync_reports_why_and_exits_1(world: CliWorld) -> None:
+    # Given linked accounts whose Trakt link has died since (a refresh token Trakt no longer knows)
+    seed_demo_library(world.kinopub, world.trakt)
+    world.setup()
+    world.link_both()
+    update_secret(
+        world.tokens.trakt,
+        lambda secret: secret.model_copy(update={"refresh_token": SecretStr("dead-refresh-token"), "expires_at": 1}),
+    )
+
+    # When the owner runs a sync
+    result = world.run("sync")
+
+    # Then the report says it failed and why, naming the command that fixes it, and the exit code says so too
     assert result.code == 1
     lines = [line.split() for line in result.out.splitlines()]
     assert ["status", "FAILED"] in lines
-    assert any(line[0] == "error:" and "kinotrakt link" in " ".join(line) for line in lines if line)
+    assert any(line[0] == "error:" and "`kinotrakt link trakt`" in " ".join(line) for line in lines if line)
     assert world.trakt.calls("POST", "/sync/history") == []
+    # And no JSON log record on stderr: the report says it all (--debug shows the log)
+    assert result.err == ""
 
 
 def test_a_long_sync_shows_its_progress_on_a_terminal(world: CliWorld) -> None:
@@ -962,13 +992,14 @@ def test_names_come_from_the_stack_when_nothing_else_says(world: CliWorld) -> No
     assert targets == [AwsTarget("eu-west-3", None)]
 
 
-def test_a_missing_table_is_one_clear_line(world: CliWorld) -> None:
+def test_a_stack_without_the_table_output_is_one_clear_line(world: CliWorld) -> None:
     deps = world.deps(settings=Settings(), stack_outputs=lambda stack, target: {})
     result = invoke(["status"], deps)
     assert result.code == 1
-    assert result.err.startswith("error: cannot find the state table")
-    assert result.err.count("\n") == 1
-    assert "--table" in result.err
+    assert result.err == (
+        "error: the stack kinotrakt in eu-west-1 (region from AWS_REGION) has no output StateTableName (is it a "
+        "kinotrakt stack?): pass --stack with the kinotrakt stack's name, or --table\n"
+    )
 
 
 class RacedTokenStore(InMemoryTokenStore):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kinotrakt.errors import KinotraktError
-from kinotrakt.storage.ports import ServiceSecret
-from kinotrakt.tokens import update_secret
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label, without_tokens
 from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from kinotrakt.storage.ports import ServiceSecret
 
 
 def run(
@@ -24,6 +24,8 @@ def run(
     Revoke the token where the service supports it (Trakt) and remove the stored tokens; the client
     credentials and the setup key stay, so the account can be linked again right away.
     """
+    from kinotrakt.tokens import update_secret
+
     store = cli.deployment.token_store(service)
     secret = store.load().secret
     name = label(service)
@@ -33,8 +35,7 @@ def run(
     if not yes:
         if not cli.interactive():
             raise CliError("unlink stops the sync for this account: confirm with --yes", EXIT_USAGE)
-        answer = cli.prompt(f"Unlink {name}? The sync stops until you link again [y/N]: ")
-        if answer.strip().lower() not in ("y", "yes"):
+        if not cli.confirm(f"Unlink {name}? The sync stops until you link again"):
             cli.output.say("Nothing changed.")
             return EXIT_OK
     if service == "trakt":
@@ -49,6 +50,7 @@ def run(
 
 def _revoke_trakt(cli: Cli, secret: ServiceSecret) -> None:
     from kinotrakt import wiring
+    from kinotrakt.errors import KinotraktError
 
     if not secret.client_id or secret.client_secret is None:
         cli.output.warn("no Trakt client credentials stored, so the token could not be revoked on Trakt")
