@@ -33,6 +33,7 @@ SIGN_IN = (
 )
 # IAM's denial messages name the caller: "User: arn:aws:iam::123456789012:user/me is not authorized to ...".
 _CALLER = re.compile(r"\b(arn:aws[a-zA-Z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/:-]+)")
+_ASSUMED_ROLE = re.compile(r"arn:(aws[a-zA-Z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]+)/.*")
 _KINDS = {"secretsmanager": "the secret", "dynamodb": "the table", "cloudformation": "the stack"}
 
 
@@ -116,7 +117,7 @@ def _access_denied(code: str, message: str, operation: str, call: AwsCall | None
     who = caller[1] if caller else "these credentials"
     action = f"{call.service}:{operation}" if call else operation
     if call is not None and call.service == "secretsmanager" and operation == "GetSecretValue":
-        you = caller[1] if caller else "your IAM user or role ARN"
+        you = _reader_arn(caller[1]) if caller else "<your IAM user or role ARN>"
         return (
             f"access denied ({code}): {who} may not read the secret {call.resource} {target.where()}. The token "
             "secrets' resource policy denies reads to all but the functions, the account's root user and "
@@ -127,6 +128,13 @@ def _access_denied(code: str, message: str, operation: str, call: AwsCall | None
         f"access denied ({code}): {who} may not call {action} for {_doing(call, target)}: use credentials of "
         "the account that deployed kinotrakt, with access to its table, secrets and stack"
     )
+
+
+def _reader_arn(caller: str) -> str:
+    """The ARN to list in TokenReaderArns for ``caller``: the secrets' policy compares ``aws:PrincipalArn``, which
+    for an assumed role is the role's ARN, not the session's (``arn:aws:sts::…:assumed-role/Role/session``)."""
+    role = _ASSUMED_ROLE.fullmatch(caller)
+    return f"arn:{role[1]}:iam::{role[2]}:role/{role[3]}" if role else caller
 
 
 def _doing(call: AwsCall | None, target: AwsTarget) -> str:

@@ -13,7 +13,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,10 +27,12 @@ from kinotrakt_cli.deployment import (
     StoresFactory,
     TokenStoreFactory,
     Where,
+    aws_config_region,
     aws_stack_outputs,
     aws_stores,
     aws_token_stores,
     repository_sandbox,
+    samconfig_files,
 )
 from kinotrakt_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 
@@ -120,6 +122,9 @@ class CliDeps:
     # A sync still running after this long shows a progress line (on a terminal).
     sync_progress_after_seconds: float = 3.0
     program: str | None = None  # None: as the user started it (program_name)
+    # Where the deployment's samconfig.toml may be, and the AWS config's region (see kinotrakt_cli.deployment).
+    samconfig_files: Callable[[], Sequence[Path]] = samconfig_files
+    aws_config_region: Callable[[], tuple[str | None, str]] = aws_config_region
 
 
 class Cli:
@@ -141,6 +146,8 @@ class Cli:
             stores=deps.stores,
             stack_outputs=deps.stack_outputs,
             clock=deps.clock,
+            samconfig_files=deps.samconfig_files,
+            config_region=deps.aws_config_region,
         )
 
     def command(self, words: str) -> str:

@@ -158,16 +158,18 @@ def samconfig_values(path: Path) -> dict[str, str]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
         return {}
     found: dict[str, str] = {}
-    default = data.get("default")
     for section in ("global", "deploy"):
-        parameters = default.get(section, {}).get("parameters", {}) if isinstance(default, dict) else {}
-        if not isinstance(parameters, dict):
-            continue
+        parameters = _table(_table(_table(data, "default"), section), "parameters")
         for key in ("stack_name", "region"):
             value = parameters.get(key)
             if isinstance(value, str) and value.strip():
                 found[key] = value.strip()
     return found
+
+
+def _table(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def _shown(path: Path) -> str:
