@@ -72,6 +72,8 @@ def test_the_readme_from_setup_to_unlink(sandbox: RunningSandbox, library: DemoL
     assert stored["setup_key"]
     assert f"{login}{stored['setup_key']}" in setup.out
     assert sandbox.secret("kinopub")["client_id"] == "xbmc"
+    # And it names the redirect URIs the Trakt app must list: the login's callback and the terminal login's
+    assert f"{sandbox.env['TRAKT_REDIRECT_URI']}\n    urn:ietf:wg:oauth:2.0:oob\n" in setup.out
     for value in (stored["client_secret"], sandbox.secret("kinopub")["client_secret"]):
         assert value not in setup.out + setup.err, "setup printed a client secret"
 

@@ -250,6 +250,12 @@ def test_setup_stores_the_credentials_and_prints_the_login_link(world: CliWorld)
     assert f"https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={key}" in result.out
     assert "Login link: new, works until 2026-11-01 13:00Z (in 1 h), for one link." in result.out
     assert "kinotrakt link kinopub" in result.out
+    # And it names both redirect URIs the Trakt app must list
+    assert (
+        "Your Trakt app must list both redirect URIs (https://trakt.tv/oauth/applications, edit the app):\n"
+        "    https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/callback\n"
+        "    urn:ietf:wg:oauth:2.0:oob\n"
+    ) in result.out
 
 
 def test_setup_again_keeps_a_live_key_without_printing_its_link(world: CliWorld) -> None:

@@ -115,6 +115,7 @@ def deployed_stack(stand_in: AwsStandIn) -> str:
         "Outputs": {
             "StateTableName": {"Value": TABLE},
             "LoginUrl": {"Value": "https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key=<setup_key>"},
+            "CallbackUrl": {"Value": "https://api123.execute-api.eu-west-1.amazonaws.com/trakt/callback"},
         },
     }
     session.client("cloudformation", endpoint_url=stand_in.url).create_stack(
@@ -152,6 +153,10 @@ def test_setup_finds_everything_from_the_stack_name(deployed_stack: str) -> None
     assert (kinopub["client_secret"], trakt["client_secret"]) == ("kp-secret-value-123456", "tr-secret-value-123456")
     assert f"https://api123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={trakt['setup_key']}" in out
     assert "secret-value" not in out + err
+    assert (
+        "\n    https://api123.execute-api.eu-west-1.amazonaws.com/trakt/callback\n    urn:ietf:wg:oauth:2.0:oob\n"
+        in out
+    )
 
     # And the commands that need the table find it through the stack output
     code, out, err = run([*where, "status"])
@@ -186,7 +191,7 @@ def test_a_stack_that_is_not_in_that_region_is_named_with_the_region_and_where_i
     samconfig = tmp_path / "samconfig.toml"
     samconfig.write_text(f'version = 0.1\n[default.global.parameters]\nstack_name = "{STACK}"\nregion = "eu-west-3"\n')
 
-    code, out, err = run(["--endpoint-url", deployed_stack, "status"], samconfig_files=lambda: [samconfig])
+    code, _, err = run(["--endpoint-url", deployed_stack, "status"], samconfig_files=lambda: [samconfig])
 
     assert code == 1
     assert err == (

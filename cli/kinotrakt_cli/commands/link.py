@@ -8,7 +8,7 @@ import typer
 
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label
-from kinotrakt_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError
+from kinotrakt_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError, problem
 
 if TYPE_CHECKING:
     from pydantic import SecretStr
@@ -64,15 +64,6 @@ def _unreachable(cli: Cli, service: Service, exc: ServiceUnavailable) -> str:
     return f"{name} at {host} kept failing ({exc.detail}): try again in a few minutes; nothing changed"
 
 
-def _problem(exc: Exception) -> str:
-    """What went wrong after the link was stored, without the scheduled run's "the next run will try again"."""
-    from kinotrakt.errors import ServiceUnavailable
-
-    if isinstance(exc, ServiceUnavailable):
-        return f"{exc.host or exc.service}: {exc.detail}"
-    return str(exc)
-
-
 def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
     from kinotrakt import wiring
     from kinotrakt.errors import KinotraktError
@@ -91,7 +82,7 @@ def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: Se
     try:
         oauth.notify_device(grant.access_token)
     except KinotraktError as exc:
-        cli.output.warn(f"linked, but naming the device in Kinopub's device list failed ({_problem(exc)})")
+        cli.output.warn(f"linked, but naming the device in Kinopub's device list failed ({problem(exc)})")
     cli.output.say(f"Kinopub account linked; tokens stored in {cli.deployment.secret_name('kinopub')}.")
 
 
@@ -153,5 +144,5 @@ def _trakt_username(cli: Cli, client: ServiceSecret, access_token: str) -> str |
         gateway = TraktGateway(cli.deployment.settings, cli.clock, Deadline(cli.clock, None, 0))
         return gateway.username(client, access_token)
     except KinotraktError as exc:
-        cli.output.warn(f"linked, but reading the Trakt user name failed ({_problem(exc)})")
+        cli.output.warn(f"linked, but reading the Trakt user name failed ({problem(exc)})")
         return None

@@ -8,7 +8,7 @@ import typer
 
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label, without_tokens
-from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError, problem
 
 if TYPE_CHECKING:
     from kinotrakt.storage.ports import ServiceSecret
@@ -63,6 +63,8 @@ def _revoke_trakt(cli: Cli, secret: ServiceSecret) -> None:
     try:
         oauth.revoke(token.get_secret_value())
     except KinotraktError as exc:
-        cli.output.warn(f"Trakt did not confirm the revocation ({exc}); revoke kinotrakt in Trakt's Connected Apps")
+        cli.output.warn(
+            f"Trakt did not confirm the revocation ({problem(exc)}); revoke kinotrakt in Trakt's Connected Apps"
+        )
     else:
         cli.output.say("Trakt revoked the token.")
