@@ -855,6 +855,22 @@ def test_unlink_trakt_revokes_and_clears_the_tokens(world: CliWorld) -> None:
     assert secret.client_secret is not None
 
 
+def test_unlink_when_trakt_cannot_be_reached_still_clears_the_tokens_and_says_what_to_do(world: CliWorld) -> None:
+    world.setup()
+    world.link_both()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{probe.getsockname()[1]}"
+    nowhere = world.settings.model_copy(update={"trakt_auth_url": AnyHttpUrl(f"http://{host}")})
+    result = world.run("unlink", "trakt", "--yes", settings=nowhere)
+    assert result.code == 0, result.err
+    assert result.err == (
+        f"warning: Trakt did not confirm the revocation ({host}: POST /oauth/revoke: ConnectionError); revoke "
+        "kinotrakt in Trakt's Connected Apps\n"
+    )
+    assert world.secret("trakt").access_token is None
+
+
 def test_unlink_kinopub_clears_the_tokens(world: CliWorld) -> None:
     world.setup()
     world.link_both()
