@@ -45,18 +45,13 @@ def set_up(sandbox: RunningSandbox) -> None:
 # --- before linking -------------------------------------------------------------------------------------------
 
 
-def test_sync_and_link_before_setup_say_to_run_setup(sandbox: RunningSandbox) -> None:
-    failed(
-        sandbox.cli("sync"),
-        f"not set up yet: Kinopub and Trakt; run `{CLI} setup` first, then link both accounts",
-    )
+def test_sync_and_link_before_setup_and_before_linking_say_what_comes_first(sandbox: RunningSandbox) -> None:
+    # Before setup: setup comes first
+    failed(sandbox.cli("sync"), f"not set up yet: Kinopub and Trakt; run `{CLI} setup` first, then link both accounts")
     failed(
         sandbox.cli("link", "kinopub"),
         f"Kinopub client credentials are missing; run `{CLI} setup` and then link the account",
     )
-
-
-def test_sync_before_linking_says_which_accounts_are_not_linked_yet(sandbox: RunningSandbox) -> None:
     # Given setup done, nothing linked
     set_up(sandbox)
     # When the user syncs, then after linking Kinopub only
@@ -275,7 +270,9 @@ def test_a_failed_sync_prints_no_json_log_record_unless_debug(sandbox: RunningSa
 # --- the deployment's names and region --------------------------------------------------------------------------
 
 
-def test_the_region_follows_the_deployment_and_is_named_when_a_resource_is_missing(sandbox: RunningSandbox) -> None:
+def test_the_region_follows_the_deployment_and_a_missing_stack_secret_or_table_is_named(
+    sandbox: RunningSandbox,
+) -> None:
     set_up(sandbox)
     name = sandbox.env["KINOPUB_SECRET_ID"]
     without_region = {k: v for k, v in sandbox.env.items() if k not in ("AWS_REGION", "AWS_DEFAULT_REGION")}
@@ -290,20 +287,15 @@ def test_the_region_follows_the_deployment_and_is_named_when_a_resource_is_missi
     )
     failed(elsewhere, f"the secret {name} " + missing.format("us-east-1 (region from AWS_REGION)"))
     failed(flagged, f"the secret {name} " + missing.format("eu-west-3 (region from --region)"))
-
-
-def test_a_stack_or_table_that_does_not_exist_is_named(sandbox: RunningSandbox) -> None:
-    set_up(sandbox)
+    # A stack or a table that is not there either
     env = {k: v for k, v in sandbox.env.items() if k != "STATE_TABLE_NAME"}
-    no_stack = sandbox.run([str(KINOTRAKT), "--stack", "mine", "status"], env=env)
-    no_table = sandbox.cli("--table", "mine-state", "status")
     failed(
-        no_stack,
+        sandbox.run([str(KINOTRAKT), "--stack", "mine", "status"], env=env),
         "the stack mine does not exist in eu-central-1 (region from AWS_REGION): pass --stack with the name you "
         "deployed, or --region if it is in another region",
     )
     failed(
-        no_table,
+        sandbox.cli("--table", "mine-state", "status"),
         "the table mine-state does not exist in eu-central-1 (region from AWS_REGION): pass --table with the "
         "stack's output StateTableName, or --stack / --region for the deployment",
     )
