@@ -76,7 +76,7 @@ def test_hints_repeat_the_options_the_user_gave(sandbox: RunningSandbox) -> None
         "--trakt-secret",
         sandbox.env["TRAKT_SECRET_ID"],
     ]
-    setup = sandbox.run([*sandbox.printed_command("kinotrakt setup"), *where], env=env)
+    setup = sandbox.run(sandbox.printed_command("kinotrakt setup", *where), env=env)
     assert setup.code == 0, setup
     # When it prints what to run next, and when sync says what is missing
     sync = sandbox.run([str(KINOTRAKT), "sync", *where], env=env)
@@ -162,7 +162,7 @@ def test_secrets_that_are_not_kinotrakt_json_are_repaired_by_setup_reset(sandbox
     # When the user links each account, then runs setup again as told, in a script
     link_kinopub, link_trakt = sandbox.cli("link", "kinopub"), sandbox.cli("link", "trakt")
     again = sandbox.run(sandbox.printed_command("kinotrakt setup"))
-    reset = sandbox.run([*sandbox.printed_command("kinotrakt setup"), "--reset"])
+    reset = sandbox.run(sandbox.printed_command("kinotrakt setup", "--reset"))
 
     # Then each says what is wrong and what repairs it; setup does not overwrite without a confirmation
     def told(name: str, reason: str) -> str:
@@ -177,7 +177,7 @@ def test_secrets_that_are_not_kinotrakt_json_are_repaired_by_setup_reset(sandbox
     failed(reset, f"--reset overwrites the secret {kinopub}: confirm with --yes", code=2)
 
     # When they confirm
-    confirmed = sandbox.run([*sandbox.printed_command("kinotrakt setup"), "--reset", "--yes"])
+    confirmed = sandbox.run(sandbox.printed_command("kinotrakt setup", "--reset", "--yes"))
     # Then both secrets are written afresh with the credentials, and linking works
     assert confirmed.code == 0, confirmed
     assert f"Kinopub: the secret {kinopub} could not be read (not valid JSON); it was reset." in confirmed.out

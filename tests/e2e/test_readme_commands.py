@@ -31,8 +31,10 @@ CI_TEST = "CI: `make test` runs it (its prerequisites: locked lint types validat
 # Each command the README shows (`.venv/bin/` dropped), and the test that runs it (path::test), or CI.
 RUN_BY: dict[str, str] = {
     "kinotrakt setup": "tests/integration/test_cli.py::test_setup_in_a_terminal_offers_kinopubs_public_pair",
-    "kinotrakt setup --trakt-client-id … --trakt-client-secret …": E2E,
+    "kinotrakt setup --trakt-client-id ID --trakt-client-secret-stdin": E2E,
     "kinotrakt setup --reset": f"{ERRORS}::test_secrets_that_are_not_kinotrakt_json_are_repaired_by_setup_reset",
+    "kinotrakt setup --…-client-secret-stdin": "tests/integration/test_cli.py::test_setup_reads_one_piped_secret",
+    "kinotrakt unlink trakt": E2E,
     "kinotrakt link kinopub": E2E,
     "kinotrakt link trakt": E2E,
     "kinotrakt status": E2E,
@@ -53,6 +55,7 @@ RUN_BY: dict[str, str] = {
     "make chaos": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
     "make chaos SEED=1": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
     "make chaos SCHEDULES=60 SEED=1": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
+    "make chaos SCHEDULES=100 SEED=1": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
     "make chaos SEED=<seed> SCHEDULES=1": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
     "make chaos [SEED=…] [SCHEDULES=…]": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
     "make test": CI,
@@ -92,7 +95,7 @@ def readme_commands() -> set[str]:
         candidates += [line.split("#", 1)[0] for line in block.splitlines()]
     found = set()
     for candidate in candidates:
-        for part in candidate.split("&&"):
+        for part in re.split(r"&&| \| ", candidate):  # `a && b`, `printf … | kinotrakt …`
             command = part.strip().replace(".venv/bin/kinotrakt", "kinotrakt")
             # `kinotrakt …` alone names the program, not a command
             if _COMMAND.fullmatch(command) and command != "kinotrakt …":

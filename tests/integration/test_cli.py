@@ -392,7 +392,11 @@ def test_setup_without_credentials_in_a_script_is_a_usage_error(world: CliWorld)
 def test_setup_stores_kinopubs_public_pair_when_given_none(world: CliWorld) -> None:
     # When the owner sets up with their Trakt app only, in a script
     result = world.run(
-        "setup", "--trakt-client-id", world.trakt.client_id, "--trakt-client-secret", world.trakt.client_secret
+        "setup",
+        "--trakt-client-id",
+        world.trakt.client_id,
+        "--trakt-client-secret-stdin",
+        stdin=f"{world.trakt.client_secret}\n",
     )
     # Then Kinopub gets the public pair the Kodi add-on ships, it says so, and Kinopub accepts it for linking
     assert result.code == 0, result.err
@@ -1248,7 +1252,10 @@ def test_status_prints_a_hostile_stored_report_inert(world: CliWorld) -> None:
 
 
 def test_sync_prints_a_report_with_hostile_titles_inert(world: CliWorld) -> None:
-    # Given a run whose report names views and an error with escape sequences and markup in them
+    # Given linked accounts, and a run whose report names views and an error with escape sequences and markup
+    world.setup()
+    world.link_both()
+
     def hostile_run(settings: Settings, stores: SyncStores, **_: object) -> SyncReport:
         report = SyncReport(run_id="r", started_at=START, status="partial", candidates=2, added_movies=1)
         report.added = [f"{HOSTILE} @ 2026-11-01T12:00Z"]
@@ -1269,7 +1276,10 @@ def test_sync_prints_a_report_with_hostile_titles_inert(world: CliWorld) -> None
 
 
 def test_an_error_line_with_hostile_text_is_inert(world: CliWorld) -> None:
-    # Given a failure whose message quotes text from a service
+    # Given linked accounts, and a failure whose message quotes text from a service
+    world.setup()
+    world.link_both()
+
     def failing_run(settings: Settings, stores: SyncStores, **_: object) -> SyncReport:
         raise BadResponse("trakt", "/search/movie", f"answered {HOSTILE}")
 

@@ -124,7 +124,7 @@ def deployed_stack(stand_in: AwsStandIn) -> str:
     return stand_in.url
 
 
-def run(argv: list[str], input: str | None = None, **deps: Any) -> tuple[int, str, str]:  # noqa: A002
+def run(argv: list[str], input: str | None = None, **deps: Any) -> tuple[int, str, str]:
     """``kinotrakt <argv>`` as the console script runs it: settings from the environment, the real AWS wiring; by
     default no samconfig.toml is found (``samconfig_files`` says otherwise); ``input``: what is piped to it."""
     defaults: dict[str, Any] = {"settings": Settings(), "interactive": lambda: False, "samconfig_files": list}
