@@ -20,10 +20,11 @@ from datetime import datetime
 from itertools import count
 from typing import Any
 
-from kinotrakt.clock import iso_z, parse_iso
+from kinotrakt.clock import iso_z, parse_iso, utc_from_epoch
 from kinotrakt.errors import ConcurrentTokenWrite
 from kinotrakt.storage.ports import (
     EpisodePin,
+    LeaseHolder,
     Ledger,
     LedgerEntry,
     NumberingPins,
@@ -94,15 +95,23 @@ class InMemoryLeaseStore(_Store):
 
     def __init__(self, *, faults: Faults | None = None) -> None:
         super().__init__(faults=faults)
-        self._lease: tuple[str, int] | None = None  # owner, expires_at
+        self._lease: tuple[str, int, datetime] | None = None  # owner, expires_at, taken_at
 
     def acquire(self, owner: str, now: datetime, expires_at: datetime) -> bool:
         self._fault("acquire")
         with self._lock:
             if self._lease is not None and self._lease[1] > now.timestamp():
                 return False
-            self._lease = (owner, _expiry(expires_at))
+            self._lease = (owner, _expiry(expires_at), now)
             return True
+
+    def holder(self, now: datetime) -> LeaseHolder | None:
+        self._fault("holder")
+        with self._lock:
+            if self._lease is None or self._lease[1] <= now.timestamp():
+                return None
+            owner, expires_at, taken_at = self._lease
+            return LeaseHolder(owner, taken_at, utc_from_epoch(expires_at))
 
     def release(self, owner: str) -> None:
         self._fault("release")
@@ -279,18 +288,20 @@ class InMemoryReportStore(_Store):
     def __init__(self, *, faults: Faults | None = None) -> None:
         super().__init__(faults=faults)
         self._reports: dict[str, str] = {}
+        self._dry_runs: dict[str, str] = {}
 
     def put(self, report: Mapping[str, Any], at: datetime) -> None:
         self._fault("put")
         encoded = json.dumps(report)
         with self._lock:
-            self._reports[iso_z(at)] = encoded
+            (self._dry_runs if report.get("dry_run") is True else self._reports)[iso_z(at)] = encoded
 
-    def latest(self, limit: int = 10) -> list[dict[str, Any]]:
+    def latest(self, limit: int = 10, *, dry_run: bool = False) -> list[dict[str, Any]]:
         self._fault("latest")
         with self._lock:
-            newest_first = sorted(self._reports, reverse=True)[:limit]
-            return [json.loads(self._reports[at]) for at in newest_first]
+            kept = self._dry_runs if dry_run else self._reports
+            newest_first = sorted(kept, reverse=True)[:limit]
+            return [json.loads(kept[at]) for at in newest_first]
 
 
 class InMemoryPinStore(_Store):

@@ -117,15 +117,13 @@ class LocalCloud:
         return f"{self.login.base_url}/trakt/login"
 
     def setup_command(self) -> str:
-        """``setup`` with the fakes' client credentials, the secrets piped (``setup`` takes none as an option)."""
-        secrets = shlex.join(["printf", "%s\\n", self.kinopub.client_secret, self.trakt.client_secret])
+        """``setup`` with the fake Trakt app's client credentials, its secret piped (``setup`` takes none as an
+        option); the fake Kinopub knows the public pair ``setup`` stores by default, so Kinopub is not named."""
+        secrets = shlex.join(["printf", "%s\\n", self.trakt.client_secret])
         setup = shlex.join(
             [
                 ".venv/bin/kinotrakt",
                 "setup",
-                "--kinopub-client-id",
-                self.kinopub.client_id,
-                "--kinopub-client-secret-stdin",
                 "--trakt-client-id",
                 self.trakt.client_id,
                 "--trakt-client-secret-stdin",

@@ -27,14 +27,24 @@ from kinotrakt_cli.errors import EXIT_FAILURE, EXIT_OK
 WHERE = "Where the deployment is"
 
 Stack = Annotated[
-    str | None, typer.Option(help=f"CloudFormation stack name (default: {DEFAULT_STACK})", rich_help_panel=WHERE)
+    str | None,
+    typer.Option(
+        help=f"CloudFormation stack name (default: samconfig.toml's stack_name, else {DEFAULT_STACK})",
+        rich_help_panel=WHERE,
+    ),
 ]
 Table = Annotated[str | None, typer.Option(help="DynamoDB state table (env STATE_TABLE_NAME)", rich_help_panel=WHERE)]
 KinopubSecret = Annotated[
     str | None, typer.Option(help="Kinopub secret id (env KINOPUB_SECRET_ID)", rich_help_panel=WHERE)
 ]
 TraktSecret = Annotated[str | None, typer.Option(help="Trakt secret id (env TRAKT_SECRET_ID)", rich_help_panel=WHERE)]
-Region = Annotated[str | None, typer.Option(help="AWS region (default: your AWS config)", rich_help_panel=WHERE)]
+Region = Annotated[
+    str | None,
+    typer.Option(
+        help="AWS region (default: AWS_REGION, else samconfig.toml's region, else your AWS config)",
+        rich_help_panel=WHERE,
+    ),
+]
 EndpointUrl = Annotated[str | None, typer.Option(help="AWS endpoint, e.g. a moto server", rich_help_panel=WHERE)]
 Debug = Annotated[bool, typer.Option("--debug", help="show logs and stack traces")]
 

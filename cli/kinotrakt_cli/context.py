@@ -1,28 +1,25 @@
 """What a command runs with (:class:`Cli`), everything it touches outside itself (:class:`CliDeps`, production
 defaults; tests hand in moto-backed stores, the fakes' settings and virtual clocks), and how a command's
 failure becomes one line and an exit code.
+
+Only what ``kinotrakt --help`` needs is imported at start-up; the sync, pydantic and boto3 come with the command
+that uses them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
+import shlex
+import shutil
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
-
-from rich.console import Console
-from rich.text import Text
+from pathlib import Path
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from kinotrakt.clock import Clock, SystemClock
-from kinotrakt.config import Settings
-from kinotrakt.errors import KinotraktError
-from kinotrakt.http import CallCounter
-from kinotrakt.observability import logger
-from kinotrakt.service import execute_sync
-from kinotrakt.storage.ports import SyncStores
-from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.deployment import (
     Deployment,
     SandboxFactory,
@@ -30,13 +27,26 @@ from kinotrakt_cli.deployment import (
     StoresFactory,
     TokenStoreFactory,
     Where,
+    aws_config_region,
     aws_stack_outputs,
     aws_stores,
     aws_token_stores,
     repository_sandbox,
+    samconfig_files,
 )
 from kinotrakt_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
-from kinotrakt_cli.output import Output, console
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from kinotrakt.config import Settings
+    from kinotrakt.http import CallCounter
+    from kinotrakt.storage.ports import SyncStores
+    from kinotrakt.sync.report import SyncReport
+    from kinotrakt_cli.output import Output
+
+# A command the CLI names in a message (`kinotrakt link trakt`), to be repeated with the user's own options.
+_NAMED_COMMAND = re.compile(r"`kinotrakt ([^`]*)`")
 
 
 class SyncRunner(Protocol):
@@ -51,8 +61,45 @@ class SyncRunner(Protocol):
     ) -> SyncReport: ...
 
 
+def _execute_sync(
+    settings: Settings,
+    stores: SyncStores,
+    *,
+    clock: Clock | None = None,
+    dry_run: bool | None = None,
+    counter: CallCounter | None = None,
+) -> SyncReport:
+    from kinotrakt.service import execute_sync
+
+    return execute_sync(settings, stores, clock=clock, dry_run=dry_run, counter=counter)
+
+
 def _stdin_is_terminal() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
+
+
+def program_name(argv0: str | None = None, executable: str | None = None) -> str:
+    """How the user started this command, so that the commands we print work when pasted: ``kinotrakt`` when that
+    is what the shell finds, ``.venv/bin/kinotrakt`` as typed from the repository, ``.venv/bin/python -m
+    kinotrakt_cli``; ``kinotrakt`` when started some other way (a test runner)."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    path = Path(argv0)
+    if path.name == "__main__.py" and path.parent.name == "kinotrakt_cli":
+        return f"{_as_typed(Path(executable or sys.executable))} -m kinotrakt_cli"
+    if path.name != "kinotrakt":
+        return "kinotrakt"
+    on_path = shutil.which("kinotrakt")
+    if on_path is not None and path.exists() and Path(on_path).resolve() == path.resolve():
+        return "kinotrakt"
+    return _as_typed(path)
+
+
+def _as_typed(path: Path) -> str:
+    """A path as a user would type it here (relative when it is under the current directory), quoted for a shell."""
+    if path.is_absolute():
+        with suppress(ValueError):
+            path = path.relative_to(Path.cwd())
+    return shlex.quote(str(path))
 
 
 @dataclass
@@ -63,7 +110,7 @@ class CliDeps:
     token_stores: TokenStoreFactory = aws_token_stores
     stores: StoresFactory = aws_stores
     stack_outputs: StackOutputs = aws_stack_outputs
-    run_sync: SyncRunner = execute_sync
+    run_sync: SyncRunner = _execute_sync
     sandbox: SandboxFactory = repository_sandbox
     clock: Clock = field(default_factory=SystemClock)
     out: Console | None = None  # None: a console on stdout
@@ -74,16 +121,24 @@ class CliDeps:
     stdin: Callable[[], IO[str]] = lambda: sys.stdin  # read when a command reads a piped secret
     # A sync still running after this long shows a progress line (on a terminal).
     sync_progress_after_seconds: float = 3.0
+    program: str | None = None  # None: as the user started it (program_name)
+    # Where the deployment's samconfig.toml may be, and the AWS config's region (see kinotrakt_cli.deployment).
+    samconfig_files: Callable[[], Sequence[Path]] = samconfig_files
+    aws_config_region: Callable[[], tuple[str | None, str]] = aws_config_region
 
 
 class Cli:
     """The context one command runs in: the deployment, the output, the clock, the user at the keyboard."""
 
     def __init__(self, deps: CliDeps, where: Where, *, debug: bool) -> None:
+        from kinotrakt_cli.output import Output, console
+
         self.deps = deps
         self.debug = debug
         self.clock = deps.clock
-        self.output = Output(deps.out or console(), deps.err or console(stderr=True), debug=debug)
+        self.where = where
+        self.program = deps.program or program_name()
+        self.output: Output = Output(deps.out or console(), deps.err or console(stderr=True), debug=debug)
         self.deployment = Deployment(
             where,
             settings=deps.settings,
@@ -91,12 +146,24 @@ class Cli:
             stores=deps.stores,
             stack_outputs=deps.stack_outputs,
             clock=deps.clock,
+            samconfig_files=deps.samconfig_files,
+            config_region=deps.aws_config_region,
         )
+
+    def command(self, words: str) -> str:
+        """A command line to print for the user: this program, the options they gave, then ``words``."""
+        return " ".join(part for part in (self.program, shlex.join(self.where.flags()), words) if part)
+
+    def with_commands(self, text: str) -> str:
+        """``text`` with each `kinotrakt ...` it names repeated as :meth:`command` would print it."""
+        return _NAMED_COMMAND.sub(lambda found: f"`{self.command(found[1])}`", text)
 
     def interactive(self) -> bool:
         return self.deps.interactive()
 
     def prompt(self, question: str, *, secret: bool = False) -> str:
+        from rich.text import Text
+
         asker = self.deps.prompt_secret if secret else self.deps.prompt
         if asker is not None:
             return asker(question)
@@ -108,12 +175,19 @@ class Cli:
             return self.prompt(question, secret=True).strip()
         return self.deps.stdin().readline().strip()
 
-    def ask(self, what: str, current: str | None, *, secret: bool) -> str | None:
-        """The answer to ``what`` in a terminal (Enter keeps ``current``); ``current`` in a script."""
+    def confirm(self, question: str) -> bool:
+        """Yes only for an explicit y/yes."""
+        return self.prompt(f"{question} [y/N]: ").strip().lower() in ("y", "yes")
+
+    def ask(self, what: str, current: str | None, *, secret: bool, shown: str | None = None) -> str | None:
+        """The answer to ``what`` in a terminal (Enter keeps ``current``, described by ``shown`` when given); in a
+        script, ``current``."""
         if not self.interactive():
             return current
         hint = ""
-        if current is not None:
+        if shown is not None:
+            hint = f" [{shown}]"
+        elif current is not None:
             hint = " [Enter keeps the stored one]" if secret else f" [{current}]"
         answer = self.prompt(f"{what}{hint}: ", secret=secret).strip()
         return answer or current
@@ -121,6 +195,9 @@ class Cli:
 
 def execute(cli: Cli, command: Callable[..., int], options: dict[str, Any]) -> int:
     """Run ``command``; a failure is one line on stderr (``--debug`` adds the stack) and exit code 1 or 2."""
+    from kinotrakt.errors import KinotraktError
+    from kinotrakt_cli.aws_errors import explain
+
     output = cli.output
     with _quiet_logs(cli.debug, output.err.file):
         try:
@@ -129,39 +206,40 @@ def execute(cli: Cli, command: Callable[..., int], options: dict[str, Any]) -> i
             output.err.print("interrupted")
             return EXIT_INTERRUPTED
         except CliError as exc:
-            output.error(str(exc))
+            output.error(cli.with_commands(str(exc)))
+            if cli.debug:
+                output.traceback()
             return exc.exit_code
         except KinotraktError as exc:
-            output.error(str(exc))
+            output.error(cli.with_commands(str(exc)))
             if cli.debug:
                 output.traceback()
             return EXIT_FAILURE
         except Exception as exc:
-            output.error(f"{_describe_unexpected(exc)} (run with --debug for details)")
+            explained = explain(exc, cli.deployment.target_for_messages())
+            if explained is None:
+                output.error(f"unexpected {type(exc).__name__} (run with --debug for details)")
+            else:
+                output.error(cli.with_commands(explained))
             if cli.debug:
                 output.traceback()
             return EXIT_FAILURE
 
 
-def _describe_unexpected(exc: Exception) -> str:
-    """botocore's messages name the AWS error and the resource; anything else gets only its type, since its
-    message could quote a value we must not print."""
-    if type(exc).__module__.startswith("botocore"):
-        return f"AWS: {exc}"
-    return f"unexpected {type(exc).__name__}"
-
-
 @contextmanager
 def _quiet_logs(debug: bool, err: IO[str]) -> Iterator[None]:
-    """The package's JSON log lines go to stderr, and only errors unless ``--debug`` (the handler is
-    quietened, not the logger, so other handlers still see every record)."""
+    """The package's JSON log lines go to stderr with ``--debug``, and nowhere otherwise: what went wrong is the
+    command's own one-line message (the handler is quietened, not the logger, so other handlers still see every
+    record)."""
+    from kinotrakt.observability import logger
+
     handler = logger.registered_handler
     if not isinstance(handler, logging.StreamHandler):
         yield
         return
     old_level = handler.level
     old_stream = handler.setStream(err)
-    handler.setLevel(logging.DEBUG if debug else logging.ERROR)
+    handler.setLevel(logging.DEBUG if debug else logging.CRITICAL + 1)
     try:
         yield
     finally:

@@ -14,3 +14,13 @@ class CliError(Exception):
     def __init__(self, message: str, exit_code: int = EXIT_FAILURE) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def problem(exc: Exception) -> str:
+    """A failure for a warning the CLI prints after the main work is done, without the scheduled run's "the next
+    run will try again" (a person at the terminal runs the command again, or not)."""
+    from kinotrakt.errors import ServiceUnavailable
+
+    if isinstance(exc, ServiceUnavailable):
+        return f"{exc.host or exc.service}: {exc.detail}"
+    return str(exc)

@@ -17,7 +17,7 @@ import math
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from typing import TYPE_CHECKING
 
 from rich.console import Console, ConsoleOptions, RenderableType, RenderResult
 from rich.progress import (
@@ -34,10 +34,18 @@ from rich.table import Table
 from rich.text import Text
 from rich.traceback import Traceback
 
-from kinotrakt.clock import Clock
-from kinotrakt.http import CallCounter
-from kinotrakt.storage.ports import NumberingPins, Pin, UnmatchedItem
 from kinotrakt.sync.report import LIST_LIMIT, SyncReport, UnmatchedNote, watermark_text
+
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from kinotrakt.clock import Clock
+    from kinotrakt.http import CallCounter
+    from kinotrakt.storage.ports import NumberingPins, Pin, UnmatchedItem
+
+# How the CLI names a command it suggests (Cli.command: the program as started, the user's options, the words),
+# and how it repeats the `kinotrakt ...` commands a message names (Cli.with_commands).
+Commands = Callable[[str], str]
 
 STATUS_STYLES = {"ok": "green", "skipped": "cyan", "partial": "yellow", "failed": "bold red"}
 
@@ -130,36 +138,59 @@ def when(moment: datetime, now: datetime) -> str:
 # --- the run report (sync) -----------------------------------------------------------------------------------
 
 
-def report_view(report: SyncReport) -> list[RenderableType]:
-    """The report of the run that just ended: the counts as a table, then what was added, what stayed
-    unmatched and the error, if any."""
+def report_view(report: SyncReport, command: Commands = str, with_commands: Commands = str) -> list[RenderableType]:
+    """The report of the run that just ended: the counts as a table, then what was added (a dry run: would be
+    added), what stayed unmatched, and the error or why the run was skipped."""
     calls = report.http_calls
+    dry = report.dry_run
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
-    dry = " (dry run: nothing was written)" if report.dry_run else ""
-    table.add_row("status", status_text(report.status, dry))
+    table.add_row("status", status_text(report.status, " (dry run: nothing sent to Trakt)" if dry else ""))
     for name, value in (
         ("completed views on Kinopub", report.candidates),
-        ("added movies", report.added_movies),
-        ("added episodes", report.added_episodes),
+        ("would add movies" if dry else "added movies", report.added_movies),
+        ("would add episodes" if dry else "added episodes", report.added_episodes),
         ("skipped, already on Trakt", report.skipped_duplicates),
         ("not found on Trakt", report.not_found),
-        ("unmatched", report.unmatched),
+        ("would be unmatched — not stored" if dry else "unmatched", report.unmatched),
         ("watermark (last success)", watermark_text(report.watermark) or "-"),
         ("HTTP calls", f"Kinopub {calls.kinopub}, Trakt {calls.trakt}"),
     ):
         table.add_row(name, Text(str(value)))
     parts: list[RenderableType] = [table]
     if report.added:
-        parts.append(Text("would add:" if report.dry_run else "added:", style="bold"))
+        parts.append(Text("would add:" if dry else "added:", style="bold"))
         parts += _listed([Text(f"  + {entry}", style="green") for entry in report.added])
     if report.unmatched_items:
-        parts.append(Text("unmatched (kinotrakt unmatched; fix with kinotrakt map):", style="bold"))
+        if dry:
+            heading = f"would be unmatched — not stored (a real run keeps them for {command('unmatched')}):"
+        else:
+            heading = f"unmatched ({command('unmatched')}; fix with {command('map')}):"
+        parts.append(Text(heading, style="bold"))
         parts += _listed([Text(f"  ? {_unmatched_label(item)}: {item.reason}") for item in report.unmatched_items])
+    if report.status == "skipped":
+        parts.append(Text(f"skipped: {_lease_held(report)}"))
     if report.error is not None:
-        parts.append(Text.assemble(("error:", "bold red"), f" {report.error.message}"))
+        parts.append(Text.assemble(("error:", "bold red"), f" {with_commands(report.error.message)}"))
     return parts
+
+
+def _lease_held(report: SyncReport) -> str:
+    """Why a run was skipped: since when another run holds the lease, and when it is free at the latest."""
+    now = report.started_at
+    since = f" since {_moment(report.lease_held_since, now)}" if report.lease_held_since else ""
+    until = report.lease_held_until
+    free = f"; it is free by {_moment(until, now)} at the latest" if until else ""
+    return f"another run holds the lease{since}{free}. Nothing was done."
+
+
+def _moment(moment: datetime, now: datetime) -> str:
+    """``2026-11-01 12:00:05Z (3 min ago)``."""
+    seconds = round((moment - now).total_seconds())
+    amount = f"{abs(seconds) // 60} min" if abs(seconds) >= 60 else f"{abs(seconds)} s"
+    relative = f"in {amount}" if seconds > 0 else f"{amount} ago"
+    return f"{moment:%Y-%m-%d %H:%M:%S}Z ({relative})"
 
 
 def _listed(lines: Sequence[Text]) -> list[Text]:
@@ -187,9 +218,9 @@ def _table(*headers: str) -> Table:
     return table
 
 
-def runs_view(reports: Sequence[SyncReport | None]) -> list[RenderableType]:
+def runs_view(reports: Sequence[SyncReport | None], with_commands: Commands = str) -> list[RenderableType]:
     """The stored reports of the last runs, newest first (``None``: a stored report this version cannot read):
-    a table of the counts, then a line for each run with something to say (a dry run, an error)."""
+    a table of the counts, then a line for each run that ended with an error."""
     table = _table("STARTED", "STATUS", "VIEWS", "MOVIES", "EPISODES", "SKIPPED", "UNMATCHED")
     for column in table.columns[2:]:
         column.justify = "right"
@@ -212,7 +243,8 @@ def runs_view(reports: Sequence[SyncReport | None]) -> list[RenderableType]:
         )
         said = ["dry run"] if report.dry_run else []
         if report.error is not None and (report.error.code or report.error.message):
-            said.append(": ".join(part for part in (report.error.code, report.error.message) if part))
+            message = with_commands(report.error.message) if report.error.message else ""
+            said.append(": ".join(part for part in (report.error.code, message) if part))
         if said:
             notes.append(Text(f"  {started}: {'; '.join(said)}"))
     return [table, *notes]
@@ -222,6 +254,8 @@ def unmatched_table(
     items: Sequence[UnmatchedItem], pins: Mapping[int, Pin] | None = None, numbering: NumberingPins | None = None
 ) -> Table:
     """The unmatched items; one the user has pinned since says so instead of its old detail."""
+    from kinotrakt.storage.ports import NumberingPins
+
     table = _table("KINOPUB ID", "TITLE", "REASON", "DETAIL")
     table.columns[1].max_width = 48
     table.columns[1].no_wrap = table.columns[3].no_wrap = False  # long titles and details wrap in their cells

@@ -83,12 +83,13 @@ class RunningSandbox:
         """``.venv/bin/kinotrakt <args>`` from the repository root, in the shell the sandbox told us to set up."""
         return self.run([str(KINOTRAKT), *args], timeout=timeout)
 
-    def printed_command(self, marker: str) -> list[str]:
+    def printed_command(self, marker: str, *more: str) -> list[str]:
         """A command line the sandbox printed (the first banner line containing ``marker``), as argv, with the
         ``.venv/bin/kinotrakt`` it names resolved from the repository root; a pipeline (``printf … | kinotrakt
-        setup …``) runs in a shell from the repository root, exactly as printed."""
+        setup …``) runs in a shell from the repository root, exactly as printed. ``more``: options the user adds
+        at the end of the line."""
         (line,) = [line for line in self.banner if marker in line][:1]
-        command = line.split("#", 1)[0].strip()
+        command = " ".join([line.split("#", 1)[0].strip(), *map(shlex.quote, more)])
         argv = shlex.split(command)
         if "|" in argv:
             return ["bash", "-c", command]

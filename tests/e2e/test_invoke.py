@@ -73,12 +73,13 @@ def test_the_sync_function_runs_against_the_sandbox_as_a_dry_run(sandbox: Runnin
     # And nothing reached Trakt; what a dry run still writes is the report and the mapping cache (README)
     assert sandbox.trakt_history_keys(access_token) == list(library.trakt_keys_before)
     kinds = item_kinds(sandbox)
-    assert kinds["report"] == 1
+    assert kinds["dryrun"] == 1
     assert kinds["map"] > 0
-    assert kinds["ledger"] == kinds["unmatched"] == 0
+    assert kinds["ledger"] == kinds["unmatched"] == kinds["report"] == 0
     status = sandbox.cli("status")
     assert status.code == 0, status
-    assert "dry run" in status.text
+    assert "Last runs (newest first):\nnone yet" in status.text
+    assert "Dry runs (newest first; nothing was sent to Trakt" in status.text
 
 
 def test_the_login_function_runs_against_the_sandbox_too(sandbox: RunningSandbox) -> None:

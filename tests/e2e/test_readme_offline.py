@@ -5,6 +5,7 @@ Each step checks what the command printed, its exit code, and what it left in th
 from __future__ import annotations
 
 import re
+import shlex
 
 import pytest
 
@@ -35,6 +36,17 @@ def ok(result: Result, *phrases: str) -> str:
     return result.text
 
 
+def printed_commands(result: Result, marker: str) -> dict[str, list[str]]:
+    """The commands a command printed after ``marker`` (``  Trakt, in this terminal:  <command>``), by the word
+    before the comma, as argv."""
+    found = {}
+    for line in result.out.splitlines():
+        if marker in line:
+            before, command = line.split(marker, 1)
+            found[before.strip().split(",")[0].removeprefix("or ")] = shlex.split(command)
+    return found
+
+
 def report_count(result: Result, label: str) -> int:
     """A number from the sync report's table (``added movies 5``)."""
     found = re.search(rf"^{re.escape(label)} (\d+)$", result.text, re.MULTILINE)
@@ -60,19 +72,28 @@ def test_the_readme_from_setup_to_unlink(sandbox: RunningSandbox, library: DemoL
     assert stored["setup_key"]
     assert f"{login}{stored['setup_key']}" in setup.out
     assert sandbox.secret("kinopub")["client_id"] == "xbmc"
+    # And it names the redirect URIs the Trakt app must list: the login's callback and the terminal login's
+    assert f"{sandbox.env['TRAKT_REDIRECT_URI']}\n    urn:ietf:wg:oauth:2.0:oob\n" in setup.out
     for value in (stored["client_secret"], sandbox.secret("kinopub")["client_secret"]):
         assert value not in setup.out + setup.err, "setup printed a client secret"
 
-    # When they link Kinopub in the terminal (the sandbox approves the code at once)
-    link_kinopub = sandbox.cli("link", "kinopub")
+    # And the commands it prints for the next steps are the ones this user can paste, as typed from the repository
+    link_commands = printed_commands(setup, "in this terminal:")
+    assert link_commands == {
+        "Trakt": [".venv/bin/kinotrakt", "link", "trakt"],
+        "Kinopub": [".venv/bin/kinotrakt", "link", "kinopub"],
+    }
+
+    # When they link Kinopub in the terminal with the command setup printed (the sandbox approves the code at once)
+    link_kinopub = sandbox.run(link_commands["Kinopub"])
     # Then the code was shown and the tokens are stored
     ok(link_kinopub, "Link Kinopub", "enter the code", f"Kinopub account linked; tokens stored in {kinopub_secret}")
     kinopub_tokens = sandbox.secret("kinopub")
     assert kinopub_tokens["access_token"]
     assert kinopub_tokens["refresh_token"]
 
-    # When they link Trakt in the terminal
-    link_trakt = sandbox.cli("link", "trakt")
+    # When they link Trakt in the terminal, the same way
+    link_trakt = sandbox.run(link_commands["Trakt"])
     # Then it names the account it linked, and stores its tokens without printing them
     ok(link_trakt, "Link Trakt", "Trakt account linked as kinotrakt-demo", f"tokens stored in {trakt_secret}")
     trakt_tokens = sandbox.secret("trakt")
@@ -140,7 +161,7 @@ def test_the_readme_from_setup_to_unlink(sandbox: RunningSandbox, library: DemoL
     assert after["refresh_token"] is None
     assert after["client_id"] == "fake-trakt-client-id"
     assert sandbox.trakt_get("/users/settings", access_token).status_code == 401
-    ok(sandbox.cli("status"), "Trakt: not linked (kinotrakt link trakt)", "Kinopub: linked")
+    ok(sandbox.cli("status"), "Trakt: not linked (.venv/bin/kinotrakt link trakt)", "Kinopub: linked")
 
 
 def test_ctrl_c_stops_the_sandbox_and_removes_its_environment(sandbox: RunningSandbox) -> None:

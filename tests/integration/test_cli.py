@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 import boto3
 import pytest
-from pydantic import SecretStr
+from pydantic import AnyHttpUrl, SecretStr
 from rich.console import Console
 from typer.testing import CliRunner
 
@@ -106,6 +107,13 @@ class CliWorld:
     tokens: TokenStores
     stack_outputs: dict[str, str] = field(default_factory=lambda: {"LoginUrl": LOGIN_URL_OUTPUT})
     printed: list[str] = field(default_factory=list)
+    aws: boto3.Session | None = None
+
+    def overwrite_secret(self, service: str, value: str) -> None:
+        """Someone edits the secret by hand in the console."""
+        assert self.aws is not None
+        secret_id = self.settings.kinopub_secret_id if service == "kinopub" else self.settings.trakt_secret_id
+        self.aws.client("secretsmanager").put_secret_value(SecretId=secret_id, SecretString=value)
 
     def deps(self, **overrides: object) -> CliDeps:
         deps = CliDeps(
@@ -215,7 +223,7 @@ def world(aws: boto3.Session, state_table: str, secrets: tuple[str, str]) -> Ite
         )
         stores = aws_sync_stores(settings, session=aws)
         tokens = TokenStores(stores.kinopub_tokens, stores.trakt_tokens)
-        world = CliWorld(kinopub, trakt, clock, settings, stores, tokens)
+        world = CliWorld(kinopub, trakt, clock, settings, stores, tokens, aws=aws)
         yield world
         world.assert_no_secret_printed()
 
@@ -242,6 +250,12 @@ def test_setup_stores_the_credentials_and_prints_the_login_link(world: CliWorld)
     assert f"https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key={key}" in result.out
     assert "Login link: new, works until 2026-11-01 13:00Z (in 1 h), for one link." in result.out
     assert "kinotrakt link kinopub" in result.out
+    # And it names both redirect URIs the Trakt app must list
+    assert (
+        "Your Trakt app must list both redirect URIs (https://trakt.tv/oauth/applications, edit the app):\n"
+        "    https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/callback\n"
+        "    urn:ietf:wg:oauth:2.0:oob\n"
+    ) in result.out
 
 
 def test_setup_again_keeps_a_live_key_without_printing_its_link(world: CliWorld) -> None:
@@ -375,6 +389,38 @@ def test_setup_without_credentials_in_a_script_is_a_usage_error(world: CliWorld)
     assert world.secret("kinopub").client_id is None
 
 
+def test_setup_stores_kinopubs_public_pair_when_given_none(world: CliWorld) -> None:
+    # When the owner sets up with their Trakt app only, in a script
+    result = world.run(
+        "setup",
+        "--trakt-client-id",
+        world.trakt.client_id,
+        "--trakt-client-secret-stdin",
+        stdin=f"{world.trakt.client_secret}\n",
+    )
+    # Then Kinopub gets the public pair the Kodi add-on ships, it says so, and Kinopub accepts it for linking
+    assert result.code == 0, result.err
+    assert (
+        f"Kinopub client credentials stored in {world.settings.kinopub_secret_id} (the public pair of the Kodi "
+        "add-on, client_id xbmc)." in result.out
+    )
+    assert world.secret("kinopub").client_id == "xbmc"
+    world.approve_after(1)
+    assert world.run("link", "kinopub").code == 0
+
+
+def test_setup_in_a_terminal_offers_kinopubs_public_pair(world: CliWorld) -> None:
+    # When the owner answers Kinopub's questions with Enter
+    answers = {"Trakt client_id": world.trakt.client_id, "Trakt client_secret": world.trakt.client_secret}
+    result = world.run("setup", interactive=True, answers=answers)
+    # Then the questions named the public pair as the default, and it was stored
+    assert result.code == 0, result.err
+    assert "Kinopub client_id [xbmc, the Kodi add-on's]: " in world.printed
+    assert "Kinopub client_secret [Enter: the Kodi add-on's]: " in world.printed
+    assert world.secret("kinopub").client_id == "xbmc"
+    assert world.secret("kinopub").client_secret == SecretStr(world.kinopub.client_secret)
+
+
 def test_setup_asks_in_a_terminal_and_keeps_what_is_stored(world: CliWorld) -> None:
     # Given a first setup in a terminal, answering the questions
     answers = {
@@ -388,6 +434,51 @@ def test_setup_asks_in_a_terminal_and_keeps_what_is_stored(world: CliWorld) -> N
     assert world.run("setup", interactive=True, answers={}).code == 0
     # Then everything stored stays
     assert world.secret("kinopub").client_secret == SecretStr(world.kinopub.client_secret)
+    assert world.secret("trakt").client_id == world.trakt.client_id
+
+
+def test_setup_in_a_terminal_offers_to_reset_a_secret_it_cannot_read(world: CliWorld) -> None:
+    # Given a Trakt secret edited by hand into something that is not kinotrakt's JSON
+    world.setup()
+    world.overwrite_secret("trakt", '{"client_id": 5}')
+    answers = {"Trakt client_id": world.trakt.client_id, "Trakt client_secret": world.trakt.client_secret}
+
+    # When the owner runs setup in a terminal and declines the overwrite
+    declined = world.run("setup", interactive=True, answers={**answers, "Overwrite": "n"})
+    # Then it said what is wrong, asked, and changed nothing
+    name = world.settings.trakt_secret_id
+    assert declined.code == 1
+    assert declined.err == (
+        f"warning: the secret {name} does not hold kinotrakt's token JSON (client_id: string_type)\n"
+        f"error: nothing changed; the secret {name} still cannot be read\n"
+    )
+    assert f"Overwrite {name} with an empty kinotrakt secret? What it holds now is lost [y/N]: " in world.printed
+
+    # When they run it again and agree
+    agreed = world.run("setup", interactive=True, answers={**answers, "Overwrite": "y"})
+    # Then the secret holds the credentials again, with a new setup key; Kinopub's was not touched
+    assert agreed.code == 0, agreed.err
+    assert f"Trakt: the secret {name} could not be read (client_id: string_type); it was reset." in agreed.out
+    assert world.secret("trakt").client_id == world.trakt.client_id
+    assert world.secret("trakt").setup_key is not None
+    assert world.secret("kinopub").client_id == world.kinopub.client_id
+
+
+def test_setup_reset_in_a_script_needs_yes(world: CliWorld) -> None:
+    world.setup()
+    world.overwrite_secret("kinopub", "not json")
+    name = world.settings.kinopub_secret_id
+    told = world.run("setup")
+    assert (told.code, told.err) == (
+        1,
+        f"error: the secret {name} does not hold kinotrakt's token JSON (not valid JSON); `kinotrakt setup --reset` "
+        "overwrites it, then link the account again\n",
+    )
+    assert world.run("setup", "--reset").err == f"error: --reset overwrites the secret {name}: confirm with --yes\n"
+    done = world.run("setup", "--reset", "--yes")
+    assert done.code == 0, done.err
+    assert world.secret("kinopub").client_id == "xbmc"
+    # --reset leaves a secret it can read as it is
     assert world.secret("trakt").client_id == world.trakt.client_id
 
 
@@ -553,6 +644,36 @@ def test_a_denied_link_fails_in_one_line(world: CliWorld) -> None:
     assert "Traceback" not in result.err
     assert "link trakt" in result.err
     assert world.secret("trakt").access_token is None
+
+
+def test_ctrl_c_while_waiting_cancels_the_link_and_changes_nothing(world: CliWorld) -> None:
+    world.setup()
+
+    def ctrl_c() -> None:
+        raise KeyboardInterrupt
+
+    world.clock.on_sleep = ctrl_c
+    result = world.run("link", "trakt")
+    assert (result.code, result.err) == (130, "error: Trakt link cancelled; nothing changed\n")
+    assert world.secret("trakt").access_token is None
+
+
+def test_link_that_cannot_reach_the_service_names_the_host(world: CliWorld) -> None:
+    # Given a Kinopub URL where nothing listens
+    world.setup()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{probe.getsockname()[1]}"
+    nowhere = world.settings.model_copy(update={"kinopub_api_url": AnyHttpUrl(f"http://{host}")})
+    # When the owner links Kinopub
+    result = world.run("link", "kinopub", settings=nowhere)
+    # Then after a few quick attempts one line names the host and what to check
+    assert (result.code, result.err) == (
+        1,
+        f"error: could not reach Kinopub at {host} (POST /oauth2/device: ConnectionError): check this machine's "
+        "network connection and proxy settings, and KINOPUB_API_URL if you set it; nothing changed\n",
+    )
+    assert len(world.clock.waits) == 2  # three attempts
 
 
 def test_link_before_setup_says_to_run_setup(world: CliWorld) -> None:
@@ -771,6 +892,22 @@ def test_unlink_trakt_revokes_and_clears_the_tokens(world: CliWorld) -> None:
     assert secret.client_secret is not None
 
 
+def test_unlink_when_trakt_cannot_be_reached_still_clears_the_tokens_and_says_what_to_do(world: CliWorld) -> None:
+    world.setup()
+    world.link_both()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        host = f"127.0.0.1:{probe.getsockname()[1]}"
+    nowhere = world.settings.model_copy(update={"trakt_auth_url": AnyHttpUrl(f"http://{host}")})
+    result = world.run("unlink", "trakt", "--yes", settings=nowhere)
+    assert result.code == 0, result.err
+    assert result.err == (
+        f"warning: Trakt did not confirm the revocation ({host}: POST /oauth/revoke: ConnectionError); revoke "
+        "kinotrakt in Trakt's Connected Apps\n"
+    )
+    assert world.secret("trakt").access_token is None
+
+
 def test_unlink_kinopub_clears_the_tokens(world: CliWorld) -> None:
     world.setup()
     world.link_both()
@@ -808,12 +945,30 @@ def test_a_dry_run_writes_nothing(world: CliWorld) -> None:
 
     # Then the report says what would be added, and nothing was written anywhere
     assert result.code == 0, result.out + result.err
-    assert "dry run" in result.out
-    assert "would add:" in result.out
+    lines = [" ".join(line.split()) for line in result.out.splitlines()]
+    assert "status OK (dry run: nothing sent to Trakt)" in lines
+    assert "would add movies 7" in lines
+    assert "would be unmatched — not stored 5" in lines
+    assert "would add:" in lines
+    assert "would be unmatched — not stored (a real run keeps them for kinotrakt unmatched):" in lines
     assert world.trakt.calls("POST", "/sync/history") == []
     assert world.trakt.plays() == plays_before
     assert world.stores.sync_state.load().watermark is None
     assert world.stores.ledger.load().keys == set()
+    assert world.stores.unmatched.load() == []
+
+    # When a real run follows, then another dry run
+    world.clock.advance(60)
+    assert world.run("sync").code == 0
+    world.clock.advance(60)
+    assert world.run("sync", "--dry-run").code == 0
+    status = world.run("status", "--runs", "1")
+
+    # Then the status lists the real run as the last one, and the two dry runs apart
+    assert status.code == 0, status.err
+    real, _, dry = status.out.partition("Dry runs (newest first; nothing was sent to Trakt")
+    assert [line.split()[2] for line in real.splitlines() if line.startswith("2026-")] == ["ok"]
+    assert [line.split()[2] for line in dry.splitlines() if line.startswith("2026-")] == ["ok", "ok"]
 
 
 def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> None:
@@ -845,19 +1000,65 @@ def test_sync_then_pin_an_unmatched_title_and_sync_again(world: CliWorld) -> Non
     assert rider.title not in world.run("unmatched").out
 
 
-def test_a_failed_sync_reports_why_and_exits_1(world: CliWorld) -> None:
-    # Given credentials but no linked accounts
+def test_a_sync_before_linking_says_which_accounts_are_not_linked_yet(world: CliWorld) -> None:
+    # Given credentials but no linked account
     world.setup()
 
     # When the owner runs a sync
     result = world.run("sync")
 
-    # Then the report says it failed and why, and the exit code says so too
+    # Then one line names both accounts and the commands that link them, and nothing ran
+    assert result.code == 1
+    assert result.err == (
+        "error: not linked yet: Kinopub and Trakt; run `kinotrakt link kinopub` and `kinotrakt link trakt` first\n"
+    )
+    assert result.out == ""
+    assert world.kinopub.calls() == []
+    assert world.stores.reports.latest() == []
+
+    # And once Kinopub is linked, only Trakt is named
+    world.approve_after(1)
+    assert world.run("link", "kinopub").code == 0
+    assert world.run("sync").err == "error: not linked yet: Trakt; run `kinotrakt link trakt` first\n"
+
+
+def test_a_failed_sync_reports_why_and_exits_1(world: CliWorld) -> None:
+    # Given linked accounts whose Trakt link has died since (a refresh token Trakt no longer knows)
+    seed_demo_library(world.kinopub, world.trakt)
+    world.setup()
+    world.link_both()
+    update_secret(
+        world.tokens.trakt,
+        lambda secret: secret.model_copy(update={"refresh_token": SecretStr("dead-refresh-token"), "expires_at": 1}),
+    )
+
+    # When the owner runs a sync
+    result = world.run("sync")
+
+    # Then the report says it failed and why, naming the command that fixes it, and the exit code says so too
     assert result.code == 1
     lines = [line.split() for line in result.out.splitlines()]
     assert ["status", "FAILED"] in lines
-    assert any(line[0] == "error:" and "kinotrakt link" in " ".join(line) for line in lines if line)
+    assert any(line[0] == "error:" and "`kinotrakt link trakt`" in " ".join(line) for line in lines if line)
     assert world.trakt.calls("POST", "/sync/history") == []
+    # And no JSON log record on stderr: the report says it all (--debug shows the log)
+    assert result.err == ""
+
+
+def test_a_run_that_finds_the_lease_held_says_since_when(world: CliWorld) -> None:
+    # Given linked accounts, and another run that took the lease 3 minutes ago
+    world.setup()
+    world.link_both()
+    now = world.clock.now()
+    assert world.stores.lease.acquire("other-run", now - timedelta(minutes=3), now + timedelta(minutes=13))
+    # When the owner syncs
+    result = world.run("sync")
+    # Then the run is skipped, and says since when and until when the lease is held
+    assert (result.code, result.err) == (0, "")
+    assert (
+        f"skipped: another run holds the lease since {now - timedelta(minutes=3):%Y-%m-%d %H:%M:%S}Z (3 min ago); "
+        f"it is free by {now + timedelta(minutes=13):%Y-%m-%d %H:%M:%S}Z (in 13 min) at the latest. Nothing was done."
+    ) in result.out
 
 
 def test_a_long_sync_shows_its_progress_on_a_terminal(world: CliWorld) -> None:
@@ -995,13 +1196,14 @@ def test_names_come_from_the_stack_when_nothing_else_says(world: CliWorld) -> No
     assert targets == [AwsTarget("eu-west-3", None)]
 
 
-def test_a_missing_table_is_one_clear_line(world: CliWorld) -> None:
+def test_a_stack_without_the_table_output_is_one_clear_line(world: CliWorld) -> None:
     deps = world.deps(settings=Settings(), stack_outputs=lambda stack, target: {})
     result = invoke(["status"], deps)
     assert result.code == 1
-    assert result.err.startswith("error: cannot find the state table")
-    assert result.err.count("\n") == 1
-    assert "--table" in result.err
+    assert result.err == (
+        "error: the stack kinotrakt in eu-west-1 (region from AWS_REGION) has no output StateTableName (is it a "
+        "kinotrakt stack?): pass --stack with the kinotrakt stack's name, or --table\n"
+    )
 
 
 class RacedTokenStore(InMemoryTokenStore):
@@ -1083,7 +1285,10 @@ def test_status_prints_a_hostile_stored_report_inert(world: CliWorld) -> None:
 
 
 def test_sync_prints_a_report_with_hostile_titles_inert(world: CliWorld) -> None:
-    # Given a run whose report names views and an error with escape sequences and markup in them
+    # Given linked accounts, and a run whose report names views and an error with escape sequences and markup
+    world.setup()
+    world.link_both()
+
     def hostile_run(settings: Settings, stores: SyncStores, **_: object) -> SyncReport:
         report = SyncReport(run_id="r", started_at=START, status="partial", candidates=2, added_movies=1)
         report.added = [f"{HOSTILE} @ 2026-11-01T12:00Z"]
@@ -1104,7 +1309,10 @@ def test_sync_prints_a_report_with_hostile_titles_inert(world: CliWorld) -> None
 
 
 def test_an_error_line_with_hostile_text_is_inert(world: CliWorld) -> None:
-    # Given a failure whose message quotes text from a service
+    # Given linked accounts, and a failure whose message quotes text from a service
+    world.setup()
+    world.link_both()
+
     def failing_run(settings: Settings, stores: SyncStores, **_: object) -> SyncReport:
         raise BadResponse("trakt", "/search/movie", f"answered {HOSTILE}")
 

@@ -75,7 +75,25 @@ def test_the_report_serialises_to_the_contract_json() -> None:
         "failed_items": [{"kinopub_id": 9, "title": "Broken", "reason": "HTML instead of JSON"}],
         "skipped_items": [{"kinopub_id": 8, "title": "Trailer", "reason": "unknown_type: trailer"}],
         "kept_plays": [{"title": "Кон-Тики / Kon-Tiki (2012)", "detail": "part 2 re-opened, not watched again"}],
+        "lease_held_since": None,
+        "lease_held_until": None,
     }
+
+
+def test_a_skipped_run_says_since_when_and_until_when_the_lease_is_held() -> None:
+    # Given a run that found the lease held by another run
+    report = SyncReport(
+        run_id="r",
+        started_at=STARTED,
+        status="skipped",
+        lease_held_since=datetime(2026, 11, 1, 11, 55, tzinfo=UTC),
+        lease_held_until=datetime(2026, 11, 1, 12, 11, tzinfo=UTC),
+    )
+    # When it is serialised and read back
+    data = json.loads(json.dumps(report.to_dict()))
+    # Then both times are there, in the contract's form, and read back as they were
+    assert (data["lease_held_since"], data["lease_held_until"]) == ("2026-11-01T11:55:00Z", "2026-11-01T12:11:00Z")
+    assert SyncReport.from_stored(data) == report
 
 
 def test_a_fresh_report_has_null_times_and_zero_counts() -> None:

@@ -135,7 +135,7 @@ def test_memory_store_faults_fire_before_the_operation() -> None:
         (f'["{CLIENT_SECRET}"]', "value: model_type"),
     ],
 )
-def test_a_malformed_secret_says_to_run_setup_without_quoting_it(
+def test_a_malformed_secret_says_to_reset_it_without_quoting_it(
     aws: boto3.Session, secrets: tuple[str, str], raw: str, reason: str
 ) -> None:
     # Given a secret edited by hand into something that is not the DESIGN §2 JSON
@@ -148,7 +148,9 @@ def test_a_malformed_secret_says_to_run_setup_without_quoting_it(
     # Then the error says what is wrong and what to run, and carries none of the secret's content
     message = str(error.value)
     assert reason in message
-    assert "kinotrakt setup" in message
+    assert "`kinotrakt setup --reset` overwrites it" in message
+    # And it names the unreadable version, which `setup --reset` replaces
+    assert error.value.version == store.current_version()
     assert_no_secret_in(message)
     assert error.value.__context__ is None
     assert error.value.__cause__ is None

@@ -20,7 +20,16 @@ from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_login_stores, aws_sync_stores
 from kinotrakt.storage.dynamo import DynamoLoginStateStore, DynamoMappingStore, Table, dynamo_sync_stores
 from kinotrakt.storage.dynamo.reports import MAX_REPORT_BYTES
-from kinotrakt.storage.ports import EpisodePin, LedgerEntry, LoginStateStore, Pin, SeasonPin, SyncStores, UnmatchedItem
+from kinotrakt.storage.ports import (
+    EpisodePin,
+    LeaseHolder,
+    LedgerEntry,
+    LoginStateStore,
+    Pin,
+    SeasonPin,
+    SyncStores,
+    UnmatchedItem,
+)
 from kinotrakt.sync.report import LIST_LIMIT, RunError, SyncReport, UnmatchedNote, fit_report
 from tests.conftest import STATE_TABLE
 
@@ -87,6 +96,18 @@ def test_a_free_lease_is_taken_and_then_refused_to_a_second_run(backend: Backend
     # Then a concurrent run (and the same run again) is refused until it expires
     assert lease.acquire("run-2", T0 + timedelta(minutes=1), T0 + LEASE) is False
     assert lease.acquire("run-1", T0 + LEASE - timedelta(seconds=1), T0 + 2 * LEASE) is False
+
+
+def test_a_held_lease_says_who_holds_it_since_when_and_until_when(backend: Backend) -> None:
+    lease = backend.stores.lease
+    # Given nobody holds the lease, then one run takes it
+    assert lease.holder(T0) is None
+    lease.acquire("run-1", T0, T0 + LEASE)
+    # When a second run looks a minute later
+    holder = lease.holder(T0 + timedelta(minutes=1))
+    # Then it learns whose it is, since when and until when; once expired, nobody holds it
+    assert holder == LeaseHolder("run-1", T0, T0 + LEASE)
+    assert lease.holder(T0 + LEASE) is None
 
 
 def test_an_expired_lease_is_taken_over(backend: Backend) -> None:
@@ -383,6 +404,39 @@ def test_a_fitted_report_counts_every_entry_cut() -> None:
     assert fit_report(data, 10_000) == data
 
 
+def test_dry_runs_are_listed_apart_and_do_not_push_real_runs_out(backend: Backend) -> None:
+    store = backend.stores.reports
+    # Given two real runs, then many dry runs after them
+    store.put({"status": "ok", "candidates": 1}, T0)
+    store.put({"status": "ok", "candidates": 2}, T0 + timedelta(minutes=1))
+    for minute in range(2, 30):
+        store.put({"status": "ok", "dry_run": True, "candidates": minute}, T0 + timedelta(minutes=minute))
+    # When the last runs are listed
+    real, dry = store.latest(limit=3), store.latest(limit=3, dry_run=True)
+    # Then the real runs are all there, and the dry runs are in a list of their own
+    assert [report["candidates"] for report in real] == [2, 1]
+    assert [report["candidates"] for report in dry] == [29, 28, 27]
+
+
+def test_a_dry_run_stored_with_the_real_runs_by_an_older_version_is_left_out_of_them(
+    aws: boto3.Session, state_table: str
+) -> None:
+    # Given an older version's table: a dry run between real runs, all under <acct>#report
+    store = dynamo_backend(aws, "acct").stores.reports
+    client = aws.client("dynamodb")
+    for minute, dry in ((0, False), (1, False), (2, True), (3, False)):
+        report = json.dumps({"status": "ok", "dry_run": dry, "candidates": minute})
+        at = (T0 + timedelta(minutes=minute)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+        client.put_item(
+            TableName=STATE_TABLE,
+            Item={"pk": {"S": "acct#report"}, "sk": {"S": at}, "report": {"S": report}, "expires_at": {"N": "9"}},
+        )
+    # When the last three real runs are listed
+    real = store.latest(limit=3)
+    # Then they are the three real ones, read past the dry run
+    assert [report["candidates"] for report in real] == [3, 1, 0]
+
+
 # --- pins -------------------------------------------------------------------------------------------------
 
 
@@ -569,16 +623,23 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
     stores.failures.record([7, 7, 8])
     stores.failures.record([7])
     stores.reports.put({"status": "ok", "n": 1}, T0)
+    stores.reports.put({"status": "ok", "dry_run": True}, T0)
     stores.pins.put(Pin(4, "show", 5, -1))
     stores.pins.put_numbering(EpisodePin(4, 4, 15, ((4, 15), (4, 16))))
     stores.pins.put_numbering(SeasonPin(4, 2, 2, episode_offset=-1, from_episode=5))
     backend.login_states.put("s", {"v": "1"}, T0 + timedelta(minutes=10))
     # When the table is read raw
     items = sorted(raw_items(aws), key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
-    ledger_sk = items[2]["sk"]["S"]
+    ledger_sk = items[3]["sk"]["S"]
     # Then every item is exactly as it always was (the ledger's sk ends in a random suffix)
     assert re.fullmatch(r"2026-11-01T12:00:00\.000Z#[0-9a-f]{32}", ledger_sk)
     assert items == [
+        {
+            "pk": {"S": "acct#dryrun"},
+            "sk": {"S": "2026-11-01T12:00:00.000Z"},
+            "report": {"S": '{"status": "ok", "dry_run": true}'},
+            "expires_at": {"N": "1801310400"},
+        },
         {"pk": {"S": "acct#failures"}, "sk": {"S": "7"}, "failures": {"N": "2"}},
         {"pk": {"S": "acct#failures"}, "sk": {"S": "8"}, "failures": {"N": "1"}},
         {
@@ -625,7 +686,13 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
             "report": {"S": '{"status": "ok", "n": 1}'},
             "expires_at": {"N": "1801310400"},
         },
-        {"pk": {"S": "acct#sync"}, "sk": {"S": "lease"}, "owner": {"S": "run-1"}, "expires_at": {"N": "1793535301"}},
+        {
+            "pk": {"S": "acct#sync"},
+            "sk": {"S": "lease"},
+            "owner": {"S": "run-1"},
+            "expires_at": {"N": "1793535301"},
+            "taken_at": {"S": "2026-11-01T12:00:00.000Z"},
+        },
         {
             "pk": {"S": "acct#sync"},
             "sk": {"S": "state"},

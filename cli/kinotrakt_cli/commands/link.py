@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from pydantic import SecretStr
 
-from kinotrakt.clock import Clock, Deadline
-from kinotrakt.errors import KinotraktError, NotConfigured
-from kinotrakt.storage.ports import ServiceSecret, TokenStore
-from kinotrakt.tokens import TokenGrant, apply_grant, update_secret
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label
-from kinotrakt_cli.errors import EXIT_OK
-from kinotrakt_cli.output import device_code_wait
+from kinotrakt_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError, problem
+
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
+    from kinotrakt.clock import Clock
+    from kinotrakt.errors import ServiceUnavailable
+    from kinotrakt.storage.ports import ServiceSecret, TokenStore
+    from kinotrakt.tokens import TokenGrant
+
+
+class LinkCancelled(CliError):
+    """Ctrl-C before the tokens were stored."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__(f"{label(service)} link cancelled; nothing changed", EXIT_INTERRUPTED)
 
 
 def run(
@@ -26,48 +35,76 @@ def run(
     Show a code to enter on the service's site, wait for approval (polling at the service's interval),
     store the tokens.
     """
+    from kinotrakt.errors import NotConfigured, ServiceUnavailable
+
     store = cli.deployment.token_store(service)
     secret = store.load().secret
     if not secret.client_id or secret.client_secret is None:
         raise NotConfigured(label(service))
-    if service == "kinopub":
-        _link_kinopub(cli, store, secret.client_id, secret.client_secret)
-    else:
-        _link_trakt(cli, store, secret.client_id, secret.client_secret)
+    try:
+        if service == "kinopub":
+            _link_kinopub(cli, store, secret.client_id, secret.client_secret)
+        else:
+            _link_trakt(cli, store, secret.client_id, secret.client_secret)
+    except ServiceUnavailable as exc:
+        raise CliError(_unreachable(cli, service, exc)) from None
     return EXIT_OK
+
+
+def _unreachable(cli: Cli, service: Service, exc: ServiceUnavailable) -> str:
+    """The host that could not be reached (or kept failing), and what to check; nothing was stored."""
+    name = label(service)
+    host = exc.host or cli.deployment.service_url(service)
+    variable = "KINOPUB_API_URL" if service == "kinopub" else "TRAKT_AUTH_URL / TRAKT_API_URL"
+    if exc.unreachable:
+        return (
+            f"could not reach {name} at {host} ({exc.detail}): check this machine's network connection and proxy "
+            f"settings, and {variable} if you set it; nothing changed"
+        )
+    return f"{name} at {host} kept failing ({exc.detail}): try again in a few minutes; nothing changed"
 
 
 def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
     from kinotrakt import wiring
+    from kinotrakt.errors import KinotraktError
+    from kinotrakt_cli.output import device_code_wait
 
     oauth = wiring.kinopub_oauth(cli.deployment.settings, cli.deployment.transport("kinopub"), client_id, client_secret)
-    device = oauth.request_device_code()
-    with device_code_wait(
-        cli.output, "Kinopub", device.verification_uri, device.user_code, device.expires_in, cli.clock
-    ) as on_tick:
-        grant = oauth.poll_device_token(device, cli.clock, on_tick)
+    try:
+        device = oauth.request_device_code()
+        with device_code_wait(
+            cli.output, "Kinopub", device.verification_uri, device.user_code, device.expires_in, cli.clock
+        ) as on_tick:
+            grant = oauth.poll_device_token(device, cli.clock, on_tick)
+    except KeyboardInterrupt:
+        raise LinkCancelled("kinopub") from None
     _store_grant(store, grant, cli.clock, redirect_uri=None)
     try:
         oauth.notify_device(grant.access_token)
     except KinotraktError as exc:
-        cli.output.warn(f"linked, but naming the device in Kinopub's device list failed: {exc}")
+        cli.output.warn(f"linked, but naming the device in Kinopub's device list failed ({problem(exc)})")
     cli.output.say(f"Kinopub account linked; tokens stored in {cli.deployment.secret_name('kinopub')}.")
 
 
 def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
     from kinotrakt import wiring
     from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
+    from kinotrakt_cli.output import device_code_wait
 
     oauth = wiring.trakt_oauth(cli.deployment.settings, cli.deployment.transport("trakt"), client_id, client_secret)
-    device = oauth.request_device_code()
-    # Trakt documents no prefilled activation link, so the code is typed in by hand.
-    with device_code_wait(
-        cli.output, "Trakt", device.verification_url, device.user_code, device.expires_in, cli.clock
-    ) as on_tick:
-        grant = oauth.poll_device_token(device, cli.clock, on_tick)
+    try:
+        device = oauth.request_device_code()
+        # Trakt documents no prefilled activation link, so the code is typed in by hand.
+        with device_code_wait(
+            cli.output, "Trakt", device.verification_url, device.user_code, device.expires_in, cli.clock
+        ) as on_tick:
+            grant = oauth.poll_device_token(device, cli.clock, on_tick)
+    except KeyboardInterrupt:
+        raise LinkCancelled("trakt") from None
     username = _trakt_username(cli, store.load().secret, grant.access_token)
-    # Device-flow tokens are refreshed with the out-of-band redirect URI they were issued for. The browser
-    # login's setup key is of no use once linked: it goes, as after a browser login.
+    # Device-flow tokens are refreshed with the out-of-band redirect URI they were issued for (which is why the
+    # Trakt app must list it next to the deployment's CallbackUrl). The browser login's setup key is of no use
+    # once linked: it goes, as after a browser login.
     _store_grant(
         store,
         grant,
@@ -87,6 +124,8 @@ def _store_grant(
     redirect_uri: str | None,
     also: dict[str, object] | None = None,
 ) -> None:
+    from kinotrakt.tokens import apply_grant, update_secret
+
     def change(secret: ServiceSecret) -> ServiceSecret:
         updated = apply_grant(secret, grant, clock.now())
         if redirect_uri is not None:
@@ -97,11 +136,13 @@ def _store_grant(
 
 
 def _trakt_username(cli: Cli, client: ServiceSecret, access_token: str) -> str | None:
+    from kinotrakt.clock import Deadline
+    from kinotrakt.errors import KinotraktError
     from kinotrakt.web.trakt_gateway import TraktGateway
 
     try:
         gateway = TraktGateway(cli.deployment.settings, cli.clock, Deadline(cli.clock, None, 0))
         return gateway.username(client, access_token)
     except KinotraktError as exc:
-        cli.output.warn(f"linked, but reading the Trakt user name failed: {exc}")
+        cli.output.warn(f"linked, but reading the Trakt user name failed ({problem(exc)})")
         return None

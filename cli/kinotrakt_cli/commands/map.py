@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
-from kinotrakt.sync.pinning import PinKind, PinRefused, parse_episode, pin_episode, pin_item, pin_season
-from kinotrakt.wiring import trakt_catalog
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError
+
+if TYPE_CHECKING:
+    from kinotrakt.sync.pinning import PinKind
 
 USAGE = {
     "movie": "one Trakt movie: an id, slug or trakt.tv URL",
@@ -48,6 +49,9 @@ def run(
     season 2 from episode 5 on is Trakt's numbers minus one (after an inline special). Each is checked on Trakt
     first; the next sync uses it and reads the item again, whatever its history says.
     """
+    from kinotrakt.sync.pinning import PinRefused, parse_episode, pin_episode, pin_item, pin_season
+    from kinotrakt.wiring import trakt_catalog
+
     low, high = ARITY[kind]
     if not low <= len(target) <= high:
         raise CliError(f"map {kind} takes {USAGE[kind]}", EXIT_USAGE)

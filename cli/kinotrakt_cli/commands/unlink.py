@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from kinotrakt.errors import KinotraktError
-from kinotrakt.storage.ports import ServiceSecret
-from kinotrakt.tokens import update_secret
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.deployment import Service, label, without_tokens
-from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError
+from kinotrakt_cli.errors import EXIT_OK, EXIT_USAGE, CliError, problem
+
+if TYPE_CHECKING:
+    from kinotrakt.storage.ports import ServiceSecret
 
 
 def run(
@@ -24,6 +24,8 @@ def run(
     Revoke the token where the service supports it (Trakt) and remove the stored tokens; the client
     credentials and the setup key stay, so the account can be linked again right away.
     """
+    from kinotrakt.tokens import update_secret
+
     store = cli.deployment.token_store(service)
     secret = store.load().secret
     name = label(service)
@@ -33,8 +35,7 @@ def run(
     if not yes:
         if not cli.interactive():
             raise CliError("unlink stops the sync for this account: confirm with --yes", EXIT_USAGE)
-        answer = cli.prompt(f"Unlink {name}? The sync stops until you link again [y/N]: ")
-        if answer.strip().lower() not in ("y", "yes"):
+        if not cli.confirm(f"Unlink {name}? The sync stops until you link again"):
             cli.output.say("Nothing changed.")
             return EXIT_OK
     if service == "trakt":
@@ -49,6 +50,7 @@ def run(
 
 def _revoke_trakt(cli: Cli, secret: ServiceSecret) -> None:
     from kinotrakt import wiring
+    from kinotrakt.errors import KinotraktError
 
     if not secret.client_id or secret.client_secret is None:
         cli.output.warn("no Trakt client credentials stored, so the token could not be revoked on Trakt")
@@ -61,6 +63,8 @@ def _revoke_trakt(cli: Cli, secret: ServiceSecret) -> None:
     try:
         oauth.revoke(token.get_secret_value())
     except KinotraktError as exc:
-        cli.output.warn(f"Trakt did not confirm the revocation ({exc}); revoke kinotrakt in Trakt's Connected Apps")
+        cli.output.warn(
+            f"Trakt did not confirm the revocation ({problem(exc)}); revoke kinotrakt in Trakt's Connected Apps"
+        )
     else:
         cli.output.say("Trakt revoked the token.")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from kinotrakt_cli.context import Cli
 from kinotrakt_cli.errors import EXIT_OK
-from kinotrakt_cli.output import unmatched_table
 
 
 def run(cli: Cli) -> int:
@@ -13,6 +12,8 @@ def run(cli: Cli) -> int:
     List the Kinopub items and episodes that could not be matched to Trakt, with the reason; one you have pinned
     says so (the next sync uses the pin).
     """
+    from kinotrakt_cli.output import unmatched_table
+
     stores = cli.deployment.stores
     items = stores.unmatched.load()
     if not items:
@@ -22,7 +23,10 @@ def run(cli: Cli) -> int:
     cli.output.show(unmatched_table(items, stores.pins.load(), stores.pins.load_numbering()))
     cli.output.say()
     cli.output.say("Pin each to the right Trakt title (an id, slug or trakt.tv URL); the next sync uses it:")
-    cli.output.say("  kinotrakt map <kinopub_id> movie|show <trakt> [--season-offset N]")
-    cli.output.say("  kinotrakt map <kinopub_id> episode <season> <episode> S04E15 [S04E16 ...] [--show <trakt>]")
-    cli.output.say("  kinotrakt map <kinopub_id> season <season> --offset N [--from-episode N] [--trakt-season N]")
+    for usage in (
+        "map <kinopub_id> movie|show <trakt> [--season-offset N]",
+        "map <kinopub_id> episode <season> <episode> S04E15 [S04E16 ...] [--show <trakt>]",
+        "map <kinopub_id> season <season> --offset N [--from-episode N] [--trakt-season N]",
+    ):
+        cli.output.say(f"  {cli.command(usage)}")
     return EXIT_OK

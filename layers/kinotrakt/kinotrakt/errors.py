@@ -31,14 +31,20 @@ class OutOfTime(KinotraktError):
 
 
 class ServiceUnavailable(KinotraktError):
-    """Retries exhausted on a temporary failure (429, 5xx, connection error, timeout)."""
+    """Retries exhausted on a temporary failure (429, 5xx, connection error, timeout).
+
+    ``host`` is the host the requests went to; ``unreachable`` is True when no answer came at all (connection
+    refused, name not resolved, timeout), so the CLI can say what to check rather than "try again later"."""
 
     run_status = "partial"
     code = "service_unavailable"
 
-    def __init__(self, service: str, detail: str) -> None:
+    def __init__(self, service: str, detail: str, *, host: str | None = None, unreachable: bool = False) -> None:
         super().__init__(f"{service} is unavailable after retries: {detail}; the next run will try again")
         self.service = service
+        self.detail = detail
+        self.host = host
+        self.unreachable = unreachable
 
 
 class OutcomeUnknown(KinotraktError):
@@ -122,6 +128,18 @@ class RelinkRequired(KinotraktError):
         self.reason = reason
 
 
+class NotLinked(RelinkRequired):
+    """The account was never linked (no tokens stored yet): the same code and alarm as a dead link, in words that
+    fit a first run."""
+
+    def __init__(self, service: Literal["kinopub", "trakt"]) -> None:
+        KinotraktError.__init__(
+            self, f"{service.capitalize()} is not linked yet; run `kinotrakt link {service}` to link the account"
+        )
+        self.service = service
+        self.reason = "not linked yet"
+
+
 class NotConfigured(KinotraktError):
     """Client credentials are missing from the secret."""
 
@@ -133,17 +151,20 @@ class NotConfigured(KinotraktError):
 
 
 class MalformedSecret(KinotraktError):
-    """The secret's value is not the DESIGN §2 JSON; the reason names fields and error types, never values."""
+    """The secret's value is not the DESIGN §2 JSON; the reason names fields and error types, never values.
+
+    ``version`` is the id of the unreadable version, so ``setup --reset`` can replace exactly that one."""
 
     code = "malformed_secret"
 
-    def __init__(self, secret_id: str, reason: str) -> None:
+    def __init__(self, secret_id: str, reason: str, version: str | None = None) -> None:
         super().__init__(
             f"the secret {secret_id} does not hold kinotrakt's token JSON ({reason}); "
-            "run `kinotrakt setup` to write it again, then link the account"
+            "`kinotrakt setup --reset` overwrites it, then link the account again"
         )
         self.secret_id = secret_id
         self.reason = reason
+        self.version = version
 
 
 class TokenRefreshOutcomeUnknown(OutcomeUnknown):

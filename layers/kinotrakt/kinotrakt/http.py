@@ -110,6 +110,7 @@ class _Sending:
     method: str
     endpoint: str
     safe: bool  # repeating it cannot apply it twice
+    host: str = ""
     attempt: int = 0
 
 
@@ -220,7 +221,8 @@ class Transport:
         ``idempotent`` defaults to True for GET and False otherwise. Statuses in ``pass_through`` are returned
         to the caller untouched, for protocols that give them their own meaning (an OAuth device poll's 429
         means "poll slower", not "retry now")."""
-        sending = _Sending(method, self._endpoint_label(url), method == "GET" if idempotent is None else idempotent)
+        safe = method == "GET" if idempotent is None else idempotent
+        sending = _Sending(method, self._endpoint_label(url), safe, host=urlsplit(url).netloc)
         while True:
             sending.attempt += 1
             if self._resume_after is not None:
@@ -274,7 +276,9 @@ class Transport:
             raise OutcomeUnknown(self.service, sending.method, sending.endpoint, detail) from None
         logger.warning("request failed", extra={"remote": self.service, "endpoint": sending.endpoint, "error": detail})
         if sending.attempt >= self.retry.max_attempts:
-            raise ServiceUnavailable(self.service, f"{sending.method} {sending.endpoint}: {detail}") from None
+            raise ServiceUnavailable(
+                self.service, f"{sending.method} {sending.endpoint}: {detail}", host=sending.host, unreachable=True
+            ) from None
         return self._backoff(sending.attempt), f"backoff after {detail}"
 
     def _after_rate_limit(self, sending: _Sending, response: requests.Response) -> tuple[float, str]:
@@ -302,7 +306,9 @@ class Transport:
             extra={"remote": self.service, "endpoint": sending.endpoint, "retry_after": round(delay, 1)},
         )
         if sending.attempt >= self.retry.max_attempts:
-            raise ServiceUnavailable(self.service, f"{sending.method} {sending.endpoint}: still 429 after retries")
+            raise ServiceUnavailable(
+                self.service, f"{sending.method} {sending.endpoint}: still 429 after retries", host=sending.host
+            )
         return delay, "Retry-After"
 
     def _after_server_error(self, sending: _Sending, status: int, response: requests.Response) -> tuple[float, str]:
@@ -310,7 +316,9 @@ class Transport:
             raise OutcomeUnknown(self.service, sending.method, sending.endpoint, f"HTTP {status}")
         logger.warning("server error", extra={"remote": self.service, "endpoint": sending.endpoint, "status": status})
         if sending.attempt >= self.retry.max_attempts:
-            raise ServiceUnavailable(self.service, f"{sending.method} {sending.endpoint}: HTTP {status}")
+            raise ServiceUnavailable(
+                self.service, f"{sending.method} {sending.endpoint}: HTTP {status}", host=sending.host
+            )
         retry_after = _retry_after(response)
         delay = self._backoff(sending.attempt) if retry_after is None else min(retry_after, self.limits.max_retry_wait)
         return delay, f"backoff after HTTP {status}"

@@ -20,6 +20,7 @@ from kinotrakt.errors import (
     ConcurrentTokenWrite,
     KinotraktError,
     NotConfigured,
+    NotLinked,
     OutcomeUnknown,
     RelinkRequired,
     TokenRefreshOutcomeUnknown,
@@ -121,7 +122,7 @@ class TokenKeeper:
             if secret.access_token is None or secret.refresh_token is None:
                 if secret.client_id is None:
                     raise NotConfigured(self.service)
-                raise RelinkRequired(self.service, "no token stored yet")
+                raise NotLinked(self.service)
             expires_at = secret.expires_at
             deadline = self._clock.now() + self._margin(secret)
             if expires_at is None or expires_at <= deadline.timestamp():

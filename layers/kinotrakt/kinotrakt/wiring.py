@@ -14,7 +14,7 @@ from pydantic import SecretStr
 
 from kinotrakt.clock import Clock, Deadline, SystemClock
 from kinotrakt.config import Settings
-from kinotrakt.http import CallCounter, Limits, Transport
+from kinotrakt.http import CallCounter, Limits, RetryPolicy, Transport
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.oauth import KinopubOAuth
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
@@ -26,7 +26,10 @@ from kinotrakt.trakt.oauth import TraktOAuth
 # --- Kinopub -------------------------------------------------------------------------------------------------
 
 
-def kinopub_transport(settings: Settings, *, clock: Clock, deadline: Deadline, counter: CallCounter) -> Transport:
+def kinopub_transport(
+    settings: Settings, *, clock: Clock, deadline: Deadline, counter: CallCounter, retry: RetryPolicy | None = None
+) -> Transport:
+    """``retry``: the default policy unless given (the CLI gives up sooner: someone waits at the terminal)."""
     return Transport(
         "kinopub",
         clock=clock,
@@ -34,6 +37,7 @@ def kinopub_transport(settings: Settings, *, clock: Clock, deadline: Deadline, c
         counter=counter,
         user_agent=settings.kinopub_user_agent,
         limits=settings.http_limits,
+        retry=retry,
     )
 
 
@@ -62,9 +66,11 @@ def trakt_transport(
     counter: CallCounter,
     limits: Limits | None = None,
     session: requests.Session | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Transport:
     """The Trakt transport, paced as Trakt's limits require (``TRAKT_POST_INTERVAL_SECONDS``,
-    ``TRAKT_GET_LIMIT``); ``limits`` default to the settings' timeouts and longest Retry-After wait."""
+    ``TRAKT_GET_LIMIT``); ``limits`` default to the settings' timeouts and longest Retry-After wait, ``retry``
+    to the default policy."""
     return paced_trakt_transport(
         post_interval_seconds=settings.trakt_post_interval_seconds,
         clock=clock,
@@ -73,6 +79,7 @@ def trakt_transport(
         get_limit=settings.trakt_get_limit,
         limits=settings.http_limits if limits is None else limits,
         session=session,
+        retry=retry,
     )
 
 

@@ -22,6 +22,11 @@ from kinotrakt.kinopub.models import DeviceCode, OAuthError, TokenResponse, desc
 from kinotrakt.storage.ports import ServiceSecret, TokenStore
 from kinotrakt.tokens import TokenGrant, TokenKeeper, kinopub_margin
 
+# The client pair open-source Kinopub clients ship in their source (the Kodi add-on's ``xbmc`` client, docs/kinopub.md):
+# public, so not a secret of the user's; ``kinotrakt setup`` offers it when Kinopub support has issued no pair.
+PUBLIC_CLIENT_ID = "xbmc"
+PUBLIC_CLIENT_SECRET = "cgg3gtifu46urtfp2zp1nqtba0k2ezxh"  # noqa: S105 - published with the Kodi add-on
+
 DEVICE_PATH = "/oauth2/device"
 TOKEN_PATH = "/oauth2/token"  # noqa: S105 - a URL path, not a secret
 

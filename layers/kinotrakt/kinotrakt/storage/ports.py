@@ -183,11 +183,24 @@ class NumberingPins:
 # --- the state ports (DynamoDB), one per kind -----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class LeaseHolder:
+    """Who holds the lease, since when (None for a lease taken by a version that did not record it) and until."""
+
+    owner: str
+    taken_at: datetime | None
+    expires_at: datetime
+
+
 class LeaseStore(Protocol):
     """The run lease: one sync at a time per account (a second invocation ends ``skipped``)."""
 
     def acquire(self, owner: str, now: datetime, expires_at: datetime) -> bool:
         """Conditional put: True if there was no lease or it had expired at ``now``."""
+        ...
+
+    def holder(self, now: datetime) -> LeaseHolder | None:
+        """The run holding the lease at ``now``, if any (for the report of a run that found it taken)."""
         ...
 
     def release(self, owner: str) -> None:
@@ -270,12 +283,13 @@ class ItemFailureStore(Protocol):
 
 
 class ReportStore(Protocol):
-    """The run reports, as the runtime contract's JSON (CLI ``status``)."""
+    """The run reports, as the runtime contract's JSON (CLI ``status``). Dry runs (``"dry_run": true``) are kept
+    apart, so that trying the sync out does not push the real runs out of the list."""
 
     def put(self, report: Mapping[str, Any], at: datetime) -> None: ...
 
-    def latest(self, limit: int = 10) -> list[dict[str, Any]]:
-        """Newest first."""
+    def latest(self, limit: int = 10, *, dry_run: bool = False) -> list[dict[str, Any]]:
+        """The real runs' reports (``dry_run``: the dry runs'), newest first."""
         ...
 
 

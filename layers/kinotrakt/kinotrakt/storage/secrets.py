@@ -38,9 +38,10 @@ class SecretsManagerTokenStore:
     def load(self) -> StoredSecret:
         response = self._client.get_secret_value(SecretId=self.secret_id)
         raw = response.get("SecretString")
+        version = response.get("VersionId")
         if raw is None and "SecretBinary" in response:
-            raise MalformedSecret(self.secret_id, "stored as binary, not as a JSON string")
-        return StoredSecret(self._parse(raw), response.get("VersionId"))
+            raise MalformedSecret(self.secret_id, "stored as binary, not as a JSON string", version)
+        return StoredSecret(self._parse(raw, version), version)
 
     def save(self, secret: ServiceSecret, *, expected_version: str | None) -> StoredSecret:
         current = self.current_version()
@@ -61,7 +62,7 @@ class SecretsManagerTokenStore:
         stages = self._client.describe_secret(SecretId=self.secret_id).get("VersionIdsToStages", {})
         return next((version for version, labels in stages.items() if CURRENT in labels), None)
 
-    def _parse(self, raw: str | None) -> ServiceSecret:
+    def _parse(self, raw: str | None, version: str | None) -> ServiceSecret:
         try:
             return ServiceSecret.from_json(raw)
         except ValidationError as error:
@@ -74,4 +75,4 @@ class SecretsManagerTokenStore:
             reason = "; ".join(
                 f"{'.'.join(str(part) for part in detail['loc']) or 'value'}: {detail['type']}" for detail in details
             )
-        raise MalformedSecret(self.secret_id, reason)
+        raise MalformedSecret(self.secret_id, reason, version)

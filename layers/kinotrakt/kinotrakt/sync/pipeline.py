@@ -52,7 +52,7 @@ from kinotrakt.sync.mapping import (
 )
 from kinotrakt.sync.model import CollectResult, CompletedView, Rewatches
 from kinotrakt.sync.push import Pusher, PushResult
-from kinotrakt.sync.report import HttpCalls, ItemNote, KeptPlay, RunError, SyncReport, UnmatchedNote
+from kinotrakt.sync.report import HttpCalls, ItemNote, KeptPlay, RunError, SyncReport, UnmatchedNote, watermark_text
 from kinotrakt.sync.scan import RunProgress, ScanDecision, ScanPlan, plan_scan, settle_scan
 from kinotrakt.trakt.client import TraktClient
 
@@ -101,9 +101,18 @@ def run_sync(deps: SyncDeps, options: SyncOptions, run_id: str) -> SyncReport:
     report = SyncReport(run_id=run_id, started_at=clock.now(), dry_run=options.dry_run)
     if not stores.lease.acquire(run_id, report.started_at, report.started_at + options.lease):
         report.status = "skipped"
+        holder = stores.lease.holder(report.started_at)
+        if holder is not None:
+            report.lease_held_since, report.lease_held_until = holder.taken_at, holder.expires_at
         report.watermark = stores.sync_state.load().watermark
         report.finished_at = clock.now()
-        logger.info("another run holds the lease; skipping")
+        logger.info(
+            "another run holds the lease; skipping",
+            extra={
+                "lease_held_since": watermark_text(report.lease_held_since),
+                "lease_held_until": watermark_text(report.lease_held_until),
+            },
+        )
         return report
     try:
         _run(deps, options, report)
@@ -383,7 +392,8 @@ class ViewsToPlays:
             UnmatchedNote(u.kinopub_id, u.title, u.reason, u.detail, u.season, u.episode) for u in self._unmatched
         ]
         for item in report.unmatched_items:
-            logger.info("unmatched item", extra=asdict(item))
+            # A dry run's unmatched items are not stored: its lines say so, for whoever reads them in the logs.
+            logger.info("unmatched item", extra={**asdict(item), "dry_run": self._dry_run})
         if self._dry_run:
             return
         # Plays found on Trakt go in the ledger too, so later runs skip them without asking Trakt again.

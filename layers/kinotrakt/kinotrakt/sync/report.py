@@ -99,6 +99,9 @@ class SyncReport:
     skipped_items: list[ItemNote] = field(default_factory=list)
     # Views already on Trakt whose Kinopub times moved without a new complete viewing (a re-opened part).
     kept_plays: list[KeptPlay] = field(default_factory=list)
+    # A skipped run: since when the other run holds the lease (None if its version did not record it), and until.
+    lease_held_since: datetime | None = None
+    lease_held_until: datetime | None = None
 
     def stopped_by(self, error: KinotraktError) -> None:
         """Record what stopped (part of) the run. A rate limit says when the run after may go on: it stays the
@@ -122,6 +125,8 @@ class SyncReport:
         data["finished_at"] = iso_z(self.finished_at) if self.finished_at else None
         data["watermark"] = watermark_text(self.watermark)
         data["resume_after"] = watermark_text(self.resume_after)
+        data["lease_held_since"] = watermark_text(self.lease_held_since)
+        data["lease_held_until"] = watermark_text(self.lease_held_until)
         for name in LIST_FIELDS:
             data[name] = listed(data[name])
         return data
@@ -183,6 +188,8 @@ class SyncReport:
                 for entry in _list(data.get("kept_plays"))
                 if isinstance(entry, Mapping)
             ],
+            lease_held_since=_time(data.get("lease_held_since")),
+            lease_held_until=_time(data.get("lease_held_until")),
         )
 
 

@@ -29,7 +29,7 @@ from kinotrakt.errors import (
     TraktUnauthorized,
     TraktVipRequired,
 )
-from kinotrakt.http import CallCounter, Limits, Pacing, Transport, decode_json, is_html
+from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport, decode_json, is_html
 from kinotrakt.tokens import TokenKeeper
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, HistoryResult, Movie, SearchHit, Season, Show
 
@@ -80,6 +80,7 @@ def trakt_transport(
     limits: Limits | None = None,
     session: requests.Session | None = None,
     rng: random.Random | None = None,
+    retry: RetryPolicy | None = None,
 ) -> Transport:
     """The Trakt transport: writes spaced start to start by ``post_interval_seconds``
     (``TRAKT_POST_INTERVAL_SECONDS``), at most ``get_limit`` GETs per 5 minutes (``TRAKT_GET_LIMIT``)."""
@@ -94,6 +95,7 @@ def trakt_transport(
         session=session,
         endpoint_label=trakt_endpoint_label,
         rng=rng,
+        retry=retry,
     )
 
 

@@ -8,7 +8,8 @@ Existing deployments hold exactly these items, so their keys, attribute names an
 ============================  ======================  =====================================================
 pk                            sk                      attributes
 ============================  ======================  =====================================================
-``<acct>#sync``               ``lease``               ``owner``, ``expires_at``
+``<acct>#sync``               ``lease``               ``owner``, ``expires_at``, ``taken_at`` (``iso_z``;
+                                                      absent on leases older versions took)
 ``<acct>#sync``               ``state``               ``last_success_at`` (``iso_z``), ``last_full_scan``
                                                       (``iso_z``), ``scan_done`` (JSON list of item ids),
                                                       ``reread`` (number set: items pinned since),
@@ -21,6 +22,7 @@ pk                            sk                      attributes
                                                       ``trakt_show``
 ``<acct>#failures``           Kinopub item id         ``failures`` (atomic counter)
 ``<acct>#report``             ``<at>`` (``iso_z``)    ``report`` (JSON), ``expires_at`` (+90 days)
+``<acct>#dryrun``             ``<at>`` (``iso_z``)    the same, for dry runs (before: under ``report``)
 ``<acct>#pin``                Kinopub item id         ``trakt_type``, ``trakt_id``, ``season_offset``
 ``<acct>#numbering``          ``e:<item>:<s>:<e>``    ``trakt_episodes`` (JSON ``[[season, number], ...]``)
 ``<acct>#numbering``          ``s:<item>:<s>:<from>`` ``trakt_season``, ``episode_offset``
@@ -132,6 +134,20 @@ class Table:
             ConsistentRead=True,
             ScanIndexForward=newest_first is None,
             PaginationConfig=pagination,
+        )
+        for page in pages:
+            yield from page["Items"]
+
+    def newest(self, kind: str, *, page_size: int) -> Iterator[Item]:
+        """Every item of one kind in reverse ``sk`` order, read a page of ``page_size`` at a time as the caller
+        asks for more (for a caller that skips some and stops once it has enough)."""
+        pages = self.client.get_paginator("query").paginate(
+            TableName=self.name,
+            KeyConditionExpression="pk = :pk",
+            ExpressionAttributeValues={":pk": s(self.pk(kind))},
+            ConsistentRead=True,
+            ScanIndexForward=False,
+            PaginationConfig={"PageSize": page_size},
         )
         for page in pages:
             yield from page["Items"]
