@@ -12,6 +12,9 @@ pk                            sk                      attributes
 ``<acct>#sync``               ``state``               ``last_success_at`` (``iso_z``), ``last_full_scan``
                                                       (``iso_z``), ``scan_done`` (JSON list of item ids),
                                                       ``reread`` (number set: items pinned since)
+``<acct>#items``              ``<n>#<uuid>#<part>``   ``items``: JSON ``[[id, "c"], [id, "o"|"r", type, year,
+                                                      imdb, title, [[media, last_seen], ...]], ...]``, optional
+                                                      ``covers_history`` (BOOL); ``<n>``: the save's number
 ``<acct>#map``                mapping key             ``value`` (JSON), optional ``expires_at``
 ``<acct>#ledger``             ``<sent_at>#<uuid>``    ``entries``: JSON ``[[key, view_ref, watched_at], ...]``
 ``<acct>#unmatched``          unmatched key           ``kinopub_id``, ``title``, ``reason``, ``detail``,
@@ -27,7 +30,8 @@ pk                            sk                      attributes
 
 Why this shape: the sync reads each kind with one paginated Query (a 600-show library's mapping cache or a
 20,000-play ledger costs a few calls, not one per item), and the ledger holds one item per pushed batch
-rather than one per play. DynamoDB deletes expired items lazily (within a few days of expiry, says its TTL
+rather than one per play; the book of known items holds one item per save (a quiet run saves nothing).
+DynamoDB deletes expired items lazily (within a few days of expiry, says its TTL
 documentation), so every read that cares about expiry also compares ``expires_at`` with ``now`` itself.
 Reads are strongly consistent: the ledger and the watermark guard against duplicates, so a stale read is
 never worth the saved half-unit.
