@@ -9,10 +9,13 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kinotrakt.storage.dynamo.table import Table, read_str, s
 from kinotrakt.storage.ports import KnownItem, KnownItems
+
+if TYPE_CHECKING:
+    from kinotrakt.storage.dynamo.table import Item
 
 KIND = "items"
 # DynamoDB's item limit is 400 KB; a save whose JSON is larger than this is split over items.
@@ -71,17 +74,15 @@ class DynamoKnownItemStore:
         number = max((int(sk.split("#")[0]) for sk in saves), default=0) + 1
         prefix = f"{number:010d}#{uuid.uuid4().hex}#"
         rows = [item.to_row() for item in sorted(changed, key=lambda item: item.kinopub_id)]
-        items = [
-            {
-                **self._table.key(KIND, f"{prefix}{part:04d}"),
-                "items": s(chunk),
-                **({"covers_history": {"BOOL": True}} if covers_history else {}),
-            }
-            for part, chunk in enumerate(_chunks(rows))
-        ]
-        if not items:  # covers_history alone
-            items = [{**self._table.key(KIND, f"{prefix}0000"), "items": s("[]"), "covers_history": {"BOOL": True}}]
+        sort_keys: list[str] = []
+        items: list[Item] = []
+        for part, chunk in enumerate(_chunks(rows) if rows else ["[]"]):
+            sort_keys.append(f"{prefix}{part:04d}")
+            item: Item = {**self._table.key(KIND, sort_keys[-1]), "items": s(chunk)}
+            if covers_history:
+                item["covers_history"] = {"BOOL": True}
+            items.append(item)
         self._table.put_all(items)
         if old:
             self._table.delete_all(KIND, old)
-        self._saves = [*([] if old else saves), *(read_str(item, "sk") or "" for item in items)]
+        self._saves = [*([] if old else saves), *sort_keys]
