@@ -72,8 +72,10 @@ from kinotrakt.trakt.client import TraktClient
 # skipped for good by a passing glitch; after this many runs in a row it is recorded as unmatched
 # (``kinopub_error``) instead, so that one broken item cannot stop the watermark forever.
 MAX_ITEM_FAILURES = 3
-# Of a run's time budget, the share (at least this many seconds, at most half) kept for mapping and pushing.
-PUSH_RESERVE_SHARE = 0.3
+# Of a run's time budget, the share (at least this many seconds, at most half) kept, when reading stops, for
+# mapping and pushing what was read. Views are pushed while reading goes on, so what is left then is the last
+# batch or two, not the whole library.
+PUSH_RESERVE_SHARE = 0.05
 MIN_PUSH_RESERVE_SECONDS = 30.0
 
 
