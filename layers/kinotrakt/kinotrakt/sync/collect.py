@@ -194,26 +194,26 @@ def read_items(
             result.interrupted = True
             logger.warning("kinopub reading paused to keep time for Trakt", extra={"items_read": result.items_examined})
             return
-        result.items_examined += 1
-        result.examined.append(item.id)
         if item.type not in MOVIE_TYPES and item.type not in SERIES_TYPES:
+            _examined(result, item.id)
             result.skipped.append(SkippedItem(item.id, item.title, f"unknown_type: {item.type or '(none)'}"))
             yield ItemRead(item, (), whole=False)
             continue
+        # An item counts as examined once it was read, or failed to read as itself; whatever else stops the run
+        # (the deadline, a token to refresh) leaves it unread, for the next run (or the rest of this full scan).
         try:
             state = client.watching(item.id)
             views, whole = _views_of(item, state, last_seen)
         except OutOfTime:
-            # Not read: the next run (or the rest of this full scan) reads it.
-            result.items_examined -= 1
-            result.examined.pop()
             result.interrupted = True
             logger.warning("kinopub reading stopped by the deadline", extra={"items_read": result.items_examined})
             return
         except (BadResponse, ServiceUnavailable) as exc:
+            _examined(result, item.id)
             logger.warning("kinopub item unreadable", extra={"kinopub_id": item.id, "reason": str(exc)})
             result.failures.append(ItemFailure(item.id, item.title, str(exc)))
             continue
+        _examined(result, item.id)
         settled_views: list[CompletedView] = []
         for view in views:
             settled, kept = settle_with_ledger(view, ledger.get(view.view_ref), rewatches)
@@ -223,6 +223,11 @@ def read_items(
                 logger.info("not a rewatch: the play already sent stands", extra={"view": view.label, "why": kept})
         result.views.extend(settled_views)
         yield ItemRead(item, tuple(settled_views), whole)
+
+
+def _examined(result: CollectResult, item_id: int) -> None:
+    result.items_examined += 1
+    result.examined.append(item_id)
 
 
 def _views_of(

@@ -197,6 +197,7 @@ class _Syncing:
         self.described: dict[int, HistoryItem] = {item.id: item for item in reading.items}
         self.whole: set[int] = set()
         self.synced_before: set[str] = set()  # view refs the ledger already held at this view's minute
+        self.waiting: list[CompletedView] = []  # views read, not handed to ViewsToPlays yet (a batch fills)
         self.plays: ViewsToPlays | None = None
         self._collected = CollectResult()
 
@@ -215,12 +216,11 @@ class _Syncing:
             rewatches=options.rewatches,
             stop=lambda: deps.deadline.remaining() < reserve,
         )
-        waiting: list[CompletedView] = []
         try:
             for read in reader:
-                waiting += self._note(read)
-                if len(waiting) >= options.batch_size:
-                    going, waiting = self._plays().add(waiting), []
+                self.waiting += self._note(read)
+                if len(self.waiting) >= options.batch_size:
+                    going, self.waiting = self._plays().add(self.waiting), []
                     if not going:
                         # Trakt stopped the run (the deadline): reading more would only be read again.
                         collected.interrupted = True
@@ -228,7 +228,8 @@ class _Syncing:
             reader.close()
             log_collected(collected)
             _report_collected(self._report, collected, self.views)
-            if waiting:
+            if self.waiting:
+                waiting, self.waiting = self.waiting, []
                 self._plays().add(waiting)
             if self.plays is not None:
                 self.plays.send_rest()
@@ -278,8 +279,9 @@ class _Syncing:
         return self._reading.oldest_seen(MOVIE_TYPES if kind == "movie" else SERIES_TYPES, done)
 
     def left_over(self) -> frozenset[int]:
-        """Items with a view this run read but did not settle."""
-        unsettled = [] if self.plays is None else self.plays.unsettled()
+        """Items with a view this run read but did not settle (also one not handed on yet, when an error stopped
+        the run)."""
+        unsettled = [*self.waiting, *([] if self.plays is None else self.plays.unsettled())]
         return frozenset(view.kinopub_id for view in unsettled)
 
     def in_ledger(self) -> set[str]:
@@ -400,9 +402,9 @@ class ViewsToPlays:
     def add(self, fresh: Sequence[CompletedView]) -> bool:
         """Map, dedupe and send every full batch of these views; False once the deadline has stopped the run
         (what was not settled is then left for the next run)."""
+        self._fresh.extend(fresh)
         if self._stopped:
             return False
-        self._fresh.extend(fresh)
         try:
             for start in range(0, len(fresh), self._batch_size):
                 mapped = self._map_slice(fresh[start : start + self._batch_size])
