@@ -69,6 +69,9 @@ class Library:
     # read a complete item again (README, "What gets synced"), so such a view is due only once a history row
     # of its series is newer than the marking (the series played or opened again).
     marked_by_hand: dict[str, int] = field(default_factory=dict)
+    # Episodes marked watched by hand, nothing played, on a series with episodes still to watch (label → when):
+    # no history row shows them, so the daily rescan, which reads every item that can still change, must.
+    marked_quietly: dict[str, int] = field(default_factory=dict)
 
     def media(self, kinopub: FakeKinopub, view: ViewSpec) -> list[KpMedia]:
         """The media that make the view: a film's parts (not its trailers), or the episode."""
@@ -120,10 +123,11 @@ class Library:
     def discovery(self, kinopub: FakeKinopub, view: ViewSpec) -> int | None:
         """When incremental runs last had a reason to look at the view's item: its newest non-deleted history
         row (DESIGN §3.3 examines an item when one of its rows is newer than watermark - overlap). A view
-        marked by hand on a finished series is not discovered before a row newer than the marking."""
+        marked by hand with nothing played is not discovered before a row newer than the marking (the daily
+        rescan finds it on a series that can still change: :attr:`marked_quietly`)."""
         rows = [row.last_seen for row in kinopub.history.values() if row.item_id == view.kp_item and not row.deleted]
         newest = max(rows) if rows else None
-        marked = self.marked_by_hand.get(view.label)
+        marked = self.marked_by_hand.get(view.label, self.marked_quietly.get(view.label))
         if marked is not None and (newest is None or newest < marked):
             return None
         return newest

@@ -123,6 +123,7 @@ class Schedule:
         self.lost: dict[str, str] = {}  # view label → why
         self.run_number = 0
         self.spent: set[str] = set()  # services whose refresh token a cut-off refresh answer spent
+        self.rescanned = False  # the full rescan a day later ended ok
 
     # --- the schedule -------------------------------------------------------------------------------------
 
@@ -173,11 +174,13 @@ class Schedule:
             self.result.problems.append(f"no run ended ok in {CONVERGE_WITH_FAULTS + CONVERGE_CLEAN} tries")
             return
 
-        # A day later: a full rescan re-examines every item (also those given up after Kinopub errors).
+        # A day later: a full rescan re-examines every item that can still change (also those given up after
+        # Kinopub errors, and those with an episode marked watched by hand since).
         clock.advance(FULL_RESCAN.total_seconds())
         for _ in range(CONVERGE_CLEAN):
             self._between_runs(events=False)
             if self._run(intensity=0.0) == "ok":
+                self.rescanned = True
                 return
         self.result.problems.append("the full rescan a day later did not end ok")
 
@@ -385,6 +388,16 @@ class Schedule:
                 library.marked_by_hand[view.label] = at
                 self.result.events["kinopub new episode of a finished series marked watched by hand"] += 1
 
+        if self._happens("kinopub episode marked watched by hand, nothing played"):
+            # No history row at all: only the daily rescan, which reads every series with an episode to watch,
+            # can find it.
+            pending = [v for v in library.pending(kinopub) if v.kind == "episode"]
+            if pending:
+                view, at = rng.choice(pending), during_gap()
+                kinopub.mark_watched_without_play(view.kp_item, season=view.season, episode=view.episode, at=at)
+                library.marked_quietly[view.label] = at
+                self.result.events["kinopub episode marked watched by hand, nothing played"] += 1
+
         if self._happens("kinopub finished series opened again"):
             # An episode of such a series played a little (its history row moves, nothing else changes): the
             # hourly runs read the series again, and the episode marked by hand with it.
@@ -489,6 +502,9 @@ class Schedule:
         if self.result.converge_runs is not None:
             for view in checks.missing(world, library, plays):
                 self.lost.setdefault(view.label, "not on Trakt after convergence")
+        if self.rescanned:
+            for view in checks.marked_quietly(world, library, plays):
+                self.lost.setdefault(view.label, "marked watched by hand, not on Trakt after the daily rescan")
         leaked = checks.leaks([*lines, *self.texts, world.table_dump()], checks.issued_secrets(world))
         self.result.leaked = len(leaked)
         self.result.problems.extend(f"secret in output: {text}" for text in leaked)
