@@ -128,7 +128,7 @@ EVENTS: dict[str, float] = {
     "kinopub film part opened again": 0.2,
     "kinopub trailer opened": 0.15,
     "kinopub new episode of a finished series marked watched by hand": 0.1,
-    "kinopub episode marked watched by hand, nothing played": 0.15,
+    "kinopub episode marked watched by hand, nothing played": 0.3,
     "kinopub finished series opened again": 0.3,
     "other app's play on trakt": 0.3,
     "other app's play in the minute of a view not yet synced": 0.15,

@@ -389,9 +389,19 @@ class Schedule:
                 self.result.events["kinopub new episode of a finished series marked watched by hand"] += 1
 
         if self._happens("kinopub episode marked watched by hand, nothing played"):
-            # No history row at all: only the daily rescan, which reads every series with an episode to watch,
-            # can find it.
-            pending = [v for v in library.pending(kinopub) if v.kind == "episode"]
+            # No history row at all, on a series whose rows the hourly runs no longer read (older than their
+            # overlap): only the daily rescan, which reads every series with an episode to watch, can find it.
+            # (Once the first full scan is done: before that, it reads every item anyway.)
+            quiet_since = now - self.overlap.total_seconds() - 86_400
+            stores = self.world.plain_stores()
+            scanned = stores.sync_state.load().watermark is not None and not stores.known_items.load().in_state(
+                "to_read"
+            )
+            pending = [
+                v
+                for v in library.pending(kinopub)
+                if scanned and v.kind == "episode" and (library.discovery(kinopub, v) or now) < quiet_since
+            ]
             if pending:
                 view, at = rng.choice(pending), during_gap()
                 kinopub.mark_watched_without_play(view.kp_item, season=view.season, episode=view.episode, at=at)
