@@ -27,7 +27,7 @@ LAYER_REQUIREMENTS := layers/kinotrakt/requirements.txt
 EXPORT_LAYER := { echo "\# Exported from uv.lock by make lock ([project].dependencies; boto3 comes from the Lambda runtime). Do not edit."; \
 	$(UV) export --frozen --no-dev --no-emit-project --format requirements-txt --no-header -q; }
 
-.PHONY: install lock locked chromium test lint types validate unit build demo sandbox bench chaos invoke deploy clean
+.PHONY: install lock locked chromium test lint types validate unit build demo sandbox bench bench-readme chaos invoke deploy clean
 
 $(BOOT)/.installed: requirements-uv.lock
 	@command -v $(PYTHON) >/dev/null || { echo "need $(PYTHON) on PATH (pyenv: PYENV_VERSION=3.13.0)"; exit 1; }
@@ -103,8 +103,13 @@ build: $(TOOLS)/.installed
 demo: $(VENV)/.installed
 	$(RUN) -m devkit.demo
 
+# The bench writes build/bench.json, then the README's Performance table from it (bench/readme.py).
 bench: $(VENV)/.installed
 	$(RUN) -m bench
+	$(RUN) -m bench.readme
+
+bench-readme: $(VENV)/.installed
+	$(RUN) -m bench.readme
 
 chaos: $(VENV)/.installed
 	$(RUN) -m chaos --schedules $(SCHEDULES) $(if $(SEED),--seed $(SEED),)

@@ -1,8 +1,9 @@
 """The fewest calls and the least time a run needs, computed from the data alone (no product code).
 
 What a correct sync must at least ask, by DESIGN §3:
-- Kinopub: the history pages down to the first row older than the window (every page on a full scan), and one
-  ``/v1/watching`` per item with a non-deleted row in the window;
+- Kinopub: the history pages down to the first row older than the window (every page on the first scan), and one
+  ``/v1/watching`` per item with a non-deleted row in the window; a daily rescan pages the same window and
+  reads, besides, every item that can still change (:func:`unfinished_items`);
 - Trakt, only when some completed view is not yet in the ledger: one ``/shows/{imdb}/seasons`` per show whose
   mapping is not cached (Trakt takes the IMDb id there, so no search comes first; a movie with an IMDb id needs
   no lookup, a title without one needs a text search), the remote index pages of each kind with timed
@@ -66,6 +67,7 @@ class Dataset:
     views: Sequence[View]
     trakt_minutes: Mapping[ViewKind, Sequence[int]]  # sorted play minutes (epoch seconds) per kind
     trakt_keys: frozenset[str]
+    whole: frozenset[int] = frozenset()  # items with every feature video / every episode Kinopub lists watched
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,22 @@ class Bound:
         }
 
 
+def sum_bounds(bounds: Sequence[Bound]) -> Bound:
+    """The bound of several runs (a day of hourly runs): their calls added up. Their time floors add up too,
+    but each is computed on its own run (:func:`min_seconds`)."""
+    if not bounds:
+        return Bound()
+    counted = {
+        name: sum(int(getattr(bound, name)) for bound in bounds) for name in (*bounds[0].as_dict(), "ready_plays")
+    }
+    return Bound(
+        **counted,
+        lookups=tuple(lookup for bound in bounds for lookup in bound.lookups),
+        lookup_plays=tuple(plays for bound in bounds for plays in bound.lookup_plays),
+        batch_size=bounds[0].batch_size,
+    )
+
+
 def history_window(rows: Sequence[Row], since: float | None) -> tuple[int, list[int]]:
     """(pages to read, items to examine): pages until one holds a row older than ``since``, or the last page."""
     total_pages = max(1, math.ceil(len(rows) / HISTORY_PERPAGE))
@@ -137,6 +155,16 @@ def remote_pages(minutes: Sequence[int], start: int) -> int:
     return max(1, math.ceil(plays / TRAKT_PAGE))
 
 
+def unfinished_items(data: Dataset, ledger_keys: frozenset[str] | set[str]) -> list[int]:
+    """Items in history that can still change: not every feature video / episode watched, or a view not in the
+    ledger (Trakt lacks the title, or it was never sent). A rescan must read these; the others (complete)
+    show anything new in history, where the incremental window reads it."""
+    _, items = history_window(data.rows, None)
+    open_items = {item for item in items if item not in data.whole}
+    open_items |= {v.item_id for v in data.views if v.key is None or v.key not in ledger_keys}
+    return [item for item in items if item in open_items]
+
+
 def lower_bound(
     data: Dataset,
     *,
@@ -145,10 +173,14 @@ def lower_bound(
     cached_lookups: frozenset[str] | set[str],
     batch_size: int,
     refresh: Mapping[str, bool] | None = None,
+    rescan: bool = False,
 ) -> Bound:
-    """The fewest calls one complete run makes (see the module docstring)."""
+    """The fewest calls one complete run makes (see the module docstring). A ``rescan`` also reads every item
+    that can still change (:func:`unfinished_items`) besides the history window's."""
     refresh = refresh or {}
     pages, items = history_window(data.rows, since)
+    if rescan:
+        items = list(dict.fromkeys([*items, *unfinished_items(data, ledger_keys)]))
     touched = set(items)
     fresh = [v for v in data.views if v.item_id in touched and (v.key is None or v.key not in ledger_keys)]
     lookups = tuple(dict.fromkeys(v.lookup for v in fresh if v.lookup is not None and v.lookup not in cached_lookups))

@@ -1,11 +1,10 @@
 """What a cold start pays before the first event: the sync handler's imports, and the layer Lambda unpacks.
 
-- Import time: ``python -X importtime -c "import app"`` in fresh processes, the handler imported as Lambda does
-  (``functions/sync`` and the layer on ``sys.path``). The figure is the sum of the cumulative times of the
-  top-level imports that interpreter start-up does not already make; the best of a few runs (the least
-  disturbed by whatever else the machine is doing; the median is kept too), after one run that writes the
-  bytecode caches. boto3 is imported on the first event (functions/sync/app.py), so it is measured apart as
-  the first event's extra import.
+- Import ratio (issue 17): the handler's import (``import app`` and what the first event imports: boto3 and the
+  AWS adapters) against the import of its third-party dependencies alone — the very modules the handler's own
+  code imports from boto3, requests, pydantic, Powertools and the rest, found by reading its imports — each in
+  fresh processes, alternately, best of a few (wall time, timed from inside the process), in the same run. The
+  handler's process also reports its resident memory after the imports, before any event.
 - Layer size: ``.aws-sam/build/KinotraktLayer`` when ``sam build`` has run; otherwise the layer is assembled
   the way SAM's python3.13/arm64 build does it — the pinned requirements as manylinux2014 aarch64 wheels for
   CPython 3.13 into ``build/layer/python``, plus the kinotrakt package — and measured unzipped (and zipped).
@@ -16,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import zipfile
@@ -40,16 +38,6 @@ MB = 1024 * 1024
 
 
 @dataclass(frozen=True)
-class ImportTime:
-    handler_ms: float  # the best importtime sum of `import app`
-    handler_median_ms: float  # the median of the same runs
-    handler_wall_ms: float  # the best wall time of the same import, timed from inside the process
-    handler_cpu_ms: float  # the best CPU time of that import (steadier than wall time on a busy machine)
-    first_event_ms: float  # the best extra import on the first event (boto3 and the AWS adapters)
-    runs: int
-
-
-@dataclass(frozen=True)
 class LayerSize:
     unzipped_mb: float | None
     zipped_mb: float | None
@@ -63,58 +51,73 @@ def _handler_env() -> dict[str, str]:
     return env
 
 
-def _importtime(code: str) -> tuple[dict[str, int], str]:
-    """Top-level cumulative import times (µs) by module, and the program's stdout."""
-    done = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
-        [sys.executable, "-X", "importtime", "-c", code],
-        capture_output=True,
-        text=True,
-        env=_handler_env(),
-        cwd=REPO,
-        check=True,
-    )
-    top: dict[str, int] = {}
-    for line in done.stderr.splitlines():
-        if not line.startswith("import time:") or "|" not in line:
+# Run in a fresh process: import the handler as Lambda does (and what its first event imports), time it, and
+# name the third-party modules its own code imports (the ones that got imported).
+_HANDLER_PROBE = """
+import ast, sys, time
+t = time.perf_counter()
+import app
+import kinotrakt.storage.aws
+spent = time.perf_counter() - t
+rss = next(int(line.split()[1]) for line in open('/proc/self/status') if line.startswith('VmRSS:'))
+ours = [m for name, m in list(sys.modules.items()) if name == 'app' or name.split('.')[0] == 'kinotrakt']
+third = set()
+for module in ours:
+    for node in ast.walk(ast.parse(open(module.__file__, encoding='utf-8').read())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
+            names = [node.module]
+        else:
             continue
-        _, cumulative, name = line.removeprefix("import time:").split("|")
-        if name.startswith(" ") and not name.startswith("  ") and cumulative.strip().isdigit():
-            top[name.strip()] = top.get(name.strip(), 0) + int(cumulative)
-    return top, done.stdout
+        skip = sys.stdlib_module_names | {'kinotrakt'}
+        third.update(n for n in names if n.split('.')[0] not in skip and n in sys.modules)
+print(spent * 1000, rss / 1024, ' '.join(sorted(third)))
+"""
+_DEPENDENCIES_PROBE = """
+import importlib, sys, time
+t = time.perf_counter()
+for name in sys.argv[1:]:
+    importlib.import_module(name)
+print((time.perf_counter() - t) * 1000)
+"""
 
 
-def measure_import(runs: int = 5) -> ImportTime:
-    startup, _ = _importtime("pass")
-    timed = (
-        "import time; t, c = time.perf_counter(), time.process_time(); import app; "
-        "t1, c1 = time.perf_counter(), time.process_time(); import kinotrakt.storage.aws; "
-        "t2 = time.perf_counter(); print((t1 - t) * 1000, (c1 - c) * 1000, (t2 - t1) * 1000)"
+@dataclass(frozen=True)
+class ImportRatio:
+    handler_ms: float  # best wall time of the handler's import and its first event's
+    dependencies_ms: float  # best wall time of importing the same third-party modules alone
+    handler_rss_mb: float  # resident memory of a process that has imported the handler and nothing else
+    dependencies: tuple[str, ...]
+    runs: int
+
+    @property
+    def ratio(self) -> float:
+        return round(self.handler_ms / self.dependencies_ms, 3) if self.dependencies_ms else float("inf")
+
+
+def _probe(code: str, *args: str) -> str:
+    done = subprocess.run(  # noqa: S603 - our own interpreter, fixed code
+        [sys.executable, "-c", code, *args], capture_output=True, text=True, env=_handler_env(), cwd=REPO, check=True
     )
-    _importtime(timed)  # writes the bytecode caches, as a built layer ships them
-    sums: list[float] = []
-    walls: list[float] = []
-    cpus: list[float] = []
-    first_events: list[float] = []
+    return done.stdout.strip()
+
+
+def measure_import_ratio(runs: int = 5) -> ImportRatio:
+    """The handler's import against its third-party dependencies' alone, alternately in fresh processes (the
+    first run of each writes the bytecode caches, as a built layer ships them)."""
+    _, _, names = _probe(_HANDLER_PROBE).split(" ", 2)
+    dependencies = tuple(names.split())
+    _probe(_DEPENDENCIES_PROBE, *dependencies)
+    handler: list[float] = []
+    rss: list[float] = []
+    alone: list[float] = []
     for _ in range(runs):
-        top, out = _importtime(timed)
-        handler = sum(us for name, us in top.items() if name not in startup and not _first_event(name))
-        sums.append(handler / 1000)
-        wall, cpu, first_event = (float(x) for x in out.split())
-        walls.append(wall)
-        cpus.append(cpu)
-        first_events.append(first_event)
-    return ImportTime(
-        handler_ms=round(min(sums), 1),
-        handler_median_ms=round(statistics.median(sums), 1),
-        handler_wall_ms=round(min(walls), 1),
-        handler_cpu_ms=round(min(cpus), 1),
-        first_event_ms=round(min(first_events), 1),
-        runs=runs,
-    )
-
-
-def _first_event(module: str) -> bool:
-    return module in {"kinotrakt.storage.aws", "kinotrakt.storage", "boto3", "botocore"}
+        spent, resident, _ = _probe(_HANDLER_PROBE).split(" ", 2)
+        handler.append(float(spent))
+        rss.append(float(resident))
+        alone.append(float(_probe(_DEPENDENCIES_PROBE, *dependencies)))
+    return ImportRatio(round(min(handler), 1), round(min(alone), 1), round(min(rss), 1), dependencies, runs)
 
 
 def _tree_bytes(root: Path) -> int:

@@ -36,4 +36,16 @@ class StateSnapshot:
     refresh_due: dict[str, bool]  # per service: the access token expires within its refresh margin
 
 
-__all__ = ["NewView", "StateSnapshot", "Traffic"]
+@dataclass(frozen=True)
+class ReplayCall:
+    """One request the pipeline sent, as the bare-HTTP baseline sends it again (the same method, URL, query,
+    headers and body); the services process answers it with the answer recorded for it."""
+
+    method: str
+    url: str
+    params: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+__all__ = ["NewView", "ReplayCall", "StateSnapshot", "Traffic"]

@@ -17,7 +17,7 @@ from typing import Any
 
 from bench.bounds import Dataset
 from bench.clock import SharedMicros
-from bench.messages import NewView, StateSnapshot, Traffic
+from bench.messages import NewView, ReplayCall, StateSnapshot, Traffic
 
 START_TIMEOUT = 120.0
 # The services process's module (fakes, moto): imported by name, in that process only.
@@ -65,6 +65,19 @@ class Services:
     def set_latency(self, kinopub: float, trakt: float) -> None:
         """Seconds each request to that fake moves the shared clock forward (0: time runs only in waits)."""
         self._call("set_latency", kinopub=kinopub, trakt=trakt)
+
+    def record(self) -> None:
+        """Record every request (and its answer) from now on."""
+        self._call("record")
+
+    def recorded(self) -> list[ReplayCall]:
+        """Stop recording; the requests recorded, in order, as the baseline sends them again."""
+        calls: list[ReplayCall] = self._call("recorded")
+        return calls
+
+    def playback(self, on: bool) -> None:
+        """While on, the fakes answer each request with the next recorded answer and change nothing."""
+        self._call("playback", on=on)
 
     def traffic(self) -> Traffic:
         traffic: Traffic = self._call("traffic")

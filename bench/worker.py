@@ -18,15 +18,24 @@ import resource
 import sys
 import time
 import tracemalloc
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from bench.bounds import Bound, lower_bound, min_limits_only_seconds, min_seconds, min_sequential_seconds, ratio
+from bench.bounds import (
+    Bound,
+    lower_bound,
+    min_limits_only_seconds,
+    min_seconds,
+    min_sequential_seconds,
+    ratio,
+    sum_bounds,
+)
 from bench.clock import SharedClock, shared_micros
-from bench.messages import StateSnapshot
+from bench.messages import ReplayCall, StateSnapshot
 from bench.services import Services
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,6 +53,9 @@ BACKFILL = "backfill"
 RERUN = "rerun, nothing new"
 ONE_NEW = "1 new episode"
 FIFTY_NEW = "50 new in 10 shows"
+QUIET_DAY = "quiet day"
+QUIET_DAY_RUNS = 24  # hourly, the last one the daily full rescan
+BASELINE_REPEATS = 3
 
 
 def budget_scenario(timeout_seconds: float) -> str:
@@ -87,6 +99,21 @@ class Options:
     latency: dict[str, float] = field(default_factory=lambda: {"kinopub": 0.2, "trakt": 0.2})
     max_invocations: int = 8
     tracemalloc: bool = False
+
+
+@dataclass
+class _Invocations:
+    """What one scenario's invocations did, added up."""
+
+    reports: list[dict[str, Any]] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    bounds: list[Bound] = field(default_factory=list)
+    floor: float = 0.0
+    simulated: float = 0.0
+    cpu: float = 0.0
+    wall: float = 0.0
+    waited: float = 0.0
+    peak_traced: int = 0
 
 
 class LambdaContext:
@@ -170,7 +197,7 @@ class Lab:
     # --- the scenarios -------------------------------------------------------------------------------------
 
     def standard(self) -> list[dict[str, Any]]:
-        results = [self.scenario(BACKFILL)]
+        results = [self.scenario(BACKFILL, baseline=True)]
         results.append(self.scenario(RERUN))
         now = int(self.clock.now().timestamp())
         self.services.watch_new(views=1, shows=1, times=[now - 600], seed=self.options.seed)
@@ -184,7 +211,16 @@ class Lab:
 
     def backfill(self) -> list[dict[str, Any]]:
         """The backfill alone: repeated on fresh worlds for a steadier CPU figure, or traced for memory."""
-        return [self.scenario(BACKFILL)]
+        return [self.scenario(BACKFILL, baseline=not self.options.tracemalloc)]
+
+    def quiet(self) -> list[dict[str, Any]]:
+        """The backfill (a CPU figure too), then a day with nothing new: 24 hourly runs, the last of them the
+        daily full rescan, with each request's latency modelled (what a day costs in Lambda time)."""
+        results = self.backfill()
+        latency = self.options.latency
+        self.services.set_latency(latency["kinopub"], latency["trakt"])
+        results.append(self.scenario(QUIET_DAY, latency=latency, scheduled_runs=QUIET_DAY_RUNS))
+        return results
 
     def budget(self) -> list[dict[str, Any]]:
         latency = self.options.latency
@@ -195,22 +231,110 @@ class Lab:
     # --- one scenario ---------------------------------------------------------------------------------------
 
     def scenario(
-        self, name: str, *, timeout: float | None = None, latency: dict[str, float] | None = None
+        self,
+        name: str,
+        *,
+        timeout: float | None = None,
+        latency: dict[str, float] | None = None,
+        scheduled_runs: int | None = None,
+        baseline: bool = False,
     ) -> dict[str, Any]:
+        """One scenario: invocations an hour apart until one is not ``partial`` (a backfill split over runs), or
+        ``scheduled_runs`` invocations whatever they end (a day of hourly runs). The lower bound is the data's
+        for the whole scenario, or the sum of each scheduled run's. ``baseline``: replay the scenario's requests
+        with bare ``requests`` calls afterwards, for the CPU ratio."""
         timeout = timeout or self.options.timeout_seconds
-        self._next_slot()
-        if self.clock.now() - T0 >= timedelta(hours=24):
-            raise RuntimeError("scenarios assume the mapping cache is fresh (< 24 h after the backfill)")
-        bound = self._bound(self.services.state())
+        first = self._first_run(scheduled_runs)
         self.services.traffic()  # forget requests made while setting up
-        first = self.clock.now()
-        reports: list[dict[str, Any]] = []
-        runs: list[dict[str, Any]] = []
-        simulated = cpu = wall = waited = 0.0
-        peak_traced = 0
+        if baseline:
+            self.services.record()
+        load = load_average()
         rss_reset = reset_peak_rss()
-        for attempt in range(self.options.max_invocations):
+        done = self._invoke(first, timeout, latency, scheduled_runs)
+        rss = peak_rss_mb(rss_reset)
+        baseline_runs = self._baseline() if baseline else []
+        traffic = self.services.traffic()
+        last = done.reports[-1]
+        if last["status"] == "ok":
+            for bound in done.bounds:
+                self.cached_lookups.update(bound.lookups)
+        bound = sum_bounds(done.bounds)
+        calls = {service: sum(int(r["http_calls"][service]) for r in done.reports) for service in ("kinopub", "trakt")}
+        result: dict[str, Any] = {
+            "library": self.spec.name,
+            "scenario": name,
+            "status": last["status"] if scheduled_runs is None else _worst([r["status"] for r in done.reports]),
+            "calls": calls,
+            "lower_bound": {"kinopub": bound.kinopub, "trakt": bound.trakt},
+            "calls_ratio": round(ratio(sum(calls.values()), bound.kinopub + bound.trakt, unit=1), 4),
+            "simulated_seconds": round(done.simulated, 3),
+            "min_seconds": round(done.floor, 3),
+            "time_ratio": round(ratio(done.simulated, done.floor, unit=1.0), 4),
+            "cpu_seconds": round(done.cpu, 3),
+            "peak_rss_mb": round(rss, 1),
+            "invocations": len(done.reports),
+            "duplicates": self.services.duplicates(),
+            # more than the issue asks
+            "calls_ratio_by_service": {
+                "kinopub": round(ratio(calls["kinopub"], bound.kinopub, unit=1), 4),
+                "trakt": round(ratio(calls["trakt"], bound.trakt, unit=1), 4),
+            },
+            "calls_by_endpoint": dict(sorted(traffic.by_endpoint.items())),
+            "lower_bound_detail": bound.as_dict(),
+            "min_limits_only_seconds": round(sum(min_limits_only_seconds(b) for b in done.bounds), 3),
+            "min_sequential_seconds": round(sum(min_sequential_seconds(b, latency=latency) for b in done.bounds), 3),
+            "waited_seconds": round(done.waited, 3),
+            "throttled_429": traffic.throttled,
+            "server_errors": traffic.server_errors,
+            "wall_seconds": round(done.wall, 3),
+            "pipeline_peak_mb": round(done.peak_traced / MB, 1) if self.options.tracemalloc else None,
+            "timeout_seconds": timeout,
+            # a run may use its timeout less the deadline margin; the floor above says how many runs that takes
+            "min_invocations": len(done.bounds)
+            if scheduled_runs is not None
+            else max(1, math.ceil(done.floor / (timeout - self.settings.deadline_margin_seconds))),
+            "runs": done.runs,
+            "latency_ms": {k: round(v * 1000) for k, v in (latency or {}).items()} or None,
+            "added": sum(int(r["added_movies"]) + int(r["added_episodes"]) for r in done.reports),
+            "skipped_duplicates": int(last["skipped_duplicates"]),
+            "candidates": int(last["candidates"]),
+            "statuses": [r["status"] for r in done.reports],
+            "load_average": load,
+            "library_size": {**asdict(self.spec), **self.summary},
+        }
+        if baseline_runs:
+            result["baseline_cpu_seconds"] = round(min(baseline_runs), 3)
+            result["baseline_cpu_seconds_runs"] = [round(spent, 3) for spent in baseline_runs]
+            result["cpu_ratio"] = round(done.cpu / min(baseline_runs), 3)
+        if scheduled_runs is not None:
+            result["full_scans"] = sum(1 for run in done.runs if run["full_scan"])
+        _progress(result)
+        return result
+
+    def _first_run(self, scheduled_runs: int | None) -> datetime:
+        """When the scenario's first invocation comes: the next scheduled slot; for a day of runs, late enough
+        that its last run comes a full-rescan interval after the last full scan (it is the daily rescan)."""
+        self._next_slot()
+        first = self.clock.now()
+        if scheduled_runs is None:
+            if first - T0 >= timedelta(hours=24):
+                raise RuntimeError("scenarios assume the mapping cache is fresh (< 24 h after the backfill)")
+            return first
+        last_full_scan = self.services.state().last_full_scan
+        if last_full_scan is None:
+            return first
+        rescan_due = last_full_scan + timedelta(hours=self.settings.full_rescan_hours)
+        return max(first, rescan_due - (scheduled_runs - 1) * SCHEDULE)
+
+    def _invoke(
+        self, first: datetime, timeout: float, latency: dict[str, float] | None, scheduled_runs: int | None
+    ) -> _Invocations:
+        done = _Invocations()
+        for attempt in range(scheduled_runs or self.options.max_invocations):
             self.clock.advance_to(first + attempt * SCHEDULE)
+            if scheduled_runs is not None or attempt == 0:
+                done.bounds.append(self._bound(self.services.state()))
+                done.floor += min_seconds(done.bounds[-1], latency=latency)
             module = load_handler()
             event = {"scheduled_time": self.clock.now().isoformat(), "execution_id": self._execution_id()}
             context = LambdaContext(self.clock, timeout)
@@ -220,17 +344,18 @@ class Lab:
             cpu0, wall0 = time.process_time(), time.perf_counter()
             report: dict[str, Any] = module.handle(event, context, clock=self.clock)
             cpu_used = time.process_time() - cpu0
-            cpu += cpu_used
-            wall += time.perf_counter() - wall0
-            simulated += self.clock.monotonic() - sim0
-            waited += self.clock.slept - slept0
+            done.cpu += cpu_used
+            done.wall += time.perf_counter() - wall0
+            done.simulated += self.clock.monotonic() - sim0
+            done.waited += self.clock.slept - slept0
             if self.options.tracemalloc:
-                peak_traced = max(peak_traced, tracemalloc.get_traced_memory()[1])
+                done.peak_traced = max(done.peak_traced, tracemalloc.get_traced_memory()[1])
                 tracemalloc.stop()
-            reports.append(report)
-            runs.append(
+            done.reports.append(report)
+            done.runs.append(
                 {
                     "status": report["status"],
+                    "full_scan": bool(report.get("full_scan")),
                     "kinopub": int(report["http_calls"]["kinopub"]),
                     "trakt": int(report["http_calls"]["trakt"]),
                     "simulated_seconds": round(self.clock.monotonic() - sim0, 3),
@@ -241,71 +366,33 @@ class Lab:
                 }
             )
             _discard(module)
-            if report["status"] != "partial":
+            if scheduled_runs is None and report["status"] != "partial":
                 break
-        rss = peak_rss_mb(rss_reset)
-        traffic = self.services.traffic()
-        duplicates = self.services.duplicates()
-        last = reports[-1]
-        if last["status"] == "ok":
-            self.cached_lookups.update(bound.lookups)
-        calls = {service: sum(int(r["http_calls"][service]) for r in reports) for service in ("kinopub", "trakt")}
-        floor = min_seconds(bound, latency=latency)
-        result: dict[str, Any] = {
-            "library": self.spec.name,
-            "scenario": name,
-            "status": last["status"],
-            "calls": calls,
-            "lower_bound": {"kinopub": bound.kinopub, "trakt": bound.trakt},
-            "calls_ratio": round(ratio(sum(calls.values()), bound.kinopub + bound.trakt, unit=1), 4),
-            "simulated_seconds": round(simulated, 3),
-            "min_seconds": round(floor, 3),
-            "time_ratio": round(ratio(simulated, floor, unit=1.0), 4),
-            "cpu_seconds": round(cpu, 3),
-            "peak_rss_mb": round(rss, 1),
-            "invocations": len(reports),
-            "duplicates": duplicates,
-            # more than the issue asks
-            "calls_ratio_by_service": {
-                "kinopub": round(ratio(calls["kinopub"], bound.kinopub, unit=1), 4),
-                "trakt": round(ratio(calls["trakt"], bound.trakt, unit=1), 4),
-            },
-            "calls_by_endpoint": dict(sorted(traffic.by_endpoint.items())),
-            "lower_bound_detail": bound.as_dict(),
-            "min_limits_only_seconds": round(min_limits_only_seconds(bound), 3),
-            "min_sequential_seconds": round(min_sequential_seconds(bound, latency=latency), 3),
-            "waited_seconds": round(waited, 3),
-            "throttled_429": traffic.throttled,
-            "server_errors": traffic.server_errors,
-            "wall_seconds": round(wall, 3),
-            "pipeline_peak_mb": round(peak_traced / MB, 1) if self.options.tracemalloc else None,
-            "timeout_seconds": timeout,
-            # a run may use its timeout less the deadline margin; the floor above says how many runs that takes
-            "min_invocations": max(1, math.ceil(floor / (timeout - self.settings.deadline_margin_seconds))),
-            "runs": runs,
-            "latency_ms": {k: round(v * 1000) for k, v in (latency or {}).items()} or None,
-            "added": sum(int(r["added_movies"]) + int(r["added_episodes"]) for r in reports),
-            "skipped_duplicates": int(last["skipped_duplicates"]),
-            "candidates": int(last["candidates"]),
-            "statuses": [r["status"] for r in reports],
-            "library_size": {**asdict(self.spec), **self.summary},
-        }
-        _progress(result)
-        return result
+        return done
+
+    def _baseline(self) -> list[float]:
+        """The CPU of the same requests sent again with bare ``requests`` calls, from this process, answered with
+        the very answers the pipeline got (the fakes play them back): what the HTTP alone costs. Sent
+        ``BASELINE_REPEATS`` times: on a shared machine the least disturbed one is the figure."""
+        calls = self.services.recorded()
+        spent: list[float] = []
+        for _ in range(BASELINE_REPEATS):
+            self.services.playback(True)
+            try:
+                spent.append(bare_http_cpu(calls))
+            finally:
+                self.services.playback(False)
+        return spent
 
     def _bound(self, state: StateSnapshot) -> Bound:
-        """DESIGN §3.3's window: every row on a full scan (first run, or the last full scan is a day old),
-        else the rows since ``watermark - overlap``."""
+        """DESIGN §3.3's window: every row on the first scan; else the rows since ``watermark - overlap``, and on
+        the daily rescan (the last full scan is a day old) every item that can still change as well."""
         settings = self.settings
         now = self.clock.now()
-        full = (
-            state.watermark is None
-            or state.last_full_scan is None
-            or now - state.last_full_scan >= timedelta(hours=settings.full_rescan_hours)
-        )
-        since = None
-        if not full and state.watermark is not None:
+        since = rescan = None
+        if state.watermark is not None and state.last_full_scan is not None:
             since = (state.watermark - timedelta(hours=settings.sync_overlap_hours)).timestamp()
+            rescan = now - state.last_full_scan >= timedelta(hours=settings.full_rescan_hours)
         return lower_bound(
             self.services.dataset(),
             since=since,
@@ -313,6 +400,7 @@ class Lab:
             cached_lookups=self.cached_lookups,
             batch_size=settings.sync_batch_size,
             refresh=state.refresh_due,
+            rescan=bool(rescan),
         )
 
     def _next_slot(self) -> None:
@@ -339,6 +427,38 @@ def _progress(result: dict[str, Any]) -> None:
     )
 
 
+def load_average() -> list[float] | None:
+    """The machine's 1-, 5- and 15-minute load averages (``/proc/loadavg``), or None where there is none."""
+    try:
+        return [float(x) for x in Path("/proc/loadavg").read_text().split()[:3]]
+    except (OSError, ValueError):
+        return None
+
+
+def bare_http_cpu(calls: Sequence[ReplayCall]) -> float:
+    """CPU seconds of sending ``calls`` with a plain ``requests.Session`` and reading each answer whole."""
+    import requests
+
+    session = requests.Session()
+    gc.collect()
+    cpu0 = time.process_time()
+    for call in calls:
+        response = session.request(
+            call.method, call.url, params=call.params, headers=call.headers, data=call.body or None, timeout=60
+        )
+        response.content  # noqa: B018 - reading the body is part of the call
+    spent = time.process_time() - cpu0
+    session.close()
+    return spent
+
+
+def _worst(statuses: Sequence[str]) -> str:
+    for status in ("failed", "partial", "skipped"):
+        if status in statuses:
+            return status
+    return "ok"
+
+
 def run(spec: LibrarySpec, mode: str, options: Options) -> list[dict[str, Any]]:
     """A fresh world for ``spec`` and the scenarios of ``mode`` (``standard`` or ``budget``)."""
     micros = shared_micros(multiprocessing.get_context("spawn"))
@@ -346,7 +466,7 @@ def run(spec: LibrarySpec, mode: str, options: Options) -> list[dict[str, Any]]:
     with Services(micros, T0.timestamp()) as services:
         os.environ.update(services.env)
         lab = Lab(spec, services, clock, options)
-        scenarios = {"standard": lab.standard, "budget": lab.budget, "backfill": lab.backfill}
+        scenarios = {"standard": lab.standard, "budget": lab.budget, "backfill": lab.backfill, "quiet": lab.quiet}
         results = scenarios[mode]()
     loaded = services_only_modules()
     if loaded:
@@ -362,7 +482,7 @@ def services_only_modules() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.worker", description=__doc__)
     parser.add_argument("--library", required=True, help="small | medium | large | name:movies:shows:episodes")
-    parser.add_argument("--mode", choices=("standard", "budget", "backfill"), default="standard")
+    parser.add_argument("--mode", choices=("standard", "budget", "backfill", "quiet"), default="standard")
     parser.add_argument("--tracemalloc", action="store_true", help="trace the pipeline's allocations (slower)")
     parser.add_argument("--out", type=Path, required=True, help="where to write the results (JSON list)")
     parser.add_argument("--seed", type=int, default=Options.seed)

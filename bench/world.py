@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import traceback
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
@@ -22,7 +22,7 @@ import boto3
 
 from bench.bounds import Dataset, Row, View, ViewKind
 from bench.clock import MICROS, SharedMicros, epoch_reader
-from bench.messages import NewView, StateSnapshot, Traffic
+from bench.messages import NewView, ReplayCall, StateSnapshot, Traffic
 from devkit.fakes.base import RecordedRequest, Response
 from devkit.fakes.fake_kinopub import MOVIE_LIKE_TYPES, SERIES_TYPES, FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt, TraktShow, key_minute, minute_floor, parse_iso
@@ -58,24 +58,82 @@ class _Latency:
                 self._micros.value += self.step
 
 
+class _Tape:
+    """Every request the pipeline sent and the answer it got, in order, while recording; then, while playing,
+    the same answers again, in the same order, for the bare-HTTP baseline (which sends the same requests):
+    the fakes' state and limits are left alone, so the baseline's answers are byte for byte the pipeline's."""
+
+    # Headers the client library sets from the request itself (or per connection): not replayed as given.
+    CONNECTION_HEADERS = frozenset({"host", "content-length", "connection", "accept-encoding"})
+
+    def __init__(self) -> None:
+        self.recording = False
+        self.calls: list[tuple[str, RecordedRequest, Response]] = []
+        self._answers: dict[str, deque[Response]] | None = None
+
+    @property
+    def playing(self) -> bool:
+        return self._answers is not None
+
+    def record(self, base_url: str, request: RecordedRequest, response: Response) -> None:
+        if self.recording:
+            self.calls.append((base_url, request, response))
+
+    def replay_calls(self) -> list[ReplayCall]:
+        return [
+            ReplayCall(
+                request.method,
+                base_url + request.path,
+                dict(request.query),
+                {name: value for name, value in request.headers.items() if name not in self.CONNECTION_HEADERS},
+                request.body,
+            )
+            for base_url, request, _ in self.calls
+        ]
+
+    def play(self, on: bool) -> None:
+        self._answers = None
+        if on:
+            self._answers = {}
+            for base_url, _, response in self.calls:
+                self._answers.setdefault(base_url, deque()).append(response)
+
+    def answer(self, base_url: str) -> Response:
+        assert self._answers is not None
+        queue = self._answers.get(base_url)
+        if not queue:
+            return Response(599, b"the baseline sent more requests than the pipeline did")
+        return queue.popleft()
+
+
 class _Kinopub(FakeKinopub):
-    def __init__(self, latency: _Latency, **kwargs: Any) -> None:
+    def __init__(self, latency: _Latency, tape: _Tape, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.latency = latency
+        self.tape = tape
 
     def dispatch(self, request: RecordedRequest) -> Response:
+        if self.tape.playing:
+            return self.tape.answer(self.base_url)
         self.latency.spend()
-        return super().dispatch(request)
+        response = super().dispatch(request)
+        self.tape.record(self.base_url, request, response)
+        return response
 
 
 class _Trakt(FakeTrakt):
-    def __init__(self, latency: _Latency, **kwargs: Any) -> None:
+    def __init__(self, latency: _Latency, tape: _Tape, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.latency = latency
+        self.tape = tape
 
     def dispatch(self, request: RecordedRequest) -> Response:
+        if self.tape.playing:
+            return self.tape.answer(self.base_url)
         self.latency.spend()
-        return super().dispatch(request)
+        response = super().dispatch(request)
+        self.tape.record(self.base_url, request, response)
+        return response
 
 
 def normal_imdb(raw: int | str | None) -> str | None:
@@ -94,8 +152,9 @@ class World:
         self._clock = epoch_reader(micros, start_epoch)
         self.kinopub_latency = _Latency(micros)
         self.trakt_latency = _Latency(micros)
-        self.kinopub = _Kinopub(self.kinopub_latency, clock=self._clock)
-        self.trakt = _Trakt(self.trakt_latency, clock=self._clock, enforce_limits=True)
+        self.tape = _Tape()
+        self.kinopub = _Kinopub(self.kinopub_latency, self.tape, clock=self._clock)
+        self.trakt = _Trakt(self.trakt_latency, self.tape, clock=self._clock, enforce_limits=True)
         self.aws = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per DynamoDB call otherwise
         self.kinopub.start()
@@ -134,6 +193,20 @@ class World:
     def do_set_latency(self, kinopub: float, trakt: float) -> None:
         self.kinopub_latency.step = math.ceil(kinopub * MICROS)
         self.trakt_latency.step = math.ceil(trakt * MICROS)
+
+    def do_record(self) -> None:
+        """Record every request from now on (and forget an earlier recording)."""
+        self.tape.calls.clear()
+        self.tape.recording = True
+
+    def do_recorded(self) -> list[ReplayCall]:
+        """Stop recording; the recorded requests, as the baseline sends them again."""
+        self.tape.recording = False
+        return self.tape.replay_calls()
+
+    def do_playback(self, on: bool) -> None:
+        """Answer every request with the next recorded answer (``on``), or as the fakes do (``off``)."""
+        self.tape.play(on)
 
     def do_traffic(self) -> Traffic:
         counts: Counter[str] = Counter()
@@ -181,8 +254,12 @@ class World:
             movies = {m.imdb for m in tr.movies.values() if m.imdb}
             shows = {s.imdb: s for s in tr.shows.values() if s.imdb}
             views: list[View] = []
+            whole: set[int] = set()  # every video (the generated films have no extras) / every episode watched
             for item in kp.items.values():
                 imdb = normal_imdb(item.imdb)
+                media = item.media()
+                if media and all(m.status == 1 for m in media):
+                    whole.add(item.id)
                 if item.type in MOVIE_LIKE_TYPES and item.videos:
                     if any(video.status != 1 for video in item.videos):
                         continue
@@ -207,7 +284,7 @@ class World:
                 kind: ViewKind = "movie" if play["type"] == "movie" else "episode"
                 minutes[kind].append(int(parse_iso(play["watched_at"])))
             keys = frozenset(tr.play_keys())
-        return Dataset(rows, views, {kind: sorted(m) for kind, m in minutes.items()}, keys)
+        return Dataset(rows, views, {kind: sorted(m) for kind, m in minutes.items()}, keys, frozenset(whole))
 
     def do_watch_new(self, views: int, shows: int, times: list[int], seed: int) -> list[NewView]:
         """Finish ``views`` unwatched episodes spread over ``shows`` series (the next ones in each, as evenly as

@@ -127,6 +127,19 @@ def missing(world: World, library: Library, plays: list[PlayRecord]) -> list[Vie
     return [view for view in expected_views(world, library) if not present(world, library, view, plays)]
 
 
+def marked_quietly(world: World, library: Library, plays: list[PlayRecord]) -> list[ViewSpec]:
+    """Episodes marked watched by hand with nothing played, on a series with episodes still to watch: the daily
+    rescan reads such a series, so after it they must be on Trakt (when Trakt has them)."""
+    return [
+        view
+        for view in library.views
+        if view.label in library.marked_quietly
+        and view.on_trakt
+        and library.completed(world.kinopub, view)
+        and not present(world, library, view, plays)
+    ]
+
+
 def issued_secrets(world: World) -> set[str]:
     """Every token either fake ever issued (they keep them privately) and both client secrets."""
     values = {world.trakt.client_secret, world.kinopub.client_secret}

@@ -115,6 +115,9 @@ CATALOGUE: dict[str, float] = {
     "second invocation during a run": 0.1,
     "lease held by another invocation": 0.04,
     "lambda deadline at a random step": 0.15,
+    # A full scan (the first run, the daily rescan, a scan going on from what it kept) stopped mid-way: the
+    # next run must go on from the book of known items without losing or repeating a view.
+    "lambda deadline during a full scan": 0.25,
 }
 
 # Between runs: the world moves on (probability per gap between two runs).
@@ -124,6 +127,9 @@ EVENTS: dict[str, float] = {
     "kinopub clock ahead of ours": 0.05,
     "kinopub film part opened again": 0.2,
     "kinopub trailer opened": 0.15,
+    "kinopub new episode of a finished series marked watched by hand": 0.1,
+    "kinopub episode marked watched by hand, nothing played": 0.3,
+    "kinopub finished series opened again": 0.3,
     "other app's play on trakt": 0.3,
     "other app's play in the minute of a view not yet synced": 0.15,
     "other app's duplicate of a synced play": 0.1,
@@ -456,5 +462,6 @@ _ARM: dict[str, Armer] = {
     "second invocation during a run": _by_runner,
     "lease held by another invocation": _by_runner,
     "lambda deadline at a random step": _by_runner,
+    "lambda deadline during a full scan": _by_runner,
 }
 assert set(_ARM) == set(CATALOGUE)

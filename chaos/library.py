@@ -49,12 +49,29 @@ class ViewSpec:
         return self.key_base is not None
 
 
+@dataclass(frozen=True)
+class SeriesSpec:
+    """A series of the library as Trakt knows it: its show id and how many episodes each season lists there
+    (None: Trakt does not know the show)."""
+
+    show_id: int | None
+    trakt_seasons: dict[int, int]
+
+
 @dataclass
 class Library:
     views: list[ViewSpec] = field(default_factory=list)
     # Every minute a complete multi-part film has shown as its time (the newest part's): a part opened again
     # moves it, and the first sync may come before or after that; either is the film's one play.
     part_minutes: dict[str, set[str]] = field(default_factory=dict)
+    series: dict[int, SeriesSpec] = field(default_factory=dict)
+    # Views marked watched by hand on a series finished until then (label → when): the daily rescan does not
+    # read a complete item again (README, "What gets synced"), so such a view is due only once a history row
+    # of its series is newer than the marking (the series played or opened again).
+    marked_by_hand: dict[str, int] = field(default_factory=dict)
+    # Episodes marked watched by hand, nothing played, on a series with episodes still to watch (label → when):
+    # no history row shows them, so the daily rescan, which reads every item that can still change, must.
+    marked_quietly: dict[str, int] = field(default_factory=dict)
 
     def media(self, kinopub: FakeKinopub, view: ViewSpec) -> list[KpMedia]:
         """The media that make the view: a film's parts (not its trailers), or the episode."""
@@ -105,9 +122,47 @@ class Library:
 
     def discovery(self, kinopub: FakeKinopub, view: ViewSpec) -> int | None:
         """When incremental runs last had a reason to look at the view's item: its newest non-deleted history
-        row (DESIGN §3.3 examines an item when one of its rows is newer than watermark - overlap)."""
+        row (DESIGN §3.3 examines an item when one of its rows is newer than watermark - overlap). A view
+        marked by hand with nothing played is not discovered before a row newer than the marking (the daily
+        rescan finds it on a series that can still change: :attr:`marked_quietly`)."""
         rows = [row.last_seen for row in kinopub.history.values() if row.item_id == view.kp_item and not row.deleted]
-        return max(rows) if rows else None
+        newest = max(rows) if rows else None
+        marked = self.marked_by_hand.get(view.label, self.marked_quietly.get(view.label))
+        if marked is not None and (newest is None or newest < marked):
+            return None
+        return newest
+
+    def finished_series(self, kinopub: FakeKinopub) -> list[int]:
+        """Series with every Kinopub episode watched whose Trakt show lists an episode after Kinopub's last:
+        the next one can air on Kinopub."""
+        found = []
+        for kp_item, spec in self.series.items():
+            seasons = kinopub.items[kp_item].seasons or []
+            last = seasons[-1]
+            announced = spec.trakt_seasons.get(last.number, 0) > len(last.episodes)
+            if announced and all(e.status == 1 for season in seasons for e in season.episodes):
+                found.append(kp_item)
+        return found
+
+    def air_next_episode(self, kinopub: FakeKinopub, kp_item: int) -> ViewSpec:
+        """The series' next episode comes out on Kinopub (Trakt has listed it already)."""
+        spec = self.series[kp_item]
+        last = (kinopub.items[kp_item].seasons or [])[-1]
+        (media,) = kinopub.add_episodes(kp_item, last.number)
+        title = next(v.label for v in self.views if v.kp_item == kp_item).rsplit(" S", 1)[0]
+        assert spec.show_id is not None
+        episode_id = FakeTrakt.episode_id(spec.show_id, last.number, media.number)
+        view = ViewSpec(
+            "episode",
+            kp_item,
+            f"{title} S{last.number:02d}E{media.number:02d}",
+            season=last.number,
+            episode=media.number,
+            key_base=f"episode:{episode_id}",
+            trakt_item=("episode", episode_id),
+        )
+        self.views.append(view)
+        return view
 
     def pending(self, kinopub: FakeKinopub) -> list[ViewSpec]:
         """Views not completed yet: candidates for "finished between runs"."""
@@ -204,8 +259,12 @@ def _add_show(
     )
     known = rng.random() < 0.95
     trakt_seasons = seasons if rng.random() < 0.85 else {1: seasons[1]}  # Trakt may not list season 2 yet
+    # Trakt lists episodes before they come out: its last season holds one Kinopub does not have yet.
+    last = max(trakt_seasons)
+    trakt_seasons = {**trakt_seasons, last: trakt_seasons[last] + 1}
     if known:
         trakt.add_show(show_id, title, year, imdb, trakt_seasons)
+        library.series[kp_id] = SeriesSpec(show_id, trakt_seasons)
     for season, count in seasons.items():
         for number in range(1, count + 1):
             listed = known and season in trakt_seasons

@@ -30,7 +30,7 @@ from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app
 from chaos.world import ChaosClock, World, chaos_world
 from devkit.sandbox import FakeLambdaContext, link_secret, load_handler
 from kinotrakt.observability import logger, metrics
-from kinotrakt.storage.ports import SyncStores
+from kinotrakt.storage.ports import SyncState, SyncStores
 
 START = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 RUN_GAP = 15 * 60  # the EventBridge schedule's rate; longer than the lease (timeout + 60 s), as in production
@@ -42,12 +42,14 @@ CHAOS_RUNS = (1, 4)
 CONVERGE_WITH_FAULTS = 2  # runs in which faults are still possible before they are cleared
 CONVERGE_CLEAN = 8  # clean runs allowed to reach ok; more means the sync does not converge
 WARP_CALLS = (1, 60)  # the clock call at which the deadline arrives (a run makes 3-100, 22 typically)
+FULL_SCAN_WARP_CALLS = (4, 30)  # a full scan's: while it reads the items or pushes their first plays
 NESTED_CALLS = (2, 12)  # the DynamoDB call during which a second invocation starts (a run makes 1-25)
 BATCH_SIZES = ("1", "2", "3", "5", "100")
 
 LEASE_HELD = "lease held by another invocation"
 NESTED = "second invocation during a run"
 DEADLINE = "lambda deadline at a random step"
+FULL_SCAN_DEADLINE = "lambda deadline during a full scan"
 
 
 @dataclass
@@ -121,6 +123,7 @@ class Schedule:
         self.lost: dict[str, str] = {}  # view label → why
         self.run_number = 0
         self.spent: set[str] = set()  # services whose refresh token a cut-off refresh answer spent
+        self.rescanned = False  # the full rescan a day later ended ok
 
     # --- the schedule -------------------------------------------------------------------------------------
 
@@ -171,11 +174,13 @@ class Schedule:
             self.result.problems.append(f"no run ended ok in {CONVERGE_WITH_FAULTS + CONVERGE_CLEAN} tries")
             return
 
-        # A day later: a full rescan re-examines every item (also those given up after Kinopub errors).
+        # A day later: a full rescan re-examines every item that can still change (also those given up after
+        # Kinopub errors, and those with an episode marked watched by hand since).
         clock.advance(FULL_RESCAN.total_seconds())
         for _ in range(CONVERGE_CLEAN):
             self._between_runs(events=False)
             if self._run(intensity=0.0) == "ok":
+                self.rescanned = True
                 return
         self.result.problems.append("the full rescan a day later did not end ok")
 
@@ -188,9 +193,16 @@ class Schedule:
         armed = arm_run(rng, world, self.profile, intensity=intensity) if intensity > 0 else Armed()
         stores = world.plain_stores()
         sync_state = stores.sync_state.load()
-        before, resumed = sync_state.watermark, sync_state.scan_done
+        # A full scan that stopped keeps what it has left to read in the book of known items; the run that goes
+        # on reads only those.
+        before, resumed = sync_state.watermark, stores.known_items.load().in_state("to_read")
 
-        clock.warp_at(rng.randint(*WARP_CALLS) if DEADLINE in armed.runner else None, LAMBDA_TIMEOUT)
+        warp = None
+        if DEADLINE in armed.runner:
+            warp = rng.randint(*WARP_CALLS)
+        elif FULL_SCAN_DEADLINE in armed.runner and self._full_scan_ahead(sync_state, resumed):
+            warp = rng.randint(*FULL_SCAN_WARP_CALLS)
+        clock.warp_at(warp, LAMBDA_TIMEOUT)
         if LEASE_HELD in armed.runner:
             now = clock.now()
             if stores.lease.acquire("another-invocation", now, now + timedelta(minutes=5)):
@@ -205,8 +217,9 @@ class Schedule:
             "trakt": world.trakt.requests[marks["trakt"] :],
         }
         world.on_dynamodb_call = None
-        if DEADLINE in armed.runner and clock.warped:
-            armed.runner[DEADLINE] += 1
+        for name in (DEADLINE, FULL_SCAN_DEADLINE):
+            if name in armed.runner and clock.warped:
+                armed.runner[name] += 1
         clock.warp_at(None)
         self._disarm(armed)
 
@@ -241,6 +254,11 @@ class Schedule:
             fake = world.trakt if service == "trakt" else world.kinopub
             link_secret(world.token_store(service), fake, int(self.clock.now().timestamp()))
             self.result.events[RELINKED] += 1
+
+    def _full_scan_ahead(self, state: SyncState, resumed: frozenset[int]) -> bool:
+        """The coming run reads every item that can still change (DESIGN §3.3; sync/scan.py)."""
+        last = state.last_full_scan
+        return bool(resumed) or state.watermark is None or last is None or self.clock.now() - last >= FULL_RESCAN
 
     def _invoke(self, run_id: str, stores: SyncStores) -> dict[str, Any] | None:
         event = {"scheduled_time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "execution_id": run_id}
@@ -304,6 +322,7 @@ class Schedule:
         if events:
             now = int(self.clock.now().timestamp())
             self._kinopub_events(now, gap)
+            self._finished_series_events(now, gap)
             self._trakt_events(now)
             self._token_events()
 
@@ -360,6 +379,60 @@ class Schedule:
                 trailer = film.videos + rng.randint(1, film.extras)
                 kinopub.watch(film.kp_item, video=trailer, at=during_gap(), status=rng.choice((0, 1)))
                 self.result.events["kinopub trailer opened"] += 1
+        library.note(kinopub)
+
+    def _finished_series_events(self, now: int, gap: int) -> None:
+        rng, kinopub, library = self.rng, self.world.kinopub, self.library
+
+        def during_gap() -> int:
+            return now - rng.randint(120, gap - 60)
+
+        if self._happens("kinopub new episode of a finished series marked watched by hand"):
+            # The next episode of a series watched to the end comes out and is marked watched by hand: no history
+            # row. The daily rescan no longer reads a complete series: the view waits for the series' next row.
+            finished = library.finished_series(kinopub)
+            if finished:
+                view = library.air_next_episode(kinopub, rng.choice(finished))
+                at = during_gap()
+                kinopub.mark_watched_without_play(view.kp_item, season=view.season, episode=view.episode, at=at)
+                library.marked_by_hand[view.label] = at
+                self.result.events["kinopub new episode of a finished series marked watched by hand"] += 1
+
+        if self._happens("kinopub episode marked watched by hand, nothing played"):
+            # No history row at all, on a series whose rows the hourly runs no longer read (older than their
+            # overlap): only the daily rescan, which reads every series with an episode to watch, can find it.
+            # (Once the first full scan is done: before that, it reads every item anyway.)
+            quiet_since = now - self.overlap.total_seconds() - 86_400
+            stores = self.world.plain_stores()
+            scanned = stores.sync_state.load().watermark is not None and not stores.known_items.load().in_state(
+                "to_read"
+            )
+            pending = [
+                v
+                for v in library.pending(kinopub)
+                if scanned and v.kind == "episode" and (library.discovery(kinopub, v) or now) < quiet_since
+            ]
+            if pending:
+                view, at = rng.choice(pending), during_gap()
+                kinopub.mark_watched_without_play(view.kp_item, season=view.season, episode=view.episode, at=at)
+                library.marked_quietly[view.label] = at
+                self.result.events["kinopub episode marked watched by hand, nothing played"] += 1
+
+        if self._happens("kinopub finished series opened again"):
+            # An episode of such a series played a little (its history row moves, nothing else changes): the
+            # hourly runs read the series again, and the episode marked by hand with it.
+            items = sorted({v.kp_item for v in library.views if v.label in library.marked_by_hand})
+            if items:
+                item = rng.choice(items)
+                timed = {m.id for m in kinopub.items[item].media() if m.updated is not None}
+                rows = [r for r in kinopub.history.values() if r.item_id == item and r.media_id in timed]
+                if rows:
+                    row = rng.choice(sorted(rows, key=lambda r: r.media_id))
+                    kinopub.add_history_row(
+                        item, row.media_id, first_seen=row.first_seen, last_seen=during_gap(), counter=row.counter + 1
+                    )
+                    self.result.events["kinopub finished series opened again"] += 1
+
         library.note(kinopub)
 
     def _trakt_events(self, now: int) -> None:
@@ -423,12 +496,14 @@ class Schedule:
         if report is None or report["status"] != "ok" or report.get("dry_run"):
             return
         # An ok run read everything in its window and synced it (DESIGN §2: unmatched items do not spoil it).
-        # A resumed full scan does not read again the items earlier runs of the scan finished: what changed
-        # there since is left to the next runs (the overlap), and the watermark check above watches that.
+        # A full scan that went on from the book reads only what it had left (``resumed``), not the items earlier
+        # runs of the scan finished: what changed there since is left to the next runs (the overlap), and the
+        # watermark check above watches that.
         since = None if report.get("full_scan") or before is None else (before - self.overlap).timestamp()
         for view in checks.expected_views(world, library):
             discovered = library.discovery(world.kinopub, view)
-            skipped = view.kp_item in given_up or (report.get("full_scan") and view.kp_item in resumed)
+            went_on = bool(report.get("full_scan") and resumed)
+            skipped = view.kp_item in given_up or (went_on and view.kp_item not in resumed)
             if skipped or discovered is None or (since is not None and discovered < since):
                 continue
             if not checks.present(world, library, view, plays):
@@ -447,6 +522,9 @@ class Schedule:
         if self.result.converge_runs is not None:
             for view in checks.missing(world, library, plays):
                 self.lost.setdefault(view.label, "not on Trakt after convergence")
+        if self.rescanned:
+            for view in checks.marked_quietly(world, library, plays):
+                self.lost.setdefault(view.label, "marked watched by hand, not on Trakt after the daily rescan")
         leaked = checks.leaks([*lines, *self.texts, world.table_dump()], checks.issued_secrets(world))
         self.result.leaked = len(leaked)
         self.result.problems.extend(f"secret in output: {text}" for text in leaked)

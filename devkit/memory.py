@@ -24,6 +24,8 @@ from kinotrakt.clock import iso_z, parse_iso, utc_from_epoch
 from kinotrakt.errors import ConcurrentTokenWrite
 from kinotrakt.storage.ports import (
     EpisodePin,
+    KnownItem,
+    KnownItems,
     LeaseHolder,
     Ledger,
     LedgerEntry,
@@ -174,6 +176,33 @@ class InMemorySyncStateStore(_Store):
         self._fault("set_trakt_reads")
         with self._lock:
             self._trakt_reads = tuple(sorted(sent_at))
+
+
+class InMemoryKnownItemStore(_Store):
+    kind = "known_items"
+
+    def __init__(self, *, faults: Faults | None = None) -> None:
+        super().__init__(faults=faults)
+        self._saves: list[str] = []  # one JSON list of rows per save, in save order
+        self._covers_history = False
+
+    def load(self) -> KnownItems:
+        self._fault("load")
+        with self._lock:
+            saves, covers = list(self._saves), self._covers_history
+        book = KnownItems(covers_history=covers)
+        for save in saves:
+            for row in json.loads(save):
+                known = KnownItem.from_row(row)
+                book.items[known.kinopub_id] = known
+        return book
+
+    def save(self, changed: Sequence[KnownItem], *, covers_history: bool = False) -> None:
+        self._fault("save")
+        encoded = json.dumps([item.to_row() for item in changed], ensure_ascii=False)
+        with self._lock:
+            self._saves.append(encoded)
+            self._covers_history = self._covers_history or covers_history
 
 
 class InMemoryMappingStore(_Store):
@@ -374,6 +403,7 @@ def memory_sync_stores(
     return SyncStores(
         lease=InMemoryLeaseStore(faults=faults),
         sync_state=InMemorySyncStateStore(faults=faults),
+        known_items=InMemoryKnownItemStore(faults=faults),
         mappings=InMemoryMappingStore(faults=faults),
         ledger=InMemoryLedgerStore(faults=faults),
         unmatched=InMemoryUnmatchedStore(faults=faults),

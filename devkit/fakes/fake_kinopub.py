@@ -300,6 +300,26 @@ class FakeKinopub(FakeServer):
             duration=duration,
         )
 
+    def add_episodes(self, item_id: int, season: int, count: int = 1, *, duration: int = 2700) -> list[KpMedia]:
+        """New episodes air: appended to ``season`` (a new season if it has none yet), not watched."""
+        with self.lock:
+            item = self.items[item_id]
+            seasons = item.seasons if item.seasons is not None else []
+            found = next((s for s in seasons if s.number == season), None)
+            if found is None:
+                found = KpSeason(item_id * 100 + season, season, [])
+                seasons.append(found)
+                seasons.sort(key=lambda s: s.number)
+            start = len(found.episodes) + 1
+            added = [
+                KpMedia(item_id * 100_000 + season * 1000 + n, n, season, f"Эпизод {n} / Episode {n}", duration)
+                for n in range(start, start + count)
+            ]
+            found.episodes += added
+            for media in added:
+                self._media[media.id] = (item, media)
+            return added
+
     def remove_from_catalog(self, item_id: int) -> None:
         """``/v1/items/{id}`` answers 404 from now on; ``/v1/watching`` and history still answer."""
         with self.lock:

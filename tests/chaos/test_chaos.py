@@ -6,6 +6,7 @@ notices), and the defects the suite found, pinned as plain regression tests.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -29,7 +30,7 @@ from kinotrakt.config import Settings
 from kinotrakt.http import Limits
 from kinotrakt.observability import logger, metrics
 from kinotrakt.storage.ports import ServiceSecret, StoredSecret
-from kinotrakt.sync import collect, pipeline, push
+from kinotrakt.sync import collect, pipeline, push, scan
 from kinotrakt.tokens import TokenGrant, TokenKeeper, kinopub_margin
 
 pytestmark = pytest.mark.chaos
@@ -196,6 +197,26 @@ def test_sleeping_through_a_long_rate_limit_and_asking_again_is_caught(monkeypat
     monkeypatch.setitem(faults.CATALOGUE, CLOUDFLARE_429_FAULT, 0.9)
     result = first_catch(lambda r: sum("more request(s) after a 429" in problem for problem in r.problems))
     assert result.failed
+
+
+def test_a_scan_that_goes_on_without_what_it_kept_is_caught_as_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a sync whose full scan, stopped mid-way, goes on as if it had nothing left to read
+    original = scan.plan_scan
+
+    def forgetful(*args: Any, **kwargs: Any) -> scan.ScanPlan:
+        plan = original(*args, **kwargs)
+        return plan if plan.page_history else dataclasses.replace(plan, from_book=frozenset())
+
+    monkeypatch.setattr(pipeline, "plan_scan", forgetful)
+    result = first_catch(lambda r: r.lost)
+    assert any(problem.startswith("lost:") for problem in result.problems)
+
+
+def test_a_rescan_that_skips_items_that_can_still_change_is_caught_as_lost(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a sync that takes every item it read for complete, so the daily rescan never reads one again
+    monkeypatch.setattr(pipeline, "item_state", lambda whole, views, ledger: "complete")
+    result = first_catch(lambda r: r.lost)
+    assert any("after the daily rescan" in problem for problem in result.problems)
 
 
 def test_a_token_in_a_debug_line_is_caught_as_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:

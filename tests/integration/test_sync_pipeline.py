@@ -421,10 +421,32 @@ def test_a_library_too_big_for_one_run_is_scanned_across_runs_without_rereading(
         assert all(r["added_movies"] > 0 for r in reports[:-1])
         assert len(box.trakt.plays()) == len(movies)
         assert box.trakt.duplicate_keys() == []
-        # and no item was read twice on the way
+        # and no item was read twice on the way, nor the history paged again: each run went on with what the
+        # first one kept of it
         watched_ids = [r.query["id"] for r in box.kinopub.calls("GET", "/v1/watching")]
         assert sorted(watched_ids) == sorted(str(n) for n in movies)
+        assert len(box.kinopub.calls("GET", "/v1/history")) == 1
         assert reports[-1]["watermark"] is not None
+
+
+def test_plays_are_sent_while_the_library_is_still_being_read(clock: VirtualClock) -> None:
+    # Given 250 finished movies (three batches of plays)
+    def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
+        for n in range(1000, 1250):
+            kp.add_movie(n, f"Фильм / Film {n}", 2000, 1_000_000 + n)
+            kp.watch(n, at=T0 + n * 60)
+            tr.add_movie(n, f"Film {n}", 2000, f"tt{1_000_000 + n}")
+
+    with sandbox(seed=seed, clock=clock) as box:
+        # When the first run reads them
+        report = box.invoke()
+        # Then the first batch went to Trakt before the last items were read (Trakt's pacing waits alongside
+        # Kinopub's answers, not after them), and everything arrived once
+        first_post = min(r.at for r in box.trakt.calls("POST", "/sync/history"))
+        last_read = max(r.at for r in box.kinopub.calls("GET", "/v1/watching"))
+        assert first_post < last_read
+        assert report["added_movies"] == 250
+        assert box.trakt.duplicate_keys() == []
 
 
 def test_a_finished_multi_part_documentary_that_trakt_lists_as_a_show_is_unmatched_with_that_reason(

@@ -23,6 +23,8 @@ from bench.bounds import (
     min_seconds,
     min_sequential_seconds,
     ratio,
+    sum_bounds,
+    unfinished_items,
 )
 
 DAY = 86_400
@@ -212,3 +214,30 @@ def test_ratios_read_one_when_nothing_was_needed_and_nothing_done() -> None:
     # A zero floor counts as one unit, so doing something unneeded shows up instead of dividing by zero
     assert ratio(2, 0, unit=1) == 2.0
     assert ratio(0.5, 0, unit=1.0) == 0.5
+
+
+def test_the_daily_rescan_reads_the_items_that_can_still_change_too() -> None:
+    # Given everything sent after the backfill, but show 2 with an episode still to come (not every episode
+    # watched) and the movie without an IMDb id unmatched (no key: never in the ledger)
+    data = library()
+    data = Dataset(data.rows, data.views, data.trakt_minutes, data.trakt_keys, whole=frozenset({1, 3, 4}))
+    sent = {v.key for v in data.views if v.key is not None}
+    # When the rescan comes, a day later, with no history row in the window
+    bound = lower_bound(data, since=NOW + 1, ledger_keys=sent, cached_lookups={"title:4"}, batch_size=100, rescan=True)
+    # Then it pages the window (one page) and reads show 2 and the unmatched movie, not the complete items
+    assert unfinished_items(data, sent) == [2, 4]
+    assert (bound.kinopub_history_pages, bound.kinopub_watching) == (1, 2)
+    assert bound.trakt == 0
+    # And an hourly run of the same day reads only its window
+    hourly = lower_bound(data, since=NOW + 1, ledger_keys=sent, cached_lookups={"title:4"}, batch_size=100)
+    assert (hourly.kinopub_history_pages, hourly.kinopub_watching) == (1, 0)
+
+
+def test_a_day_of_runs_adds_up_each_runs_bound() -> None:
+    quiet = Bound(kinopub_history_pages=1)
+    rescan = Bound(kinopub_history_pages=1, kinopub_watching=636, lookups=("show:tt9",), lookup_plays=((1, 3),))
+    day = sum_bounds([quiet] * 23 + [rescan])
+    assert (day.kinopub, day.trakt) == (24 + 636, 0)
+    assert day.lookups == ("show:tt9",)
+    assert day.lookup_plays == ((1, 3),)
+    assert sum_bounds([]) == Bound()

@@ -1,6 +1,7 @@
 """``make bench`` end to end on a tiny library: the real handler in a worker process, the fakes and moto in
-theirs, and ``build/bench.json`` shaped as issue 8 asks. No timing is asserted, only shapes and the rules a
-user relies on (nothing duplicated, a re-run with nothing new asks Trakt nothing)."""
+theirs, and ``build/bench.json`` shaped as issues 8 and 17 ask. No timing is asserted, only shapes and the rules
+a user relies on (nothing duplicated, a re-run with nothing new asks Trakt nothing); and how the targets and
+ratios are computed, on small synthetic rows."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from bench.__main__ import _best_cpu
+from bench.footprint import ImportRatio
 from bench.report import document, table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -30,6 +33,7 @@ ISSUE_FIELDS: dict[str, type | tuple[type, ...]] = {
     "invocations": int,
     "duplicates": int,
 }
+BACKFILL_FIELDS: dict[str, type] = {"cpu_ratio": float, "baseline_cpu_seconds": float}
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +53,23 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any
 
 def test_every_scenario_reports_the_fields_issue_8_names(tiny_results: list[dict[str, Any]]) -> None:
     # When the bench runs the standard scenarios on a tiny library and builds the document
-    doc = json.loads(json.dumps(document(import_ms=123.4, layer_mb=12.5, results=tiny_results)))
-    # Then the top level is the issue's shape
+    doc = json.loads(
+        json.dumps(
+            document(
+                import_ms=123.4,
+                layer_mb=12.5,
+                import_ratio=1.3,
+                handler_rss_mb=50.0,
+                load_average=[1.0, 2.0, 3.0],
+                results=tiny_results,
+            )
+        )
+    )
+    # Then the top level is the issues' shape
     assert isinstance(doc["machine"], str)
     assert doc["machine"]
     assert (doc["import_ms"], doc["layer_mb"]) == (123.4, 12.5)
+    assert (doc["import_ratio"], doc["handler_rss_mb"], doc["load_average"]) == (1.3, 50.0, [1.0, 2.0, 3.0])
     # And every result carries every field, with the issue's types
     scenarios = [r["scenario"] for r in doc["results"]]
     assert scenarios == ["backfill", "rerun, nothing new", "1 new episode", "50 new in 10 shows"]
@@ -63,6 +79,15 @@ def test_every_scenario_reports_the_fields_issue_8_names(tiny_results: list[dict
         for name in ("calls", "lower_bound"):
             assert set(result[name]) == {"kinopub", "trakt"}
             assert all(isinstance(v, int) for v in result[name].values())
+        # each figure with its target and whether it is met
+        assert {"calls_ratio", "time_ratio", "duplicates"} <= set(result["checks"])
+        assert all(isinstance(check["met"], bool) for check in result["checks"].values())
+    # And the backfill also carries its CPU against the bare-HTTP baseline, measured in the same run
+    backfill = doc["results"][0]
+    for name, kind in BACKFILL_FIELDS.items():
+        assert isinstance(backfill[name], kind), name
+    # (both figures are rounded to the millisecond: on a tiny library that is a few percent)
+    assert backfill["cpu_ratio"] == pytest.approx(backfill["cpu_seconds"] / backfill["baseline_cpu_seconds"], rel=0.1)
     # And the targets are listed, each met or not
     assert all(isinstance(t["met"], bool) for t in doc["targets"])
 
@@ -85,3 +110,80 @@ def test_the_table_names_every_scenario_and_target(tiny_results: list[dict[str, 
     for result in tiny_results:
         assert result["scenario"] in text
     assert "built layer <= 20 MB unzipped: not measured" in text
+
+
+# --- the targets and ratios, on synthetic rows ---------------------------------------------------------------
+
+
+def row(library: str, scenario: str, calls: tuple[int, int], bound: tuple[int, int], **more: Any) -> dict[str, Any]:
+    total = sum(calls)
+    floor = sum(bound)
+    return {
+        "library": library,
+        "scenario": scenario,
+        "status": "ok",
+        "calls": {"kinopub": calls[0], "trakt": calls[1]},
+        "lower_bound": {"kinopub": bound[0], "trakt": bound[1]},
+        "calls_ratio": total / floor if floor else 1.0,
+        "simulated_seconds": 10.0,
+        "min_seconds": 10.0,
+        "time_ratio": 1.0,
+        "cpu_seconds": 1.0,
+        "peak_rss_mb": 100.0,
+        "invocations": 1,
+        "duplicates": 0,
+        "calls_by_endpoint": {},
+        "runs": [],
+        **more,
+    }
+
+
+def met(doc: dict[str, Any], name: str) -> bool:
+    """Whether the one target whose name starts with ``name`` is met."""
+    (found,) = [target for target in doc["targets"] if target["target"].startswith(name)]
+    return bool(found["met"])
+
+
+def test_a_quiet_day_over_its_bound_or_without_its_rescan_misses_the_target() -> None:
+    quiet = row("large", "quiet day", (660, 0), (660, 0), full_scans=1, invocations=24)
+    assert met(document(results=[quiet]), "a quiet day") is True
+    # 5% over: 693 calls for a bound of 660 is the limit; 694 is over
+    assert met(document(results=[{**quiet, "calls_ratio": 693 / 660}]), "a quiet day") is True
+    assert met(document(results=[{**quiet, "calls_ratio": 694 / 660}]), "a quiet day") is False
+    # A day that never ran its rescan did not measure what it must
+    assert met(document(results=[{**quiet, "full_scans": 0}]), "a quiet day") is False
+
+
+def test_the_cpu_ratio_is_the_pipelines_cpu_over_the_bare_http_baselines() -> None:
+    # Given three backfills of the large library, each with its baseline replayed three times
+    first = row("large", "backfill", (3000, 785), (3000, 785), cpu_seconds=5.0, baseline_cpu_seconds_runs=[2.6, 2.5])
+    repeats = [
+        {"cpu_seconds": 4.6, "baseline_cpu_seconds_runs": [2.4, 2.7], "load_average": [3.0, 3.0, 3.0]},
+        {"cpu_seconds": 6.1, "baseline_cpu_seconds_runs": [3.1], "load_average": [9.0, 8.0, 7.0]},
+    ]
+    # When the runs are combined
+    _best_cpu(first, repeats)
+    # Then each side's least disturbed run is the figure, and the ratio is theirs
+    assert (first["cpu_seconds"], first["baseline_cpu_seconds"]) == (4.6, 2.4)
+    assert first["cpu_ratio"] == pytest.approx(4.6 / 2.4, abs=1e-3)
+    assert first["cpu_seconds_runs"] == [5.0, 4.6, 6.1]
+    # And the target (<= 2.0) is checked on it
+    doc = document(results=[first])
+    assert doc["results"][0]["checks"]["cpu_ratio"] == {"value": first["cpu_ratio"], "target": 2.0, "met": True}
+    slow = document(results=[{**first, "cpu_ratio": 2.01}])
+    assert met(slow, "large backfill: CPU") is False
+
+
+def test_the_import_ratio_is_the_handlers_import_over_its_dependencies_alone() -> None:
+    ratio = ImportRatio(handler_ms=300.0, dependencies_ms=240.0, handler_rss_mb=50.0, dependencies=("boto3",), runs=5)
+    assert ratio.ratio == 1.25
+    assert met(document(results=[], import_ratio=ratio.ratio), "cold import") is True
+    assert met(document(results=[], import_ratio=1.51), "cold import") is False
+
+
+def test_a_split_backfill_is_held_to_both_bounds() -> None:
+    split = row("large", "backfill, 10-min runs", (3000, 842), (3000, 785), time_ratio=1.03, invocations=2)
+    name = "large backfill, 10-min runs"
+    assert met(document(results=[split]), name) is True
+    assert met(document(results=[{**split, "time_ratio": 1.11}]), name) is False
+    assert met(document(results=[{**split, "status": "partial"}]), name) is False

@@ -18,10 +18,20 @@ from moto.server import ThreadedMotoServer
 from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore, memory_sync_stores
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_login_stores, aws_sync_stores
-from kinotrakt.storage.dynamo import DynamoLoginStateStore, DynamoMappingStore, Table, dynamo_sync_stores
+from kinotrakt.storage.dynamo import (
+    DynamoKnownItemStore,
+    DynamoLoginStateStore,
+    DynamoMappingStore,
+    Table,
+    dynamo_sync_stores,
+)
+from kinotrakt.storage.dynamo.known_items import COMPACT_AFTER
 from kinotrakt.storage.dynamo.reports import MAX_REPORT_BYTES
 from kinotrakt.storage.ports import (
     EpisodePin,
+    KnownItem,
+    KnownItems,
+    KnownItemState,
     LeaseHolder,
     LedgerEntry,
     LoginStateStore,
@@ -208,6 +218,73 @@ def test_the_trakt_reads_of_the_last_runs_are_remembered_never_earlier_than_sent
     sync_state.set_trakt_reads([])
     assert sync_state.load().trakt_reads == ()
     assert sync_state.load().watermark == T0
+
+
+# --- known items ------------------------------------------------------------------------------------------
+
+
+def known(item_id: int, state: KnownItemState = "open", *, episodes: int = 2) -> KnownItem:
+    if state == "complete":
+        return KnownItem(item_id, state)
+    seen = {item_id * 100 + n: 1_790_000_000 + n for n in range(episodes)}
+    return KnownItem(item_id, state, f"Сериал {item_id} / Show {item_id}", "serial", 2019, "tt0944947", seen)
+
+
+def test_known_items_round_trip_in_every_state(backend: Backend) -> None:
+    store = backend.stores.known_items
+    # Given an empty book
+    assert store.load() == KnownItems()
+    # When a run saves one item in each state (a complete one keeps no metadata)
+    items = [known(1, "complete"), known(2, "open"), known(3, "to_read", episodes=40)]
+    store.save(items)
+    # Then the next run reads them back as they were, and the book does not claim to cover history yet
+    book = store.load()
+    assert book.items == {item.kinopub_id: item for item in items}
+    assert book.covers_history is False
+    assert book.in_state("to_read") == frozenset({3})
+
+
+def test_a_later_save_of_an_item_wins_and_covering_history_stays(backend: Backend) -> None:
+    store = backend.stores.known_items
+    store.save([known(1, "to_read"), known(2, "to_read")], covers_history=True)
+    # When a later run finishes item 1 (complete) and item 2 (still open)
+    store.save([known(1, "complete"), known(2, "open")])
+    store.save([])
+    # Then the book holds the later states, and still covers history
+    book = store.load()
+    assert book.items == {1: known(1, "complete"), 2: known(2, "open")}
+    assert book.covers_history is True
+
+
+def test_a_large_library_book_loads_whole_in_a_few_queries(backend: Backend) -> None:
+    # Given a 2,600-item library left unread by a stopped backfill, each item with its history rows (20,000 rows)
+    store = backend.stores.known_items
+    store.save([known(n, "to_read", episodes=8) for n in range(1, 2601)])
+    if backend.calls is not None:
+        backend.calls.clear()
+    # When the next run loads it
+    book = store.load()
+    # Then every item and row is there, for a couple of queries
+    assert len(book.items) == 2600
+    assert book.items[2600] == known(2600, "to_read", episodes=8)
+    if backend.calls is not None:
+        assert set(backend.calls) == {"Query"}
+        assert backend.calls["Query"] <= 2
+
+
+def test_many_saves_still_load_as_one_book(backend: Backend) -> None:
+    # Given forty runs that each changed a few items (some of them again)
+    store = backend.stores.known_items
+    expected: dict[int, KnownItem] = {}
+    for run in range(40):
+        changed = [known(run, "open"), known(run // 2, "complete")]
+        store.save(changed, covers_history=run == 3)
+        expected.update((item.kinopub_id, item) for item in changed)
+    # When the next run loads the book
+    book = store.load()
+    # Then it is every item's latest save
+    assert book.items == expected
+    assert book.covers_history is True
 
 
 # --- mapping cache ----------------------------------------------------------------------------------------
@@ -545,6 +622,7 @@ def fill_every_kind(backend: Backend) -> None:
     stores.pins.put(Pin(1, "movie", 2))
     stores.pins.put_numbering(EpisodePin(1, 1, 1, ((1, 1), (1, 2))))
     stores.sync_state.request_reread([1])
+    stores.known_items.save([known(1, "open")], covers_history=True)
     backend.login_states.put("s", {"v": "1"}, T0 + timedelta(minutes=10))
 
 
@@ -578,6 +656,7 @@ def test_two_accounts_in_one_table_do_not_see_each_other(aws: boto3.Session, sta
     assert bob.stores.pins.load() == {}
     assert bob.stores.pins.load_numbering().items() == set()
     assert bob.stores.sync_state.load().reread == frozenset()
+    assert bob.stores.known_items.load() == KnownItems()
     assert bob.login_states.consume("s", T0) is None
     assert alice.login_states.consume("s", T0) == {"v": "1"}
 
@@ -628,11 +707,20 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
     stores.pins.put_numbering(EpisodePin(4, 4, 15, ((4, 15), (4, 16))))
     stores.pins.put_numbering(SeasonPin(4, 2, 2, episode_offset=-1, from_episode=5))
     backend.login_states.put("s", {"v": "1"}, T0 + timedelta(minutes=10))
+    stores.known_items.save(
+        [
+            KnownItem(3, "complete"),
+            KnownItem(2, "to_read", "Сериал / Show", "serial", 2019, "tt0944947", {21: 1790000000}),
+        ],
+        covers_history=True,
+    )
     # When the table is read raw
     items = sorted(raw_items(aws), key=lambda item: (item["pk"]["S"], item["sk"]["S"]))
-    ledger_sk = items[3]["sk"]["S"]
-    # Then every item is exactly as it always was (the ledger's sk ends in a random suffix)
+    book_sk = items[3]["sk"]["S"]
+    ledger_sk = items[4]["sk"]["S"]
+    # Then every item is exactly as it always was (the ledger's sk ends in a random suffix; so do the book's)
     assert re.fullmatch(r"2026-11-01T12:00:00\.000Z#[0-9a-f]{32}", ledger_sk)
+    assert re.fullmatch(r"0000000001#[0-9a-f]{32}#0000", book_sk)
     assert items == [
         {
             "pk": {"S": "acct#dryrun"},
@@ -642,6 +730,12 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
         },
         {"pk": {"S": "acct#failures"}, "sk": {"S": "7"}, "failures": {"N": "2"}},
         {"pk": {"S": "acct#failures"}, "sk": {"S": "8"}, "failures": {"N": "1"}},
+        {
+            "pk": {"S": "acct#items"},
+            "sk": {"S": book_sk},
+            "items": {"S": '[[2,"r","serial",2019,"tt0944947","Сериал / Show",[[21,1790000000]]],[3,"c"]]'},
+            "covers_history": {"BOOL": True},
+        },
         {
             "pk": {"S": "acct#ledger"},
             "sk": {"S": ledger_sk},
@@ -723,6 +817,26 @@ def test_the_item_layout_is_the_one_existing_deployments_hold(aws: boto3.Session
             "detail": {"S": "d"},
         },
     ]
+
+
+def test_the_book_of_known_items_stays_a_few_items_however_many_runs_saved(
+    aws: boto3.Session, state_table: str
+) -> None:
+    # Given a hundred runs that each saved a change
+    store = dynamo_backend(aws, "acct").stores.known_items
+    for run in range(100):
+        store.save([known(run % 7, "open"), known(1000 + run, "complete")], covers_history=run == 0)
+    # Then the table holds at most COMPACT_AFTER saves of the book, none near DynamoDB's item limit
+    items = [item for item in raw_items(aws) if item["pk"]["S"] == "acct#items"]
+    assert len({item["sk"]["S"].split("#")[0] for item in items}) <= COMPACT_AFTER
+    assert max(len(item["items"]["S"].encode()) for item in items) < 400_000
+    # and a new run (a fresh adapter) loads every item's latest state
+    book = DynamoKnownItemStore(Table(aws.client("dynamodb"), STATE_TABLE, "acct")).load()
+    assert book.items == {
+        **{n: known(n, "open") for n in range(7)},
+        **{1000 + n: known(1000 + n, "complete") for n in range(100)},
+    }
+    assert book.covers_history is True
 
 
 class ThrottlingClient:

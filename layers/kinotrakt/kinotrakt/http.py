@@ -28,12 +28,12 @@ import socket
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import parsedate_to_datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
 import requests
@@ -41,6 +41,9 @@ import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+
+if TYPE_CHECKING:
+    from requests.sessions import _Settings
 
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.errors import BadResponse, OutcomeUnknown, OutOfTime, RateLimited, ServiceUnavailable
@@ -529,9 +532,37 @@ class _TimeBoxedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
+class _Session(requests.Session):
+    """requests reads the proxy and CA-bundle variables of the whole environment again for every request; a
+    Lambda container's environment does not change while it runs, so the answer is kept per host (a backfill
+    sends thousands of requests to two hosts)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._environment: dict[tuple[str, str], _Settings] = {}
+
+    def merge_environment_settings(
+        self,
+        url: str | bytes | None,
+        proxies: MutableMapping[str, str] | None,
+        stream: bool | None,
+        verify: Any,
+        cert: Any,
+    ) -> _Settings:
+        if proxies or verify is not None or cert is not None or not isinstance(url, str):
+            return super().merge_environment_settings(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in self._environment:
+            self._environment[key] = super().merge_environment_settings(url, {}, None, None, None)
+        settings = self._environment[key].copy()
+        settings["stream"] = self.stream if stream is None else stream
+        return settings
+
+
 def time_boxed_session() -> requests.Session:
     """A requests session whose connections the transport's total time limit can cut."""
-    session = requests.Session()
+    session = _Session()
     adapter = _TimeBoxedAdapter()
     session.mount("http://", adapter)
     session.mount("https://", adapter)

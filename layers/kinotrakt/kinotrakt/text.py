@@ -27,6 +27,9 @@ _TOKEN = re.compile(r"[\x21-\x7e]{1,4096}")
 def clean_text(value: str, limit: int) -> str:
     """``value`` with lone surrogates (JSON allows them, UTF-8 does not) replaced, control characters turned
     into spaces, and cut to ``limit`` characters."""
+    if value.isprintable():
+        # Neither a control character nor a surrogate is printable: nothing to replace (almost every title).
+        return value[:limit]
     text = value.encode("utf-8", "replace").decode("utf-8")
     return _CONTROL.sub(" ", text)[:limit]
 

@@ -88,6 +88,64 @@ class SyncState:
     trakt_reads: tuple[datetime, ...] = ()
 
 
+KnownItemState = Literal["to_read", "open", "complete"]
+_STATE_CODES: dict[KnownItemState, str] = {"to_read": "r", "open": "o", "complete": "c"}
+_CODE_STATES: dict[str, KnownItemState] = {code: state for state, code in _STATE_CODES.items()}
+
+
+@dataclass(frozen=True)
+class KnownItem:
+    """A Kinopub item the sync has met in history, and whether a full rescan must read it again.
+
+    - ``complete``: every feature part (a film) or every episode Kinopub lists (a series) is watched and every
+      view is in the ledger: a rescan would find nothing new. What can still change shows up in history (a new
+      episode played, a film played again), where the incremental window reads it;
+    - ``open``: something can still change (an episode not watched yet, a view unmatched): every rescan reads it;
+    - ``to_read``: a full scan in progress has not finished it: the scan's next run reads it.
+
+    ``title``, ``type``, ``year`` and ``imdb`` (what a history row says of the item) and ``last_seen`` (media id
+    → newest ``last_seen``: the fallback time of a view whose ``updated`` is null) are what reading it takes
+    without paging history again; a complete item keeps none of them."""
+
+    kinopub_id: int
+    state: KnownItemState
+    title: str = ""
+    type: str | None = None
+    year: int | None = None
+    imdb: str | None = None
+    last_seen: Mapping[int, int] = field(default_factory=dict)  # media id → epoch seconds
+
+    def to_row(self) -> list[Any]:
+        """The stored JSON form: ``[id, "c"]``, or ``[id, "o"|"r", type, year, imdb, title, [[media, epoch]...]]``."""
+        code = _STATE_CODES[self.state]
+        if self.state == "complete":
+            return [self.kinopub_id, code]
+        seen = [[media, at] for media, at in sorted(self.last_seen.items())]
+        return [self.kinopub_id, code, self.type, self.year, self.imdb, self.title, seen]
+
+    @classmethod
+    def from_row(cls, row: Sequence[Any]) -> KnownItem:
+        kinopub_id, state = int(row[0]), _CODE_STATES[str(row[1])]
+        if state == "complete":
+            return cls(kinopub_id, state)
+        kind, year, imdb, title, seen = row[2:7]
+        return cls(kinopub_id, state, str(title), kind, year, imdb, {int(media): int(at) for media, at in seen})
+
+
+@dataclass
+class KnownItems:
+    """Every item the sync has met in history, by Kinopub id. ``covers_history``: a full scan of every history
+    page has completed since the book was started, so it holds every item with a history row (and the
+    incremental windows add each new one), and a rescan may read the open items from here instead of paging
+    the whole history again."""
+
+    items: dict[int, KnownItem] = field(default_factory=dict)
+    covers_history: bool = False
+
+    def in_state(self, state: KnownItemState) -> frozenset[int]:
+        return frozenset(item_id for item_id, item in self.items.items() if item.state == state)
+
+
 @dataclass(frozen=True)
 class LedgerEntry:
     """One play this deployment sent and Trakt accepted (or found already there): its key is never sent again.
@@ -238,6 +296,18 @@ class SyncStateStore(Protocol):
         ...
 
 
+class KnownItemStore(Protocol):
+    """The book of Kinopub items the sync has met (:class:`KnownItem`): what a rescan reads, and what an
+    unfinished full scan has left to read."""
+
+    def load(self) -> KnownItems: ...
+
+    def save(self, changed: Sequence[KnownItem], *, covers_history: bool = False) -> None:
+        """Upsert these items (a later save of an item wins over an earlier one); ``covers_history`` marks the
+        book as holding every item in history from now on."""
+        ...
+
+
 class MappingStore(Protocol):
     """The mapping cache: Trakt show ids, season tables and negative answers, each with an optional expiry."""
 
@@ -322,6 +392,7 @@ class SyncStores:
 
     lease: LeaseStore
     sync_state: SyncStateStore
+    known_items: KnownItemStore
     mappings: MappingStore
     ledger: LedgerStore
     unmatched: UnmatchedStore

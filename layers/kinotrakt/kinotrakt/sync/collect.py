@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from kinotrakt.clock import minute_z, parse_iso
+from kinotrakt.clock import minute_z, parse_iso, utc_from_epoch
 from kinotrakt.errors import BadResponse, OutOfTime, RateLimited, ServiceUnavailable
 from kinotrakt.kinopub.client import SERVICE
 from kinotrakt.kinopub.models import BrokenRow, HistoryItem, HistoryPage, WatchingItem, WatchingVideo, original_title
 from kinotrakt.observability import logger
+from kinotrakt.storage.ports import KnownItem
 from kinotrakt.sync.keys import UNKNOWN, minute_or_unknown
 from kinotrakt.sync.model import (
     MOVIE_TYPES,
@@ -64,6 +65,75 @@ class HistoryWindow:
     oldest_seen: datetime | None = None  # the last ``last_seen`` read, to check the next row's order
 
 
+@dataclass(frozen=True)
+class ItemRead:
+    """One item read: its completed views (settled against the ledger), and whether Kinopub has every feature
+    part (a film) or every episode it lists (a series) watched, so nothing is left to finish on it."""
+
+    item: HistoryItem
+    views: tuple[CompletedView, ...]
+    whole: bool
+
+    @property
+    def item_id(self) -> int:
+        return self.item.id
+
+
+@dataclass
+class ReadingList:
+    """The items one run reads, in order — its history window's (newest first), the book's (newest row first), the
+    pinned ones — with the fallback times of all of them by (item id, media id)."""
+
+    items: list[HistoryItem] = field(default_factory=list)
+    last_seen: dict[tuple[int, int], datetime] = field(default_factory=dict)
+    catalog: list[int] = field(default_factory=list)  # pinned items neither describes: read from the catalog
+    failed: frozenset[int] = frozenset()  # items whose history row is broken: they fail this run
+
+    @property
+    def to_do(self) -> frozenset[int]:
+        return frozenset(item.id for item in self.items) | frozenset(self.catalog) | self.failed
+
+    def oldest_seen(self, kind_types: Collection[str], read: Collection[int]) -> datetime | None:
+        """The oldest fallback time among the items of these Kinopub types not in ``read``: a guess of how far
+        back the views still to read go."""
+        wanted = {item.id for item in self.items if item.type in kind_types and item.id not in read}
+        times = [at for (item_id, _), at in self.last_seen.items() if item_id in wanted]
+        return min(times, default=None)
+
+
+def reading_list(
+    window: HistoryWindow,
+    book: Iterable[KnownItem],
+    *,
+    skip: Collection[int] = (),
+    also: Collection[int] = (),
+) -> ReadingList:
+    """What a run reads: the window's items (but those in ``skip``, unless pinned), then the book's items the
+    window does not hold, then the pinned items neither describes (from the catalog). A book item kept without
+    its metadata is read from the catalog too."""
+    reading = ReadingList(last_seen=dict(window.last_seen), failed=frozenset(window.broken))
+    reading.items = [item for item in window.items.values() if item.id not in skip or item.id in also]
+    described = {item.id for item in reading.items} | set(window.broken)
+    for known in sorted(book, key=lambda k: (-max(k.last_seen.values(), default=0), k.kinopub_id)):
+        for media, at in known.last_seen.items():
+            seen = utc_from_epoch(at)
+            key = (known.kinopub_id, media)
+            reading.last_seen[key] = max(seen, reading.last_seen.get(key, seen))
+        if known.kinopub_id in described:
+            continue
+        described.add(known.kinopub_id)
+        if known.type is None:
+            reading.catalog.append(known.kinopub_id)
+            continue
+        reading.items.append(
+            HistoryItem.model_construct(
+                id=known.kinopub_id, title=known.title, type=known.type, subtype="", year=known.year, imdb=known.imdb
+            )
+        )
+    reading.catalog += [item_id for item_id in also if item_id not in described and item_id not in reading.catalog]
+    return reading
+
+
 def collect(
     client: KinopubReader,
     *,
@@ -74,69 +144,85 @@ def collect(
     also: Collection[int] = (),
     stop: Callable[[], bool] | None = None,
 ) -> CollectResult:
-    """Completed views of the items with history rows at or after ``since`` (every item when None).
+    """Completed views of the items with history rows at or after ``since`` (every item when None): the history
+    window, then every item in it, read through :func:`read_items`.
+
+    Items in ``skip`` (finished earlier by the same full scan) are not read again; items in ``also`` (pinned
+    since the last run) are read whatever their history says. A failing history page propagates (the run ends
+    partial)."""
+    window = read_history(client, since)
+    result = CollectResult(history_pages=window.pages, full_scan=since is None)
+    note_broken_rows(window, result)
+    items = itertools.chain(
+        (item for item in window.items.values() if item.id not in skip or item.id in also),
+        extra_items(client, also, window.items.keys() | window.broken.keys(), result),
+    )
+    for _ in read_items(
+        client, items, window.last_seen, result, sent_watched_at=sent_watched_at, rewatches=rewatches, stop=stop
+    ):
+        pass
+    log_collected(result)
+    return result
+
+
+def note_broken_rows(window: HistoryWindow, result: CollectResult) -> None:
+    """An item whose history row could not be read fails this run (it is read again by a later one)."""
+    for item_id, row in window.broken.items():
+        result.failures.append(ItemFailure(item_id, row.title, f"kinopub /v1/history row: {row.reason}"))
+
+
+def read_items(
+    client: KinopubReader,
+    items: Iterable[HistoryItem],
+    last_seen: Mapping[tuple[int, int], datetime],
+    result: CollectResult,
+    *,
+    sent_watched_at: Mapping[str, str] | None = None,
+    rewatches: Rewatches = "new_play",
+    stop: Callable[[], bool] | None = None,
+) -> Generator[ItemRead]:
+    """Read each item's ``/v1/watching`` and yield its completed views, one item at a time, so the caller can
+    sync what was read while reading goes on. ``last_seen`` holds the fallback times by (item id, media id).
 
     ``sent_watched_at`` maps ``CompletedView.view_ref`` to the last play the ledger sent for it (ISO minute or
     ``unknown``): a view already sent is only sent again when it is a rewatch (:func:`settle_with_ledger`).
-    A failing history page propagates (the run ends partial); a failing item is reported and skipped.
-    Items in ``skip`` (finished earlier by the same full scan) are not read again; items in ``also`` (pinned
-    since the last run) are read whatever their history says. When ``stop()`` says so (the pipeline keeps
-    time to push what was read), the deadline comes or Kinopub asks for a pause the run cannot wait out
-    (``rate_limited``), the result so far is returned with ``interrupted``: what was read still gets synced."""
-    window = read_history(client, since)
-    result = CollectResult(history_pages=window.pages, full_scan=since is None)
-    for item_id, row in window.broken.items():
-        result.failures.append(ItemFailure(item_id, row.title, f"kinopub /v1/history row: {row.reason}"))
+    A failing item is reported in ``result`` and skipped. When ``stop()`` says so (the pipeline keeps time to
+    push what was read), the deadline comes or Kinopub asks for a pause the run cannot wait out
+    (``result.rate_limited``), reading ends with ``result.interrupted``: what was read still gets synced."""
     ledger = sent_watched_at or {}
-    for item in itertools.chain(window.items.values(), _extra_items(client, also, window, result)):
-        if item.id in skip and item.id not in also:
-            continue
+    for item in items:
         if stop is not None and stop():
             result.interrupted = True
             logger.warning("kinopub reading paused to keep time for Trakt", extra={"items_read": result.items_examined})
-            break
-        result.items_examined += 1
-        result.examined.append(item.id)
+            return
         if item.type not in MOVIE_TYPES and item.type not in SERIES_TYPES:
+            _examined(result, item.id)
             result.skipped.append(SkippedItem(item.id, item.title, f"unknown_type: {item.type or '(none)'}"))
+            yield ItemRead(item, (), whole=False)
             continue
+        # An item counts as examined once it was read, or failed to read as itself; whatever else stops the run
+        # (the deadline, a token to refresh) leaves it unread, for the next run (or the rest of this full scan).
         try:
             state = client.watching(item.id)
-            views = (
-                [movie_view(item, state, window.last_seen)]
-                if item.type in MOVIE_TYPES
-                else episode_views(item, state, window.last_seen)
-            )
+            views, whole = _views_of(item, state, last_seen)
         except (OutOfTime, RateLimited) as exc:
-            # Not read: the next run (or the rest of this full scan) reads it.
-            result.items_examined -= 1
-            result.examined.pop()
             _interrupt(result, exc)
-            break
+            return
         except (BadResponse, ServiceUnavailable) as exc:
+            _examined(result, item.id)
             logger.warning("kinopub item unreadable", extra={"kinopub_id": item.id, "reason": str(exc)})
             result.failures.append(ItemFailure(item.id, item.title, str(exc)))
             continue
+        _examined(result, item.id)
+        settled_views: list[CompletedView] = []
         for view in views:
-            if view is None:
-                continue
             settled, kept = settle_with_ledger(view, ledger.get(view.view_ref), rewatches)
-            result.views.append(settled)
+            settled_views.append(settled)
             if kept is not None:
                 result.kept.append(KeptPlay(settled, kept))
                 logger.info("not a rewatch: the play already sent stands", extra={"view": view.label, "why": kept})
-    logger.info(
-        "kinopub collected",
-        extra={
-            "history_pages": result.history_pages,
-            "items_examined": result.items_examined,
-            "views": len(result.views),
-            "failures": len(result.failures),
-            "skipped": len(result.skipped),
-            "full_scan": result.full_scan,
-        },
-    )
-    return result
+        result.views.extend(settled_views)
+        yield ItemRead(item, tuple(settled_views), whole)
 
 
 def _interrupt(result: CollectResult, cause: OutOfTime | RateLimited) -> None:
@@ -148,14 +234,44 @@ def _interrupt(result: CollectResult, cause: OutOfTime | RateLimited) -> None:
         logger.warning("kinopub reading stopped by the deadline", extra={"items_read": result.items_examined})
 
 
-def _extra_items(
-    client: KinopubReader, item_ids: Collection[int], window: HistoryWindow, result: CollectResult
+def _examined(result: CollectResult, item_id: int) -> None:
+    result.items_examined += 1
+    result.examined.append(item_id)
+
+
+def _views_of(
+    item: HistoryItem, state: WatchingItem, last_seen: Mapping[tuple[int, int], datetime]
+) -> tuple[list[CompletedView], bool]:
+    if item.type in MOVIE_TYPES:
+        view = movie_view(item, state, last_seen)
+        return ([] if view is None else [view]), view is not None
+    views = episode_views(item, state, last_seen)
+    return views, all(episode.status == 1 for season in state.seasons for episode in season.episodes)
+
+
+def log_collected(result: CollectResult) -> None:
+    logger.info(
+        "kinopub collected",
+        extra={
+            "history_pages": result.history_pages,
+            "items_examined": result.items_examined,
+            "views": len(result.views),
+            "failures": len(result.failures),
+            "skipped": len(result.skipped),
+            "full_scan": result.full_scan,
+        },
+    )
+
+
+def extra_items(
+    client: KinopubReader, item_ids: Collection[int], known: Collection[int], result: CollectResult
 ) -> Iterator[HistoryItem]:
-    """The catalog entries of items to read that the history window does not hold, one at a time (the caller
-    keeps the deadline between them). One Kinopub cannot describe (removed from the catalog) is read with what
-    ``/v1/watching`` says: its title and type, no IMDb id. The deadline or a rate limit ends the reading."""
+    """The catalog entries of items to read that the caller does not already know (``known``), one at a time
+    (the reader keeps the deadline between them). One Kinopub cannot describe (removed from the catalog) is read
+    with what ``/v1/watching`` says: its title and type, no IMDb id. The deadline or a rate limit ends the
+    reading."""
     for item_id in item_ids:
-        if item_id in window.items or item_id in window.broken:
+        if item_id in known:
             continue
         try:
             item = _catalog_entry(client, item_id)

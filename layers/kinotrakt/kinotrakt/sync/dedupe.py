@@ -15,7 +15,7 @@ from kinotrakt.errors import ItemRefused
 from kinotrakt.storage.ports import Ledger
 from kinotrakt.sync.keys import episode_key, has_unknown_time, movie_key
 from kinotrakt.sync.mapping import MappedView
-from kinotrakt.sync.model import CompletedView
+from kinotrakt.sync.model import CompletedView, ViewKind
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, SearchHit
 
 # The window starts two days before the earliest candidate, so a play Trakt shifted by a time zone or stored
@@ -47,18 +47,45 @@ def history_keys(item: HistoryItem) -> set[str]:
 
 @dataclass
 class RemoteIndex:
+    """Trakt's plays, per kind, from ``since[kind]`` until the time the index was first read."""
+
     keys: set[str] = field(default_factory=set)
+    since: dict[HistoryKind, datetime] = field(default_factory=dict)
 
     def add(self, items: Iterable[HistoryItem]) -> None:
         for item in items:
             self.keys |= history_keys(item)
+
+    def cover(
+        self,
+        trakt: TraktHistory,
+        kind: HistoryKind,
+        oldest: datetime,
+        now: datetime,
+    ) -> None:
+        """Make the index hold the plays of ``kind`` from WINDOW_LEAD before ``oldest``: read the missing part
+        only (nothing when it is already held). The first read of a kind runs until ``now``."""
+        start = oldest - WINDOW_LEAD
+        held = self.since.get(kind)
+        if held is not None and start >= held:
+            return
+        self.add(trakt.history(kind, start, now if held is None else held))
+        self.since[kind] = start
+
+
+HISTORY_KINDS: tuple[tuple[ViewKind, HistoryKind], ...] = (("movie", "movies"), ("episode", "episodes"))
 
 
 def build_remote_index(trakt: TraktHistory, views: Sequence[CompletedView], now: datetime) -> RemoteIndex:
     """Read Trakt's history for the window of these views, from WINDOW_LEAD before the oldest until now.
 
     It needs only the views' own times, not their Trakt ids, so it can be read before mapping starts."""
-    return read_history_around(trakt, views, lead=WINDOW_LEAD, until=now)
+    index = RemoteIndex()
+    for view_kind, history_kind in HISTORY_KINDS:
+        times = [v.watched_at for v in views if v.kind == view_kind and v.watched_at is not None]
+        if times:
+            index.cover(trakt, history_kind, min(times), now)
+    return index
 
 
 def read_history_around(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
@@ -57,7 +58,7 @@ class CompletedView:
     # each with its own ledger entry, so a run stopped between them still sends the rest later.
     pin_part: int = 0
 
-    @property
+    @functools.cached_property
     def view_ref(self) -> str:
         """Stable name of the view across runs (the ledger keeps the watched_at it was sent with)."""
         if self.kind == "movie":

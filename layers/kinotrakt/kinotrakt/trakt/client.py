@@ -6,11 +6,12 @@ Error statuses are mapped to typed errors in one place, :func:`raise_for_status`
 
 from __future__ import annotations
 
+import functools
 import random
 import re
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -131,12 +132,20 @@ def raise_for_status(response: requests.Response) -> None:
     raise BadResponse(SERVICE, path, f"answered HTTP {status}", status)
 
 
+@functools.cache
+def _adapter(kind: Hashable) -> TypeAdapter[Any]:
+    # Building an adapter builds its validator: once per shape, not once per answer (a backfill reads
+    # hundreds of season tables).
+    return TypeAdapter(cast("Any", kind))
+
+
 def parse_as[T](kind: type[T], response: requests.Response) -> T:
     """The JSON body validated as ``kind``; a wrong shape is a BadResponse naming only the failing fields
     (pydantic's own message quotes input values, and a token response holds tokens)."""
     data = decode_json(response, SERVICE)
     try:
-        return TypeAdapter(kind).validate_python(data)
+        parsed: T = _adapter(cast("Hashable", kind)).validate_python(data)
+        return parsed
     except ValidationError as exc:
         fields = sorted({".".join(str(part) for part in error["loc"]) or "<root>" for error in exc.errors()})
         reason = f"answered an unexpected shape (fields: {', '.join(fields[:5])})"

@@ -4,6 +4,7 @@ items and builds the keys)."""
 from __future__ import annotations
 
 from kinotrakt.storage.dynamo.failures import DynamoItemFailureStore
+from kinotrakt.storage.dynamo.known_items import DynamoKnownItemStore
 from kinotrakt.storage.dynamo.lease import DynamoLeaseStore
 from kinotrakt.storage.dynamo.ledger import DynamoLedgerStore
 from kinotrakt.storage.dynamo.login_state import DynamoLoginStateStore
@@ -17,6 +18,7 @@ from kinotrakt.storage.ports import SyncStores, TokenStore
 
 __all__ = [
     "DynamoItemFailureStore",
+    "DynamoKnownItemStore",
     "DynamoLeaseStore",
     "DynamoLedgerStore",
     "DynamoLoginStateStore",
@@ -35,6 +37,7 @@ def dynamo_sync_stores(table: Table, *, kinopub_tokens: TokenStore, trakt_tokens
     return SyncStores(
         lease=DynamoLeaseStore(table),
         sync_state=DynamoSyncStateStore(table),
+        known_items=DynamoKnownItemStore(table),
         mappings=DynamoMappingStore(table),
         ledger=DynamoLedgerStore(table),
         unmatched=DynamoUnmatchedStore(table),

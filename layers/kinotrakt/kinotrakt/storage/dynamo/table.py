@@ -15,6 +15,9 @@ pk                            sk                      attributes
                                                       ``reread`` (number set: items pinned since),
                                                       ``trakt_gets`` (JSON: when the last runs' Trakt
                                                       GETs were sent, ``sync_state.py``)
+``<acct>#items``              ``<n>#<uuid>#<part>``   ``items``: JSON ``[[id, "c"], [id, "o"|"r", type, year,
+                                                      imdb, title, [[media, last_seen], ...]], ...]``, optional
+                                                      ``covers_history`` (BOOL); ``<n>``: the save's number
 ``<acct>#map``                mapping key             ``value`` (JSON), optional ``expires_at``
 ``<acct>#ledger``             ``<sent_at>#<uuid>``    ``entries``: JSON ``[[key, view_ref, watched_at], ...]``
 ``<acct>#unmatched``          unmatched key           ``kinopub_id``, ``title``, ``reason``, ``detail``,
@@ -31,7 +34,8 @@ pk                            sk                      attributes
 
 Why this shape: the sync reads each kind with one paginated Query (a 600-show library's mapping cache or a
 20,000-play ledger costs a few calls, not one per item), and the ledger holds one item per pushed batch
-rather than one per play. DynamoDB deletes expired items lazily (within a few days of expiry, says its TTL
+rather than one per play; the book of known items holds one item per save (a quiet run saves nothing).
+DynamoDB deletes expired items lazily (within a few days of expiry, says its TTL
 documentation), so every read that cares about expiry also compares ``expires_at`` with ``now`` itself.
 Reads are strongly consistent: the ledger and the watermark guard against duplicates, so a stale read is
 never worth the saved half-unit.
@@ -156,7 +160,12 @@ class Table:
         self.client.put_item(TableName=self.name, Item=item)
 
     def put_all(self, items: Iterable[Item]) -> None:
-        self.batch_write([{"PutRequest": {"Item": item}} for item in items])
+        listed = list(items)
+        if len(listed) == 1:
+            # One item (a pushed batch's ledger entry) is one PutItem: cheaper to send than a BatchWriteItem.
+            self.put(listed[0])
+            return
+        self.batch_write([{"PutRequest": {"Item": item}} for item in listed])
 
     def delete_all(self, kind: str, sort_keys: Iterable[str]) -> None:
         # A BatchWriteItem may not name the same key twice.
