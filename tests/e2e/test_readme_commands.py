@@ -42,6 +42,7 @@ RUN_BY: dict[str, str] = {
     "kinotrakt sync --dry-run": f"{ERRORS}::test_a_dry_run_is_labelled_everywhere_and_kept_apart",
     "kinotrakt sync --sandbox": f"{ISOLATION}::test_sync_sandbox_ignores_the_developers_aws_environment",
     "kinotrakt map": E2E,
+    "kinotrakt check": "tests/integration/test_cli_check.py::test_services_that_answer_as_expected_pass_every_check",
     "source .venv/bin/activate": "tests/e2e/test_readme_commands.py::test_source_the_virtualenv_then_type_kinotrakt",
     "source build/sandbox/env.sh": "tests/e2e/test_readme_commands.py::test_source_the_sandbox_s_env_sh",
     "make demo": f"{ISOLATION}::test_make_demo_ignores_the_developers_aws_environment",
