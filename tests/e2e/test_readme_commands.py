@@ -52,6 +52,7 @@ RUN_BY: dict[str, str] = {
     "make invoke": "tests/e2e/test_invoke.py::test_make_invoke_runs_this_script",
     "make invoke LOCAL=process": f"{INVOKE}::test_the_sync_function_runs_against_the_sandbox_as_a_dry_run",
     "make invoke STACK=<name> [REGION=…]": "tests/integration/test_invoke_targets.py::test_a_deployed_stack_fills_in_the_names",  # noqa: E501
+    "make bench-readme": "tests/unit/test_bench_readme.py::test_the_command_writes_the_readme_from_the_bench_json",
     "make bench": "tests/unit/test_bench_report.py::test_every_scenario_reports_the_fields_issue_8_names",
     "make chaos": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
     "make chaos SEED=1": "tests/chaos/test_chaos.py::test_every_schedule_keeps_every_promise",
