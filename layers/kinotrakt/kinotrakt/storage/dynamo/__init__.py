@@ -3,6 +3,7 @@ items and builds the keys)."""
 
 from __future__ import annotations
 
+from kinotrakt.storage.dynamo.audit import DynamoAuditProgressStore
 from kinotrakt.storage.dynamo.failures import DynamoItemFailureStore
 from kinotrakt.storage.dynamo.lease import DynamoLeaseStore
 from kinotrakt.storage.dynamo.ledger import DynamoLedgerStore
@@ -16,6 +17,7 @@ from kinotrakt.storage.dynamo.unmatched import DynamoUnmatchedStore
 from kinotrakt.storage.ports import SyncStores, TokenStore
 
 __all__ = [
+    "DynamoAuditProgressStore",
     "DynamoItemFailureStore",
     "DynamoLeaseStore",
     "DynamoLedgerStore",
@@ -31,7 +33,7 @@ __all__ = [
 
 
 def dynamo_sync_stores(table: Table, *, kinopub_tokens: TokenStore, trakt_tokens: TokenStore) -> SyncStores:
-    """Every state port of a sync run on ``table``, with the two services' token stores."""
+    """Every state port of a sync run (and an audit) on ``table``, with the two services' token stores."""
     return SyncStores(
         lease=DynamoLeaseStore(table),
         sync_state=DynamoSyncStateStore(table),
@@ -43,4 +45,5 @@ def dynamo_sync_stores(table: Table, *, kinopub_tokens: TokenStore, trakt_tokens
         pins=DynamoPinStore(table),
         kinopub_tokens=kinopub_tokens,
         trakt_tokens=trakt_tokens,
+        audit_progress=DynamoAuditProgressStore(table),
     )
