@@ -523,6 +523,12 @@ class FakeTrakt(FakeServer):
                 self._touch_activity({self._play_kind_of(pid) for pid in ids})
             return ids
 
+    def remove_play(self, history_id: int) -> None:
+        """The user removed one play on trakt.tv."""
+        with self.lock:
+            removed = self._remove_play(history_id)
+            self._touch_activity({removed.kind})
+
     def issue_tokens(self, access_ttl: float | None = None) -> dict[str, Any]:
         """A valid token pair, as ``POST /oauth/token`` would return it."""
         with self.lock:
