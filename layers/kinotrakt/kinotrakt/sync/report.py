@@ -111,8 +111,8 @@ class SyncReport:
     def from_stored(cls, data: object) -> SyncReport | None:
         """A report as the report store keeps it (``to_dict``'s JSON, maybe written by another version):
         a missing or malformed field takes its default and a cut list loses its "... and N more" line.
-        None when it is not a run report at all (no known status, or no readable start time)."""
-        if not isinstance(data, Mapping):
+        None when it is not a sync run's report at all (no known status, no readable start time, or an audit's)."""
+        if not isinstance(data, Mapping) or data.get("action") == "audit":
             return None
         status = data.get("status")
         started_at = _time(data.get("started_at"))
