@@ -21,7 +21,7 @@ import pytest
 from devkit.clock import VirtualClock
 from devkit.fakes.base import RecordedRequest
 from devkit.fakes.fake_trakt import CLOUDFLARE_429, CLOUDFLARE_RETRY_AFTER, FakeTrakt
-from devkit.sandbox import FakeLambdaContext, Sandbox, load_handler, patched_environ, sandbox
+from devkit.sandbox import REPO, FakeLambdaContext, Sandbox, load_handler, patched_environ, sandbox
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
 from kinotrakt.storage.ports import SyncStores
@@ -478,9 +478,11 @@ def test_audit_events_other_than_the_contract_are_refused_before_any_call(box: S
     assert box.trakt.requests == []
 
 
-def test_a_scheduled_audit_event_is_accepted(box: Sandbox) -> None:
-    report = box.invoke({**AUDIT, "scheduled_time": "2026-12-01T04:00:00Z", "execution_id": "monthly"})
-    assert (report["status"], report["run_id"]) == ("ok", "monthly")
+def test_the_monthly_schedules_audit_event_is_accepted(box: Sandbox) -> None:
+    # events/audit.json is the template's AuditSchedule Input filled in (tests/infrastructure check that)
+    event = json.loads((REPO / "events" / "audit.json").read_text())
+    report = box.invoke(event)
+    assert (report["status"], report["run_id"], report["fix"]) == ("ok", event["execution_id"], [])
 
 
 def test_an_audit_is_skipped_while_a_sync_runs(box: Sandbox, clock: VirtualClock) -> None:
