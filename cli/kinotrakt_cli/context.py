@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import IO, Any, Protocol
@@ -15,12 +15,14 @@ from typing import IO, Any, Protocol
 from rich.console import Console
 from rich.text import Text
 
+from kinotrakt.audit.report import AuditReport
+from kinotrakt.audit.run import Fix
 from kinotrakt.clock import Clock, SystemClock
 from kinotrakt.config import Settings
 from kinotrakt.errors import KinotraktError
 from kinotrakt.http import CallCounter
 from kinotrakt.observability import logger
-from kinotrakt.service import execute_sync
+from kinotrakt.service import execute_audit, execute_sync
 from kinotrakt.storage.ports import SyncStores
 from kinotrakt.sync.report import SyncReport
 from kinotrakt_cli.deployment import (
@@ -51,6 +53,20 @@ class SyncRunner(Protocol):
     ) -> SyncReport: ...
 
 
+class AuditRunner(Protocol):
+    def __call__(
+        self,
+        settings: Settings,
+        stores: SyncStores,
+        *,
+        fixes: Collection[Fix] = (),
+        clock: Clock | None = None,
+        remaining_seconds: float | None = None,
+        counter: CallCounter | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> AuditReport: ...
+
+
 def _stdin_is_terminal() -> bool:
     return sys.stdin is not None and sys.stdin.isatty()
 
@@ -64,6 +80,7 @@ class CliDeps:
     stores: StoresFactory = aws_stores
     stack_outputs: StackOutputs = aws_stack_outputs
     run_sync: SyncRunner = execute_sync
+    run_audit: AuditRunner = execute_audit
     sandbox: SandboxFactory = repository_sandbox
     clock: Clock = field(default_factory=SystemClock)
     out: Console | None = None  # None: a console on stdout
@@ -72,7 +89,7 @@ class CliDeps:
     prompt_secret: Callable[[str], str] | None = None  # None: asks on the output console, without echo
     interactive: Callable[[], bool] = _stdin_is_terminal
     stdin: Callable[[], IO[str]] = lambda: sys.stdin  # read when a command reads a piped secret
-    # A sync still running after this long shows a progress line (on a terminal).
+    # A sync or an audit still running after this long shows a progress line (on a terminal).
     sync_progress_after_seconds: float = 3.0
 
 

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from kinotrakt.audit.report import AuditReport
 from kinotrakt.clock import utc_from_epoch
 from kinotrakt.storage.ports import ServiceSecret
 from kinotrakt.sync.report import SyncReport
@@ -25,12 +26,15 @@ def run(
 ) -> int:
     """Last runs, watermark, token expiry, unmatched count.
 
-    Show the last runs, the watermark, when tokens expire, and how many items are unmatched.
+    Show the last runs (syncs and audits), the watermark, when tokens expire, and how many items are unmatched.
     """
     now = cli.clock.now()
     stores = cli.deployment.stores
     say = cli.output.say
-    reports = [SyncReport.from_stored(stored) for stored in stores.reports.latest(limit=runs)]
+    reports = [
+        SyncReport.from_stored(stored) or AuditReport.from_stored(stored)
+        for stored in stores.reports.latest(limit=runs)
+    ]
     say("Last runs (newest first):")
     if reports:
         cli.output.show(*runs_view(reports))
