@@ -978,6 +978,15 @@ def test_audit_json_holds_every_finding_even_past_the_reports_limit(world: CliWo
     assert world.trakt.duplicate_keys() == []
 
 
+def test_audit_json_on_a_terminal_is_one_json_document_and_nothing_else(world: CliWorld) -> None:
+    synced_with_other_tools_duplicates(world)
+    screen = terminal()
+    result = world.run("audit", "--json", out=screen, sync_progress_after_seconds=0)
+    assert result.code == 0, result.err
+    report = json.loads(written(screen))
+    assert report["duplicates_found"] == 4
+
+
 def test_a_long_audit_goes_on_run_after_run_and_shows_its_progress(world: CliWorld) -> None:
     # Given a synced library, a long history, and runs that end when Trakt's GET budget runs out
     synced_with_other_tools_duplicates(world)

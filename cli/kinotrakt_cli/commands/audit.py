@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated
 
 import typer
@@ -80,8 +82,12 @@ def _audit(cli: Cli, fixes: frozenset[Fix], *, quiet: bool) -> AuditReport:
     deployment = cli.deployment
     settings, stores = deployment.state_settings, deployment.stores
     counter = CallCounter()
-    after = float("inf") if quiet else cli.deps.sync_progress_after_seconds
-    with sync_progress(cli.output, counter, after_seconds=after, doing="auditing") as step:
+    shown: AbstractContextManager[Callable[[str], None]] = (
+        nullcontext(lambda _: None)  # --json: one JSON document, nothing else
+        if quiet
+        else sync_progress(cli.output, counter, after_seconds=cli.deps.sync_progress_after_seconds, doing="auditing")
+    )
+    with shown as step:
         report = None
         for _ in range(MAX_RUNS):
             before = None if report is None else _progress(report)

@@ -332,7 +332,7 @@ class Audit:
         progress = self._progress
         present: dict[str, Play] = {key: play for play in window.plays for key in play.keys}
         needed = self._needed_items()
-        for play in window.plays:
+        for play in window.plays if needed else ():
             for item in play.items & needed:
                 progress.items_with_plays.setdefault(item, play.label)
         kind = "movie" if window.kind == "movies" else "episode"
