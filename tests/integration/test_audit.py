@@ -447,6 +447,8 @@ def test_a_rate_limited_audit_continues_where_it_stopped(box: Sandbox, clock: Vi
     first = box.invoke(AUDIT)
     assert first["status"] == "partial"
     assert first["error"]["code"] == "rate_limited"
+    waited = datetime.fromisoformat(first["resume_after"]) - clock.now()  # the report keeps milliseconds
+    assert abs(waited - timedelta(seconds=CLOUDFLARE_RETRY_AFTER)) < timedelta(milliseconds=1)
 
     clock.advance(10 * 60)
     second = box.invoke(AUDIT)

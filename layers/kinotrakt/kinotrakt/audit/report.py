@@ -81,6 +81,7 @@ class AuditReport:
     missing_resent: int = 0
     unexpected_plays: int = 0
     error: RunError | None = None
+    resume_after: datetime | None = None  # a rate limit stopped the run: when the service may be asked again
     duplicates: list[DuplicatePlays] = field(default_factory=list)
     missing: list[MissingView] = field(default_factory=list)
     unexpected: list[UnexpectedPlay] = field(default_factory=list)
@@ -117,6 +118,7 @@ class AuditReport:
         data["started_at"] = iso_z(self.started_at)
         data["finished_at"] = iso_z(self.finished_at) if self.finished_at else None
         data["audit_started_at"] = iso_z(self.audit_started_at) if self.audit_started_at else None
+        data["resume_after"] = iso_z(self.resume_after) if self.resume_after else None
         if not complete:
             for name in ("duplicates", "missing", "unexpected", "unreadable_items"):
                 data[name] = listed(data[name])
@@ -143,6 +145,7 @@ class AuditReport:
             audit_started_at=time_of(data.get("audit_started_at")),
             runs=count_of(data.get("runs")),
             finished_at=time_of(data.get("finished_at")),
+            resume_after=time_of(data.get("resume_after")),
             http_calls=HttpCalls(count_of(calls.get("kinopub")), count_of(calls.get("trakt"))),
             error=(
                 RunError(text_of(error.get("code")), text_of(error.get("message")))

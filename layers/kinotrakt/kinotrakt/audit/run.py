@@ -103,6 +103,8 @@ def run_audit(deps: AuditDeps, options: AuditOptions, run_id: str) -> AuditRepor
     except KinotraktError as exc:
         report.status = exc.run_status
         report.error = RunError(exc.code, str(exc))
+        if isinstance(exc, RateLimited):
+            report.resume_after = exc.resume_after
         log = logger.error if exc.run_status == "failed" else logger.warning
         log("audit run stopped", extra={"error_code": exc.code, "error": str(exc)})
     except Exception as exc:
