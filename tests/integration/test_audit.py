@@ -545,3 +545,115 @@ def test_with_dry_run_set_an_audit_fixes_nothing(clock: VirtualClock) -> None:
         assert (report["duplicates_removed"], report["missing_resent"]) == (0, 0)
         assert plays_by_id(box.trakt) == before
         assert not [r for r in box.trakt.requests if r.method == "POST" and r.path.startswith("/sync")]
+
+
+# --- continuing across runs, and what the audit cannot judge ----------------------------------------------------
+
+
+def test_duplicates_found_by_a_report_are_read_again_and_removed_by_a_later_run_that_fixes(clock: VirtualClock) -> None:
+    # Given a long history, read by a report-only audit that stopped part way (its GET budget, its deadline)
+    with sandbox(seed=seed, clock=clock, fake_clock=clock.time, env={"TRAKT_GET_LIMIT": "1"}) as box:
+        while box.invoke()["status"] != "ok":
+            clock.advance(HOUR)
+        long_history(box.trakt)
+        first = box.invoke(AUDIT, timeout_seconds=400)
+        assert (first["status"], first["duplicates_removed"]) == ("partial", 0)
+        found = [entry for entry in first["duplicates"] if isinstance(entry, dict)]  # the last line may be "... more"
+        assert found
+        # and, meanwhile, the user removed on trakt.tv the play the report would keep for one viewing
+        box.trakt.remove_play(found[0]["kept"])
+        before = plays_by_id(box.trakt)
+
+        # When the next audit runs with --fix duplicates, until it is done
+        clock.advance(HOUR)
+        reports = [box.invoke({"action": "audit", "fix": ["duplicates"]}, timeout_seconds=400)]
+        while reports[-1]["status"] == "partial":
+            clock.advance(HOUR)
+            reports.append(box.invoke({"action": "audit", "fix": ["duplicates"]}, timeout_seconds=400))
+
+        # Then what the report found was read again before removal: the viewing whose kept play the user removed
+        # keeps its oldest play still there; every extra play is gone, and nothing else
+        assert reports[-1]["status"] == "ok"
+        assert assert_only_exact_duplicates_removed(before, box.trakt) == expected_extras_of(before)
+        assert box.trakt.duplicate_keys() == []
+        assert reports[-1]["duplicates_removed"] == len(expected_extras_of(before))
+
+
+def test_an_audit_that_must_pause_reading_kinopub_goes_on_next_time(box: Sandbox, clock: VirtualClock) -> None:
+    # Given a synced library and a Kinopub that makes the audit wait (429, Retry-After 25 s) until little time is left
+    box.invoke()
+    box.kinopub.add_fault("GET", r"/v1/watching", status=429, headers={"Retry-After": "25"}, times=3)
+
+    # When an audit runs with 100 s to spare
+    first = box.invoke(AUDIT, timeout_seconds=160)
+
+    # Then it stopped reading Kinopub in time, and the next audit read the rest and finished
+    assert first["status"] == "partial"
+    assert "Kinopub reading paused" in first["error"]["message"]
+    second = box.invoke(AUDIT)
+    assert (second["status"], second["runs"], second["views_checked"]) == ("ok", 2, 5)
+    assert second["missing_on_trakt"] == 0
+
+
+def test_views_the_sync_never_mapped_are_mapped_and_a_rate_limit_while_mapping_is_picked_up_later(
+    box: Sandbox, clock: VirtualClock
+) -> None:
+    # Given nothing synced yet (the ledger knows no key), and Trakt rate limiting the show's season table once
+    box.trakt.add_fault(
+        "GET",
+        r"/shows/.+/seasons",
+        status=429,
+        body=CLOUDFLARE_429,
+        headers={"Server": "cloudflare", "Retry-After": str(CLOUDFLARE_RETRY_AFTER)},
+        content_type="text/html; charset=UTF-8",
+    )
+    first = box.invoke(AUDIT)
+    assert (first["status"], first["error"]["code"]) == ("partial", "rate_limited")
+
+    # When the next audit runs after the pause
+    clock.advance(CLOUDFLARE_RETRY_AFTER + 1)
+    second = box.invoke({"action": "audit", "fix": ["missing"]})
+
+    # Then every view was mapped and found missing (never sent), and --fix missing sent them all, once
+    assert second["status"] == "ok"
+    assert (second["views_checked"], second["missing_never_sent"], second["missing_resent"]) == (5, 5, 5)
+    assert len(box.trakt.plays()) == 5
+    assert box.trakt.duplicate_keys() == []
+    assert box.invoke()["added_movies"] + box.invoke()["added_episodes"] == 0
+
+
+def test_plays_of_a_title_gone_from_kinopubs_history_are_reported_and_an_unreadable_item_is_not_judged(
+    synced: Sandbox,
+) -> None:
+    # Given the Black Mirror rows deleted from Kinopub's history, and the first title the audit reads (Arrival, the
+    # newest row now) answered with an HTML page
+    kinopub = synced.kinopub
+    for row in list(kinopub.history.values()):
+        if row.item_id == BM_KP:
+            kinopub.delete_history_row(BM_KP, row.media_id)
+    synced.kinopub.add_fault("GET", r"/v1/watching", status=200, body="<html>busy</html>", content_type="text/html")
+
+    report = synced.invoke(AUDIT)
+
+    # Then the three episodes' plays are unexpected, as no longer in Kinopub's history; Arrival is listed as
+    # unreadable and neither missing nor unexpected
+    assert report["status"] == "ok"
+    assert sorted((u["title"], u["reason"]) for u in report["unexpected"]) == [
+        (f"Black Mirror S01E0{n}", "no longer in Kinopub's history") for n in (1, 2, 3)
+    ]
+    assert [item["title"] for item in report["unreadable_items"]] == ["Прибытие / Arrival"]
+    assert report["missing_on_trakt"] == 0
+
+
+def test_a_stored_progress_of_another_version_starts_a_new_audit(synced: Sandbox, clock: VirtualClock) -> None:
+    synced.stores().audit_progress.save({"version": 0, "runs": 7}, clock.now() + timedelta(days=1))
+    report = synced.invoke(AUDIT)
+    assert (report["status"], report["runs"]) == ("ok", 1)
+
+
+def test_an_audit_before_setup_fails_clearly_and_calls_nothing(clock: VirtualClock) -> None:
+    with sandbox(seed=seed, clock=clock, link=False) as box:
+        report = box.invoke(EVERY_FIX)
+        assert (report["status"], report["error"]["code"]) == ("failed", "not_configured")
+        assert "kinotrakt setup" in report["error"]["message"]
+        assert box.trakt.requests == []

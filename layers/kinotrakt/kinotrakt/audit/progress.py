@@ -122,10 +122,12 @@ class DuplicateNote:
     kept: int
     extra: tuple[int, ...]
     removed: tuple[int, ...] = ()
+    gone: tuple[int, ...] = ()  # found gone when read again before removing (removed by someone else)
 
     @property
     def left(self) -> tuple[int, ...]:
-        return tuple(i for i in self.extra if i not in self.removed)
+        """The extra plays still to remove."""
+        return tuple(i for i in self.extra if i not in self.removed and i not in self.gone)
 
 
 @dataclass(frozen=True)
@@ -203,7 +205,17 @@ class AuditProgress:
             },
             "items_with_plays": self.items_with_plays,
             "duplicates": [
-                [n.title, n.kind, n.identity, iso_z(n.watched_at), n.minute, n.kept, list(n.extra), list(n.removed)]
+                [
+                    n.title,
+                    n.kind,
+                    n.identity,
+                    iso_z(n.watched_at),
+                    n.minute,
+                    n.kept,
+                    list(n.extra),
+                    list(n.removed),
+                    list(n.gone),
+                ]
                 for n in self.duplicates
             ],
             "missing": [[_record_row(n.view), n.reason, n.outcome] for n in self.missing],
@@ -252,8 +264,9 @@ class AuditProgress:
                     int(kept),
                     tuple(int(i) for i in extra),
                     tuple(int(i) for i in removed),
+                    tuple(int(i) for i in gone),
                 )
-                for title, kind, identity, when, minute, kept, extra, removed in data["duplicates"]
+                for title, kind, identity, when, minute, kept, extra, removed, gone in data["duplicates"]
             ],
             missing=[MissingNote(_record(row, titles), reason, outcome) for row, reason, outcome in data["missing"]],
             unexpected=[UnexpectedNote(str(t), str(m), str(v), str(r)) for t, m, v, r in data["unexpected"]],

@@ -23,8 +23,10 @@ from kinotrakt.trakt.models import HistoryItem, HistoryKind, RemoveResult
 REMOVE_BATCH = 100
 # How often one request's groups are read again after lost answers before the run stops (partial).
 MAX_RECHECKS = 2
-# Groups whose minutes are at most this far apart are read again with one history read.
-SPAN = timedelta(days=1)
+# Groups within this time of the first of them are read again with one history read: a window's groups (a page of
+# plays, days or years of a history) in a few reads, groups years apart one read each, and never a history read
+# of more than a few pages for anyone's viewing habits.
+SPAN = timedelta(days=90)
 
 
 class HistoryEditor(Protocol):
@@ -115,32 +117,30 @@ def _with_extra(group: DuplicateGroup, extra: tuple[int, ...]) -> DuplicateGroup
 
 def reread(trakt: HistoryEditor, groups: Sequence[DuplicateGroup]) -> tuple[list[DuplicateGroup], set[int]]:
     """Read the groups' minutes again and judge each group on what is there now (``history.regroup``). Returns the
-    groups with something still extra, and the ids of extra plays that are gone. Minutes a day or less apart are
-    read together (a lost answer's groups come from one window; a stored audit's may be years apart)."""
+    groups with something still extra, and the ids of extra plays that are gone. Groups within SPAN of each other
+    are read together (a lost answer's groups come from one window; a stored audit's may be years apart)."""
     again: list[DuplicateGroup] = []
     gone: set[int] = set()
-    kinds: tuple[HistoryKind, ...] = ("movies", "episodes")
-    for kind in kinds:
-        groups_of_kind = sorted(
-            (g for g in groups if (g.kind == "movie") == (kind == "movies")), key=lambda g: g.watched_at
-        )
-        for span in _spans(groups_of_kind):
-            start, end = minute_of(span[0].watched_at), minute_of(span[-1].watched_at) + TO_MINUTE_END
-            present = [play_of(item) for item in trakt.history(kind, start, end)]
-            there = {play.history_id for play in present}
-            for group in span:
-                gone.update(i for i in group.extra if i not in there)
-                fresh = regroup(group, present)
-                if fresh is not None:
-                    again.append(fresh)
+    for span in spans(groups):
+        kind: HistoryKind = "movies" if span[0].kind == "movie" else "episodes"
+        start, end = minute_of(span[0].watched_at), minute_of(span[-1].watched_at) + TO_MINUTE_END
+        present = [play_of(item) for item in trakt.history(kind, start, end)]
+        there = {play.history_id for play in present}
+        for group in span:
+            gone.update(i for i in group.extra if i not in there)
+            fresh = regroup(group, present)
+            if fresh is not None:
+                again.append(fresh)
     return again, gone
 
 
-def _spans(groups: Sequence[DuplicateGroup]) -> list[list[DuplicateGroup]]:
-    spans: list[list[DuplicateGroup]] = []
-    for group in groups:
-        if spans and group.watched_at - spans[-1][0].watched_at <= SPAN:
-            spans[-1].append(group)
-        else:
-            spans.append([group])
-    return spans
+def spans(groups: Sequence[DuplicateGroup]) -> list[list[DuplicateGroup]]:
+    """The groups of each kind in time order, cut into runs that one history read covers (SPAN)."""
+    cut: list[list[DuplicateGroup]] = []
+    for kind in ("movie", "episode"):
+        for group in sorted((g for g in groups if g.kind == kind), key=lambda g: g.watched_at):
+            if cut and cut[-1][0].kind == kind and group.watched_at - cut[-1][0].watched_at <= SPAN:
+                cut[-1].append(group)
+            else:
+                cut.append([group])
+    return cut

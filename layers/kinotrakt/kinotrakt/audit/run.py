@@ -37,7 +37,7 @@ from kinotrakt.audit.progress import (
     ViewRecord,
     minute_time,
 )
-from kinotrakt.audit.removal import Removals, remove_extras, reread
+from kinotrakt.audit.removal import Removals, remove_extras, reread, spans
 from kinotrakt.audit.report import AuditReport
 from kinotrakt.clock import Clock, Deadline
 from kinotrakt.errors import KinotraktError, OutOfTime, RateLimited
@@ -256,8 +256,8 @@ class Audit:
         if to_map:
             mapped = mapper.map(to_map)
             records += [ViewRecord.of(candidate) for candidate in mapped.mapped]
-            unmapped = {candidate.view.view_ref for candidate in mapped.mapped}
-            progress.unmatched_refs |= {view.view_ref for view in to_map} - unmapped
+            found = {candidate.view.view_ref for candidate in mapped.mapped}
+            progress.unmatched_refs |= {view.view_ref for view in to_map} - found
             progress.unmatched += len(to_map) - len(mapped.mapped)
         progress.views += records
         progress.views_checked += len(records)
@@ -289,22 +289,24 @@ class Audit:
 
     def _remove_found_earlier(self) -> None:
         """Extra plays earlier runs of this audit found without removing them: read again first (they may have
-        changed since), then removed."""
+        changed since), then removed, a span of history at a time, so a run that stops keeps what it did."""
         progress = self._progress
         left = [
             DuplicateGroup(note.identity, note.kind, note.title, note.watched_at, note.kept, note.left)
             for note in progress.duplicates
             if note.left
         ]
-        if not left:
-            return
-        self._step(f"removing {sum(len(group.extra) for group in left)} duplicate plays found earlier")
-        fresh, _ = reread(self._trakt, left)
-        done = Removals()
-        try:
-            remove_extras(self._trakt, fresh, self._deadline, done)
-        finally:
-            progress.duplicates = [_with_removed(note, done) for note in progress.duplicates]
+        if left:
+            self._step(f"removing {sum(len(group.extra) for group in left)} duplicate plays found earlier")
+        for span in spans(left):
+            if self._deadline.expired():
+                raise OutOfTime("the Lambda deadline is near; the next audit removes the remaining duplicate plays")
+            fresh, gone = reread(self._trakt, span)
+            done = Removals()
+            try:
+                remove_extras(self._trakt, fresh, self._deadline, done)
+            finally:
+                progress.duplicates = [_with_removed(note, done, gone) for note in progress.duplicates]
 
     def _window(self, window: Window) -> None:
         progress = self._progress
@@ -434,11 +436,15 @@ def _note(group: DuplicateGroup, done: Removals) -> DuplicateNote:
     )
 
 
-def _with_removed(note: DuplicateNote, done: Removals) -> DuplicateNote:
-    removed = set(done.by_identity.get(note.identity, ())) & set(note.extra)
-    if not removed - set(note.removed):
-        return note
-    return dataclasses.replace(note, removed=tuple(i for i in note.extra if i in removed or i in note.removed))
+def _with_removed(note: DuplicateNote, done: Removals, gone: set[int]) -> DuplicateNote:
+    """``note`` with the plays ``done`` removed, and those found ``gone`` before (someone else removed them)."""
+    removed = (set(done.by_identity.get(note.identity, ())) | set(note.removed)) & set(note.extra)
+    gone_now = (gone | set(note.gone)) & set(note.extra) - removed
+    return dataclasses.replace(
+        note,
+        removed=tuple(i for i in note.extra if i in removed),
+        gone=tuple(i for i in note.extra if i in gone_now),
+    )
 
 
 def wanted_fixes(values: Iterable[str]) -> frozenset[Fix]:
