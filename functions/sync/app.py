@@ -122,7 +122,7 @@ def _audit(
         raise
     emit_audit_metrics(report)
     contract = report.to_dict()
-    logger.info("audit run finished", extra=contract)
+    logger.info("audit run finished", extra=fit_report(contract, MAX_LOGGED_REPORT_BYTES))
     return contract
 
 

@@ -657,3 +657,19 @@ def test_an_audit_before_setup_fails_clearly_and_calls_nothing(clock: VirtualClo
         assert (report["status"], report["error"]["code"]) == ("failed", "not_configured")
         assert "kinotrakt setup" in report["error"]["message"]
         assert box.trakt.requests == []
+
+
+def test_a_missing_view_of_unknown_time_is_not_sent_when_trakt_refuses_to_list_its_plays(synced: Sandbox) -> None:
+    # Given an episode finished with no time at all, never sent, and Trakt refusing (422) to list its plays
+    synced.kinopub.set_state(BM_KP, season=2, episode=2, status=1, updated=None)
+    synced.trakt.add_fault("GET", r"/sync/history/episodes/\d+", status=422, times=-1)
+
+    # When --fix missing would send it
+    report = synced.invoke({"action": "audit", "fix": ["missing"]})
+
+    # Then it is reported missing, and not sent: whether Trakt has a play of it could not be told
+    assert report["status"] == "ok"
+    assert [(m["title"], m["watched_at"], m["fixed"]) for m in report["missing"]] == [
+        ("Черное зеркало / Black Mirror S02E02", "unknown", "trakt_refused")
+    ]
+    assert not [r for r in synced.trakt.requests if r.method == "POST"]

@@ -16,6 +16,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore, memory_sync_stores
+from kinotrakt.audit.report import AuditReport, DuplicatePlays, MissingView
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_login_stores, aws_sync_stores
 from kinotrakt.storage.dynamo import DynamoLoginStateStore, DynamoMappingStore, Table, dynamo_sync_stores
@@ -438,6 +439,32 @@ def test_a_report_of_twenty_thousand_unmatched_items_is_stored_and_read_back(bac
     assert added[-1] == f"... and {60 - len(added) + 1} more"
     if backend.calls is not None:
         assert len(json.dumps(stored, ensure_ascii=False).encode()) < MAX_REPORT_BYTES < 400 * 1024
+
+
+def test_a_large_audit_report_is_stored_whole_in_its_counts_and_cut_in_its_lists(backend: Backend) -> None:
+    # Given an audit that found 2,000 viewings re-imported 200 times each, with long Cyrillic titles
+    title = "Очень длинное название сериала / A Very Long Series Title " * 5
+    report = AuditReport(run_id="r", started_at=T0, status="ok", fix=["duplicates"], finished_at=T0)
+    report.duplicates = [
+        DuplicatePlays(f"{title} {n}", "2026-11-01T12:00Z", n * 1000, list(range(n * 1000 + 1, n * 1000 + 200)), [])
+        for n in range(2_000)
+    ]
+    report.duplicates_found = 2_000 * 199
+    report.missing = [MissingView(f"{title} {n}", "unknown", "never_sent", None) for n in range(300)]
+    report.missing_on_trakt = report.missing_never_sent = 300
+
+    # When it is stored and read back
+    backend.stores.reports.put(report.to_dict(), T0)
+    (stored,) = backend.stores.reports.latest(limit=1)
+    read = AuditReport.from_stored(stored)
+
+    # Then the counts are intact, the lists cut with a line counting what was cut, and (DynamoDB) the item small
+    assert read is not None
+    assert (read.status, read.duplicates_found, read.missing_on_trakt, read.fix) == ("ok", 398_000, 300, ["duplicates"])
+    assert stored["duplicates"][-1] == f"... and {2_000 - len(read.duplicates)} more"
+    if backend.calls is not None:
+        assert len(read.duplicates) < LIST_LIMIT
+        assert len(json.dumps(stored, ensure_ascii=False).encode()) < MAX_REPORT_BYTES
 
 
 def test_a_fitted_report_counts_every_entry_cut() -> None:

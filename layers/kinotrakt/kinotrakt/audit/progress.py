@@ -27,8 +27,9 @@ PROGRESS_TTL = timedelta(days=35)
 
 MissingReason = Literal["never_sent", "removed_on_trakt"]
 # After --fix missing / --fix removed: sent again, found on Trakt after all (another app, or the sync, put it
-# there since), or Trakt answered not_found.
-FixOutcome = Literal["resent", "on_trakt", "trakt_not_found"]
+# there since), Trakt answered not_found, or (a view of unknown time) Trakt refused to list the item's plays, so
+# whether one is there could not be told and nothing was sent.
+FixOutcome = Literal["resent", "on_trakt", "trakt_not_found", "trakt_refused"]
 
 
 @dataclass(frozen=True)

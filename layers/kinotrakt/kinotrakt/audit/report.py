@@ -46,7 +46,7 @@ class MissingView:
     title: str
     watched_at: str
     reason: str  # never_sent | removed_on_trakt
-    fixed: str | None  # resent | on_trakt | trakt_not_found, after --fix missing / removed
+    fixed: str | None  # resent | on_trakt | trakt_not_found | trakt_refused, after --fix missing / removed
 
 
 @dataclass(frozen=True)

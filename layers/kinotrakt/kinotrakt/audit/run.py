@@ -404,6 +404,7 @@ class Audit:
         remote = build_remote_index(self._trakt, [c.view for c in candidates], deps.clock.now())
         deduped = dedupe(candidates, remote, ledger, self._trakt, set())
         outcomes: dict[str, FixOutcome] = {c.key: "on_trakt" for c in deduped.duplicates}
+        outcomes.update({c.key: "trakt_refused" for c, _ in deduped.undecided})
         not_found: list[MappedView] = []
         pushed = PushResult()
         pusher = Pusher(
