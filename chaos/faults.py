@@ -86,7 +86,7 @@ CATALOGUE: dict[str, float] = {
     "trakt connection reset on POST, not applied": 0.08,
     "trakt POST applied, then connection dropped": 0.12,
     "trakt POST applied, answer cut mid-body": 0.1,
-    "trakt removal applied, then its answer lost": 0.15,
+    "trakt removal applied, then its answer lost": 0.35,  # armed for every run; only audits that remove meet it
     "trakt timeout on GET": 0.1,
     "trakt timeout on POST, applied": 0.15,
     "trakt timeout on POST, not applied": 0.1,

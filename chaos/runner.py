@@ -72,6 +72,7 @@ class ScheduleResult:
     wrong: int = 0
     removed_wrongly: int = 0
     removed: int = 0  # plays audits removed (each an exact duplicate, or counted in removed_wrongly)
+    removals_unanswered: int = 0  # removal requests whose answer the audit never got whole (a fault fired on them)
     lease_violations: int = 0
     views: int = 0
     problems: list[str] = field(default_factory=list)
@@ -213,6 +214,7 @@ class Schedule:
         self.run_number += 1
         run_id = f"chaos-{self.seed}-{self.run_number}"
         plays_before = checks.trakt_plays(world)
+        requests_before = len(world.trakt.requests)
         armed = arm_run(rng, world, self.profile, intensity=intensity) if intensity > 0 else Armed()
         stores = world.plain_stores()
         sync_state = stores.sync_state.load()
@@ -246,6 +248,11 @@ class Schedule:
         self.result.runs += 1
         self.result.statuses[f"{kind}{status}"] += 1
         self._check_removals(plays_before, audit)
+        self.result.removals_unanswered += sum(
+            1
+            for request in world.trakt.requests[requests_before:]
+            if request.path == "/sync/history/remove" and request.fault is not None and request.fault != "delay:0"
+        )
         self._check_run(report if audit is None else None, before, resumed)
         self._link_again_if_asked(armed, error)
         return status

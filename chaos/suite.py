@@ -21,6 +21,7 @@ class SuiteResult:
     wrong: int = 0
     removed_wrongly: int = 0
     removed: int = 0
+    removals_unanswered: int = 0
     lease_violations: int = 0
     unconverged: int = 0
     max_converge: int = 0
@@ -41,6 +42,7 @@ class SuiteResult:
         self.wrong += result.wrong
         self.removed_wrongly += result.removed_wrongly
         self.removed += result.removed
+        self.removals_unanswered += result.removals_unanswered
         self.lease_violations += result.lease_violations
         self.runs += result.runs
         if result.converge_runs is None:
@@ -80,8 +82,8 @@ class SuiteResult:
             *(f"  {count:>5} {reason}" for reason, count in self.reasons.most_common()),
             f"checks: {self.wrong} posted but not completed, {self.lease_violations} lease violations, "
             f"{self.unconverged} not converged; slowest schedule {self.slowest:.1f}s",
-            f"audits removed {self.removed} plays, {self.removed_wrongly} of them not an exact duplicate of an older "
-            "play left on Trakt",
+            f"audits removed {self.removed} plays ({self.removals_unanswered} removal requests met a fault), "
+            f"{self.removed_wrongly} of them not an exact duplicate of an older play left on Trakt",
         ]
         for failure in self.failures:
             lines.append(f"FAILED seed {failure.seed}: replay with `make chaos SEED={failure.seed} SCHEDULES=1`")
