@@ -7,6 +7,9 @@
   past a view that is not on Trakt yet (once its history is older than watermark - overlap, incremental
   runs would never look at it again);
 - nothing wrong: every play we made is the key of a completed view (no in-progress or unwatched media);
+- nothing removed wrongly: a play that leaves Trakt during a run (only an audit's ``fix: duplicates`` removes
+  any) had an exact duplicate — the same movie or episode in the same minute (``unknown`` dates per item) —
+  with a lower history id, which is still there after the run;
 - no leak: no token or client secret the fakes ever issued appears in any captured output;
 - no long sleep, no knocking again: after a 429 that asks for a longer pause than the run may wait, not one
   more request goes to that service in the run, and the run says so (``rate_limited``, ``resume_after``),
@@ -138,6 +141,19 @@ def marked_quietly(world: World, library: Library, plays: list[PlayRecord]) -> l
         and library.completed(world.kinopub, view)
         and not present(world, library, view, plays)
     ]
+
+
+def removed_wrongly(before: list[PlayRecord], after: list[PlayRecord]) -> list[PlayRecord]:
+    """The plays gone since ``before`` that were not an exact duplicate of an older play still on Trakt."""
+    still = {play.id: play for play in after}
+    wrong = []
+    for play in before:
+        if play.id in still:
+            continue
+        kept = [other for other in after if other.key == play.key and other.id < play.id]
+        if not kept:
+            wrong.append(play)
+    return wrong
 
 
 def issued_secrets(world: World) -> set[str]:

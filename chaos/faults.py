@@ -38,7 +38,7 @@ LONG_RETRY_AFTER = 3600  # far beyond any Lambda's remaining budget
 
 TRAKT_GET = r"/sync/history/(?:movies|episodes)(?:/\d+)?|/search/.+|/shows/[^/]+/seasons"
 TRAKT_PROTECTED_GET = r"/sync/history/(?:movies|episodes)(?:/\d+)?"
-TRAKT_POST = r"/sync/history"
+TRAKT_POST = r"/sync/history(?:/remove)?"  # the sync's writes and the audit's removals
 KINOPUB_GET = r"/v1/history|/v1/watching"
 HTML_PAGE = "<!DOCTYPE html><html><head><title>502 Bad Gateway</title></head><body>nginx</body></html>"
 TRUNCATED_JSON = '{"status": 200, "item": {"id": 1, "title": "Нача'
@@ -86,6 +86,7 @@ CATALOGUE: dict[str, float] = {
     "trakt connection reset on POST, not applied": 0.08,
     "trakt POST applied, then connection dropped": 0.12,
     "trakt POST applied, answer cut mid-body": 0.1,
+    "trakt removal applied, then its answer lost": 0.35,  # armed for every run; only audits that remove meet it
     "trakt timeout on GET": 0.1,
     "trakt timeout on POST, applied": 0.15,
     "trakt timeout on POST, not applied": 0.1,
@@ -133,6 +134,9 @@ EVENTS: dict[str, float] = {
     "other app's play on trakt": 0.3,
     "other app's play in the minute of a view not yet synced": 0.15,
     "other app's duplicate of a synced play": 0.1,
+    "another tool re-imported plays on trakt": 0.25,
+    "a movie or episode marked watched twice with no date on trakt": 0.08,
+    "the user removed a synced play on trakt": 0.12,
     "trakt access token expired between runs": 0.08,
     "kinopub access token expired between runs": 0.08,
 }
@@ -251,6 +255,13 @@ def _trakt_apply_then_drop(rng: random.Random, world: World, armed: Armed, name:
 def _trakt_truncated_post(rng: random.Random, world: World, armed: Armed, name: str) -> None:
     """Trakt adds the plays, and the connection breaks halfway through its answer."""
     _http(world, armed, name, "trakt", "POST", TRAKT_POST, action="apply_then_truncate", times=rng.randint(1, 2))
+
+
+def _trakt_removal_lost(rng: random.Random, world: World, armed: Armed, name: str) -> None:
+    """An audit's removal applied by Trakt and its answer lost: the connection dropped, or cut halfway through
+    the answer (the other POST faults, which reach removals too, cover answers lost before Trakt applied them)."""
+    action = rng.choice(("apply_then_drop", "apply_then_truncate"))
+    _http(world, armed, name, "trakt", "POST", r"/sync/history/remove", action=action, times=rng.randint(1, 3))
 
 
 def _trakt_timeout_get(rng: random.Random, world: World, armed: Armed, name: str) -> None:
@@ -433,6 +444,7 @@ _ARM: dict[str, Armer] = {
     "trakt connection reset on POST, not applied": _trakt_reset_post,
     "trakt POST applied, then connection dropped": _trakt_apply_then_drop,
     "trakt POST applied, answer cut mid-body": _trakt_truncated_post,
+    "trakt removal applied, then its answer lost": _trakt_removal_lost,
     "trakt timeout on GET": _trakt_timeout_get,
     "trakt timeout on POST, applied": _trakt_timeout_post_applied,
     "trakt timeout on POST, not applied": _trakt_timeout_post,

@@ -173,7 +173,8 @@ def build_library(rng: random.Random, kinopub: FakeKinopub, trakt: FakeTrakt, no
     """A few movies and one or two shows, with everything the sync must cope with mixed in: multi-part
     documovies, IMDb ids as ints, ``tt`` strings or missing, titles Trakt does not know, seasons Trakt does
     not list, in-progress and unwatched media, ``updated: null`` (``last_seen`` fallback and unknown time),
-    a season marked watched by hand, and plays another app already put on Trakt at the same minute."""
+    a season marked watched by hand, and plays another app already put on Trakt at the same minute (some of them
+    twice)."""
     library = Library()
     for index in range(rng.randint(1, 4)):
         _add_movie(rng, kinopub, trakt, library, index, now)
@@ -185,6 +186,8 @@ def build_library(rng: random.Random, kinopub: FakeKinopub, trakt: FakeTrakt, no
             minutes = library.acceptable_minutes(kinopub, view) - {UNKNOWN}
             if minutes:
                 other_app_play(trakt, view, min(minutes), rng)
+                if rng.random() < 0.5:  # and scrobbled it twice: an exact duplicate already there
+                    other_app_play(trakt, view, min(minutes), rng)
     return library
 
 

@@ -2,11 +2,14 @@
 
 A schedule (all drawn from its seed):
 1. a small random library in both fakes, both accounts linked;
-2. 1-4 runs under the schedule's fault profile, the world moving on between runs (views finished, plays
-   from other apps, tokens expiring), scheduled runs ``RUN_GAP`` apart on a virtual clock;
-3. convergence: up to two more runs with faults still possible, then faults cleared, until a run ends ``ok``;
-4. a day later (a full rescan, expired Kinopub token), clean runs until ``ok``;
-5. the promises of :mod:`chaos.checks`, after every run and at the end.
+2. 1-4 runs under the schedule's fault profile — syncs, and now and then an audit with some of its fixes — the
+   world moving on between runs (views finished, plays from other apps, other tools' duplicates, a play the
+   user removes, tokens expiring), scheduled runs ``RUN_GAP`` apart on a virtual clock;
+3. convergence: up to two more syncs with faults still possible, then faults cleared, until a sync ends ``ok``;
+4. a day later (a full rescan, expired Kinopub token), clean syncs until ``ok``;
+5. audits with every fix (faults possible in the first two) until one that started after the world stopped
+   moving ends ``ok``: the history must then hold no exact duplicate, and every view the user removed is back;
+6. the promises of :mod:`chaos.checks`, after every run and at the end.
 """
 
 from __future__ import annotations
@@ -26,9 +29,10 @@ from typing import Any
 
 from chaos import checks
 from chaos.faults import REFRESH_ANSWER_CUT, RELINKED, Armed, Profile, arm_run
-from chaos.library import UNKNOWN, ViewSpec, build_library, minute_of, other_app_play
+from chaos.library import UNKNOWN, ViewKind, ViewSpec, build_library, minute_of, other_app_play
 from chaos.world import ChaosClock, World, chaos_world
 from devkit.sandbox import FakeLambdaContext, link_secret, load_handler
+from kinotrakt.clock import iso_z
 from kinotrakt.observability import logger, metrics
 from kinotrakt.storage.ports import SyncState, SyncStores
 
@@ -45,6 +49,8 @@ WARP_CALLS = (1, 60)  # the clock call at which the deadline arrives (a run make
 FULL_SCAN_WARP_CALLS = (4, 30)  # a full scan's: while it reads the items or pushes their first plays
 NESTED_CALLS = (2, 12)  # the DynamoDB call during which a second invocation starts (a run makes 1-25)
 BATCH_SIZES = ("1", "2", "3", "5", "100")
+AUDIT_SHARE = 0.25  # of the runs in the chaos phase, audits (each with a random set of fixes)
+FIXES = ("duplicates", "missing", "removed")
 
 LEASE_HELD = "lease held by another invocation"
 NESTED = "second invocation during a run"
@@ -66,6 +72,9 @@ class ScheduleResult:
     lost: int = 0
     leaked: int = 0
     wrong: int = 0
+    removed_wrongly: int = 0
+    removed: int = 0  # plays audits removed (each an exact duplicate, or counted in removed_wrongly)
+    removals_unanswered: int = 0  # removal requests whose answer the audit never got whole (a fault fired on them)
     lease_violations: int = 0
     views: int = 0
     problems: list[str] = field(default_factory=list)
@@ -79,6 +88,7 @@ class ScheduleResult:
             or self.lost
             or self.leaked
             or self.wrong
+            or self.removed_wrongly
             or self.lease_violations
             or self.converge_runs is None
             or self.problems
@@ -121,6 +131,7 @@ class Schedule:
         self.result = ScheduleResult(seed)
         self.texts: list[str] = []  # reports and crash traces: checked for secrets with the log lines
         self.lost: dict[str, str] = {}  # view label → why
+        self.user_removed: set[str] = set()  # views whose play the user removed: back only through an audit
         self.run_number = 0
         self.spent: set[str] = set()  # services whose refresh token a cut-off refresh answer spent
         self.rescanned = False  # the full rescan a day later ended ok
@@ -153,6 +164,7 @@ class Schedule:
 
     def _play(self, world: World, clock: ChaosClock) -> None:
         rng = self.rng
+        self.last_report: dict[str, Any] | None = None
         self.world = world
         self.clock = clock
         self.library = build_library(rng, world.kinopub, world.trakt, int(clock.now().timestamp()))
@@ -161,7 +173,8 @@ class Schedule:
 
         for _ in range(rng.randint(*CHAOS_RUNS)):
             self._between_runs()
-            self._run(intensity=1.0)
+            audit = frozenset(f for f in FIXES if rng.random() < 0.5) if rng.random() < AUDIT_SHARE else None
+            self._run(intensity=1.0, audit=audit)
 
         converged = None
         for attempt in range(1, CONVERGE_WITH_FAULTS + CONVERGE_CLEAN + 1):
@@ -181,15 +194,32 @@ class Schedule:
             self._between_runs(events=False)
             if self._run(intensity=0.0) == "ok":
                 self.rescanned = True
+                break
+        else:
+            self.result.problems.append("the full rescan a day later did not end ok")
+            return
+
+        # Then audits with every fix, until one that started now (not one continued from the chaos phase, which
+        # judged the history as it was then) ends ok.
+        still = clock.now()
+        for attempt in range(1, CONVERGE_WITH_FAULTS + CONVERGE_CLEAN + 1):
+            self._between_runs(events=False)
+            self._run(intensity=0.5 if attempt <= CONVERGE_WITH_FAULTS else 0.0, audit=frozenset(FIXES))
+            report: dict[str, Any] = self.last_report or {}
+            started = report.get("audit_started_at")
+            if report.get("status") == "ok" and isinstance(started, str) and started >= iso_z(still):
                 return
-        self.result.problems.append("the full rescan a day later did not end ok")
+        self.result.problems.append("no audit with every fix ended ok after the world stopped moving")
 
     # --- one run ------------------------------------------------------------------------------------------
 
-    def _run(self, intensity: float) -> str:
+    def _run(self, intensity: float, audit: frozenset[str] | None = None) -> str:
+        """One invocation (a sync, or an audit with the ``audit`` fixes); returns how it ended."""
         rng, world, clock = self.rng, self.world, self.clock
         self.run_number += 1
         run_id = f"chaos-{self.seed}-{self.run_number}"
+        plays_before = checks.trakt_plays(world)
+        requests_before = len(world.trakt.requests)
         armed = arm_run(rng, world, self.profile, intensity=intensity) if intensity > 0 else Armed()
         stores = world.plain_stores()
         sync_state = stores.sync_state.load()
@@ -211,7 +241,8 @@ class Schedule:
             self._arm_nested(armed, run_id)
 
         marks = {"kinopub": len(world.kinopub.requests), "trakt": len(world.trakt.requests)}
-        report = self._invoke(run_id, world.faulty_stores())
+        report = self._invoke(run_id, world.faulty_stores(), audit)
+        self.last_report = report
         run_requests = {
             "kinopub": world.kinopub.requests[marks["kinopub"] :],
             "trakt": world.trakt.requests[marks["trakt"] :],
@@ -226,13 +257,21 @@ class Schedule:
         status = str(report["status"]) if report is not None else "crashed"
         error = (report or {}).get("error") or {}
         detail = error.get("code", "") if report is not None else self.texts[-1].strip().splitlines()[-1]
+        kind = "" if audit is None else "audit "
         if status in ("partial", "failed", "crashed"):
-            self.result.reasons[f"{status}: {detail.split(':')[0] or 'item errors'}"] += 1
+            self.result.reasons[f"{kind}{status}: {detail.split(':')[0] or 'item errors'}"] += 1
         fired = sorted(name for name, count in armed.fired().items() if count)
-        self.result.trace.append(f"run {self.run_number}: {status} {detail} | fired: {', '.join(fired) or '-'}")
+        what = "" if audit is None else f"audit fix={','.join(sorted(audit)) or '-'} "
+        self.result.trace.append(f"run {self.run_number}: {what}{status} {detail} | fired: {', '.join(fired) or '-'}")
         self.result.runs += 1
-        self.result.statuses[status] += 1
-        self._check_run(report, before, resumed)
+        self.result.statuses[f"{kind}{status}"] += 1
+        self._check_removals(plays_before, audit)
+        self.result.removals_unanswered += sum(
+            1
+            for request in world.trakt.requests[requests_before:]
+            if request.path == "/sync/history/remove" and request.fault is not None and request.fault != "delay:0"
+        )
+        self._check_run(report if audit is None else None, before, resumed)
         watermark = world.plain_stores().sync_state.load().watermark
         self.result.problems.extend(
             f"run {self.run_number}: {problem}"
@@ -260,8 +299,13 @@ class Schedule:
         last = state.last_full_scan
         return bool(resumed) or state.watermark is None or last is None or self.clock.now() - last >= FULL_RESCAN
 
-    def _invoke(self, run_id: str, stores: SyncStores) -> dict[str, Any] | None:
-        event = {"scheduled_time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"), "execution_id": run_id}
+    def _invoke(self, run_id: str, stores: SyncStores, audit: frozenset[str] | None = None) -> dict[str, Any] | None:
+        event: dict[str, Any] = {
+            "scheduled_time": self.clock.now().strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "execution_id": run_id,
+        }
+        if audit is not None:
+            event |= {"action": "audit", "fix": sorted(audit)}
         context = FakeLambdaContext(self.clock, LAMBDA_TIMEOUT)
         handler: ModuleType = self.module
         try:
@@ -462,6 +506,33 @@ class Schedule:
                 other_app_play(trakt, view, key_minute(play.key), rng)
                 self.result.events["other app's duplicate of a synced play"] += 1
 
+        if plays and self._happens("another tool re-imported plays on trakt"):
+            # A sync tool that dedupes nothing imports plays already there again, in their own minutes.
+            for play in rng.sample(plays, min(len(plays), rng.randint(1, 3))):
+                when = (
+                    "unknown"
+                    if play.key.endswith(UNKNOWN)
+                    else f"{key_minute(play.key)[:-1]}:{rng.randint(0, 59):02d}Z"
+                )
+                kind: ViewKind = "movie" if play.item[0] == "movie" else "episode"
+                for _ in range(rng.randint(1, 2)):
+                    trakt.add_play(kind, play.item[1], when, action="checkin")
+            self.result.events["another tool re-imported plays on trakt"] += 1
+
+        if known and self._happens("a movie or episode marked watched twice with no date on trakt"):
+            view = rng.choice(known)
+            assert view.trakt_item is not None
+            trakt.add_plays([(view.trakt_item[0], view.trakt_item[1], "unknown")] * 2, action="checkin")
+            self.result.events["a movie or episode marked watched twice with no date on trakt"] += 1
+
+        if self._happens("the user removed a synced play on trakt"):
+            ours = [(play, view) for play in plays if play.ours for view in known if view.trakt_item == play.item]
+            if ours:
+                play, view = rng.choice(ours)
+                trakt.remove_play(play.id)
+                self.user_removed.add(view.label)
+                self.result.events["the user removed a synced play on trakt"] += 1
+
     def _token_events(self) -> None:
         world = self.world
         for service, fake in (("trakt", world.trakt), ("kinopub", world.kinopub)):
@@ -492,7 +563,8 @@ class Schedule:
         if before is not None and watermark is not None and watermark < before:
             self.result.problems.append(f"the watermark moved back from {before} to {watermark}")
         for view in checks.behind_watermark(world, library, plays, watermark, self.overlap, given_up):
-            self.lost.setdefault(view.label, f"behind the watermark after run {self.run_number}")
+            if view.label not in self.user_removed:  # the sync never puts back what the user removed
+                self.lost.setdefault(view.label, f"behind the watermark after run {self.run_number}")
         if report is None or report["status"] != "ok" or report.get("dry_run"):
             return
         # An ok run read everything in its window and synced it (DESIGN §2: unmatched items do not spoil it).
@@ -506,8 +578,19 @@ class Schedule:
             skipped = view.kp_item in given_up or (went_on and view.kp_item not in resumed)
             if skipped or discovered is None or (since is not None and discovered < since):
                 continue
-            if not checks.present(world, library, view, plays):
+            if not checks.present(world, library, view, plays) and view.label not in self.user_removed:
                 self.lost.setdefault(view.label, f"not on Trakt after run {self.run_number} ended ok")
+
+    def _check_removals(self, before: list[checks.PlayRecord], audit: frozenset[str] | None) -> None:
+        """Only an audit asked to fix duplicates removes plays, and only exact duplicates of an older play."""
+        after = checks.trakt_plays(self.world)
+        gone = {play.id for play in before} - {play.id for play in after}
+        wrong = checks.removed_wrongly(before, after)
+        if gone and (audit is None or "duplicates" not in audit):
+            wrong = [play for play in before if play.id in gone]
+        self.result.removed += len(gone)
+        self.result.removed_wrongly += len(wrong)
+        self.result.problems.extend(f"removed, not an exact duplicate: {play.key} (play {play.id})" for play in wrong)
 
     def _final_checks(self, world: World, lines: list[str]) -> None:
         library = self.library
@@ -521,7 +604,10 @@ class Schedule:
         self.result.problems.extend(f"posted but not a completed view: {play.key}" for play in wrong)
         if self.result.converge_runs is not None:
             for view in checks.missing(world, library, plays):
-                self.lost.setdefault(view.label, "not on Trakt after convergence")
+                self.lost.setdefault(view.label, "not on Trakt after convergence and the audit")
+            left = world.trakt.duplicate_keys()
+            if left and not self.result.problems:
+                self.result.problems.extend(f"an exact duplicate the final audit left: {key}" for key in left)
         if self.rescanned:
             for view in checks.marked_quietly(world, library, plays):
                 self.lost.setdefault(view.label, "marked watched by hand, not on Trakt after the daily rescan")

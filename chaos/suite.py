@@ -19,6 +19,9 @@ class SuiteResult:
     lost: int = 0
     leaked: int = 0
     wrong: int = 0
+    removed_wrongly: int = 0
+    removed: int = 0
+    removals_unanswered: int = 0
     lease_violations: int = 0
     unconverged: int = 0
     max_converge: int = 0
@@ -37,6 +40,9 @@ class SuiteResult:
         self.lost += result.lost
         self.leaked += result.leaked
         self.wrong += result.wrong
+        self.removed_wrongly += result.removed_wrongly
+        self.removed += result.removed
+        self.removals_unanswered += result.removals_unanswered
         self.lease_violations += result.lease_violations
         self.runs += result.runs
         if result.converge_runs is None:
@@ -59,7 +65,7 @@ class SuiteResult:
     def summary_line(self) -> str:
         return (
             f"chaos: {self.schedules} schedules, {self.duplicates} duplicates, {self.lost} lost, "
-            f"{self.leaked} leaked, max {self.max_converge} runs to converge"
+            f"{self.leaked} leaked, {self.removed_wrongly} removed wrongly, max {self.max_converge} runs to converge"
         )
 
     def report(self) -> list[str]:
@@ -76,6 +82,8 @@ class SuiteResult:
             *(f"  {count:>5} {reason}" for reason, count in self.reasons.most_common()),
             f"checks: {self.wrong} posted but not completed, {self.lease_violations} lease violations, "
             f"{self.unconverged} not converged; slowest schedule {self.slowest:.1f}s",
+            f"audits removed {self.removed} plays ({self.removals_unanswered} removal requests met a fault), "
+            f"{self.removed_wrongly} of them not an exact duplicate of an older play left on Trakt",
         ]
         for failure in self.failures:
             lines.append(f"FAILED seed {failure.seed}: replay with `make chaos SEED={failure.seed} SCHEDULES=1`")

@@ -76,7 +76,8 @@ class ChaosClock(VirtualClock):
 
 class ChaosTrakt(FakeTrakt):
     """The fake Trakt, plus a token that expires after ``expire_after`` more ``/sync`` requests and history
-    writes that are applied and then answered with the statuses queued in ``apply_then_status``."""
+    writes (additions and removals) that are applied and then answered with the statuses queued in
+    ``apply_then_status``."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -97,11 +98,12 @@ class ChaosTrakt(FakeTrakt):
         early = super().precheck(request)
         if early is not None:
             return early
-        if request.method == "POST" and request.path == "/sync/history" and self.apply_then_status:
+        writes = {"/sync/history": self._add_history, "/sync/history/remove": self._remove_history}
+        if request.method == "POST" and request.path in writes and self.apply_then_status:
             status = self.apply_then_status.pop(0)
-            match = re.fullmatch(r"/sync/history", request.path)
+            match = re.fullmatch(re.escape(request.path), request.path)
             assert match is not None
-            self._add_history(request, match)
+            writes[request.path](request, match)
             self.applied_then_failed += 1
             return html_response(status, BAD_GATEWAY)
         return None

@@ -3,8 +3,9 @@
 Runs the sync twice against a small realistic library and prints what happened in words: what was added,
 skipped as already on Trakt, left unmatched and why, and what became of the cases Kinopub's real data holds
 (extras, multi-part films, specials, merged episodes). Between the runs one part of a film already synced is
-opened again on Kinopub; the second run must add nothing. The handler's JSON log lines and metrics go to
-``build/demo-logs.jsonl``."""
+opened again on Kinopub; the second run must add nothing. Then other tools leave a few duplicate plays on the
+account, and an audit finds them, ``fix: ["duplicates"]`` removes them (the oldest play of each stays), and a last
+audit shows the history clean. The handler's JSON log lines and metrics go to ``build/demo-logs.jsonl``."""
 
 from __future__ import annotations
 
@@ -14,7 +15,14 @@ import sys
 import time
 from typing import Any
 
-from devkit.fakes.library import REAL_DATA, DemoLibrary, DemoView, seed_demo_library
+from devkit.fakes.library import (
+    REAL_DATA,
+    DemoLibrary,
+    DemoView,
+    LeftByOtherTools,
+    seed_demo_library,
+    seed_other_tools_plays,
+)
 from devkit.sandbox import REPO, Sandbox, sandbox
 from kinotrakt.observability import logger
 
@@ -56,6 +64,25 @@ def describe(title: str, report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def describe_audit(title: str, report: dict[str, Any]) -> str:
+    lines = [
+        f"== {title}: {report['status'].upper()} ==",
+        f"  plays read on Trakt        : {report['plays_read']}",
+        f"  finished views checked     : {report['views_checked']}",
+        f"  duplicate plays            : {report['duplicates_found']} found, {report['duplicates_removed']} removed",
+        f"  missing on Trakt           : {report['missing_on_trakt']}",
+        f"  unexpected plays           : {report['unexpected_plays']}",
+    ]
+    for entry in report.get("duplicates") or []:
+        if isinstance(entry, dict):
+            removed = f", removed {entry['removed']}" if entry["removed"] else ""
+            kept = f"kept play {entry['kept']}, extra {entry['extra']}{removed}"
+            lines.append(f"    = {entry['title']} @ {entry['watched_at']}: {kept}")
+    if report.get("error"):
+        lines.append(f"  error: {report['error']['message']}")
+    return "\n".join(lines)
+
+
 def run_demo(out: Any = sys.stdout) -> int:
     LOG_FILE.parent.mkdir(exist_ok=True)
     library: list[DemoLibrary] = []
@@ -69,6 +96,8 @@ def run_demo(out: Any = sys.stdout) -> int:
         original = handler.setStream(log)
         try:
             first, second = _two_runs(box, log, library[0])
+            left = seed_other_tools_plays(box.trakt)
+            audits = _audits(box, log)
         finally:
             handler.setStream(original)
         print(
@@ -81,6 +110,17 @@ def run_demo(out: Any = sys.stdout) -> int:
         print(describe(f"Run 2 (again; meanwhile re-opened on Kinopub: {reopened})", second), file=out)
         print(file=out)
         print(real_data_cases(library[0], first), file=out)
+        print(
+            f"\nMeanwhile other tools left {len(left.extra)} duplicate plays on the account (a double scrobble, "
+            "re-imports, a movie marked watched twice with no date) and one real rewatch.\n",
+            file=out,
+        )
+        found, fixed, clean = audits
+        print(describe_audit("Audit (report only)", found), file=out)
+        print(file=out)
+        print(describe_audit('Audit with fix ["duplicates"]', fixed), file=out)
+        print(file=out)
+        print(describe_audit("Audit again", clean), file=out)
         plays = box.trakt.plays()
         duplicates = box.trakt.duplicate_keys()
         print(
@@ -89,8 +129,11 @@ def run_demo(out: Any = sys.stdout) -> int:
         )
         added_again = second["added_movies"] + second["added_episodes"]
         kept = len(second.get("kept_plays") or []) == len(library[0].reopened)
-        ok = first["status"] == "ok" and second["status"] == "ok" and added_again == 0 and kept and not duplicates
-        print("demo: OK - the second run added nothing" if ok else "demo: FAILED", file=out)
+        synced = first["status"] == "ok" and second["status"] == "ok" and added_again == 0 and kept
+        audited = _audited(left, found, fixed, clean, {play["id"] for play in plays})
+        ok = synced and audited and not duplicates
+        verdict = "demo: OK - the second run added nothing, and the audit left the history clean"
+        print(verdict if ok else "demo: FAILED", file=out)
         return 0 if ok else 1
 
 
@@ -126,6 +169,29 @@ def _two_runs(box: Sandbox, log: Any, library: DemoLibrary) -> tuple[dict[str, A
             reopening.apply(box.kinopub, int(time.time()))
         second = box.invoke()
     return first, second
+
+
+def _audits(box: Sandbox, log: Any) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    with contextlib.redirect_stdout(log):
+        found = box.invoke({"action": "audit"})
+        fixed = box.invoke({"action": "audit", "fix": ["duplicates"]})
+        clean = box.invoke({"action": "audit"})
+    return found, fixed, clean
+
+
+def _audited(
+    left: LeftByOtherTools, found: dict[str, Any], fixed: dict[str, Any], clean: dict[str, Any], plays: set[int]
+) -> bool:
+    """The audit found exactly the other tools' extra plays, removed exactly those, and then found none."""
+    extras = len(left.extra)
+    return (
+        found["status"] == fixed["status"] == clean["status"] == "ok"
+        and (found["duplicates_found"], found["duplicates_removed"]) == (extras, 0)
+        and (fixed["duplicates_found"], fixed["duplicates_removed"]) == (extras, extras)
+        and clean["duplicates_found"] == 0
+        and not plays & set(left.extra)
+        and set(left.kept) <= plays
+    )
 
 
 def main() -> int:

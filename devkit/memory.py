@@ -248,6 +248,7 @@ class InMemoryLedgerStore(_Store):
             for key, view_ref, watched_at in json.loads(batch):
                 ledger.keys.add(key)
                 ledger.watched_at_by_view[view_ref] = watched_at
+                ledger.view_by_key[key] = view_ref
         return ledger
 
     def add(self, entries: Sequence[LedgerEntry]) -> None:
@@ -393,6 +394,33 @@ class InMemoryLoginStateStore(_Store):
             return data
 
 
+class InMemoryAuditProgressStore(_Store):
+    kind = "audit_progress"
+
+    def __init__(self, *, faults: Faults | None = None) -> None:
+        super().__init__(faults=faults)
+        self._progress: tuple[str, int] | None = None  # JSON, expires_at
+
+    def load(self, now: datetime) -> dict[str, Any] | None:
+        self._fault("load")
+        with self._lock:
+            if self._progress is None or self._progress[1] <= now.timestamp():
+                return None
+            document: dict[str, Any] = json.loads(self._progress[0])
+            return document
+
+    def save(self, progress: Mapping[str, Any], expires_at: datetime) -> None:
+        self._fault("save")
+        encoded = json.dumps(progress, ensure_ascii=False)
+        with self._lock:
+            self._progress = (encoded, _expiry(expires_at))
+
+    def clear(self) -> None:
+        self._fault("clear")
+        with self._lock:
+            self._progress = None
+
+
 def memory_sync_stores(
     *,
     kinopub_tokens: InMemoryTokenStore | None = None,
@@ -412,4 +440,5 @@ def memory_sync_stores(
         pins=InMemoryPinStore(faults=faults),
         kinopub_tokens=kinopub_tokens or InMemoryTokenStore(faults=faults),
         trakt_tokens=trakt_tokens or InMemoryTokenStore(faults=faults),
+        audit_progress=InMemoryAuditProgressStore(faults=faults),
     )

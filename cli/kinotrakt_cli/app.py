@@ -18,7 +18,7 @@ from typing import Annotated, Any, get_type_hints
 import typer
 
 from kinotrakt import __version__
-from kinotrakt_cli.commands import check, link, setup, status, sync, unlink, unmatched
+from kinotrakt_cli.commands import audit, check, link, setup, status, sync, unlink, unmatched
 from kinotrakt_cli.commands import map as map_
 from kinotrakt_cli.context import Cli, CliDeps, execute
 from kinotrakt_cli.deployment import DEFAULT_STACK, Where
@@ -135,6 +135,7 @@ _add("status", status.run)
 _add("unmatched", unmatched.run)
 _add("map", map_.run)
 _add("check", check.run)
+_add("audit", audit.run)
 
 
 def main(argv: Sequence[str] | None = None, *, deps: CliDeps | None = None) -> int:

@@ -13,7 +13,7 @@ import re
 import shlex
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,6 +39,8 @@ from kinotrakt_cli.errors import EXIT_FAILURE, EXIT_INTERRUPTED, CliError
 if TYPE_CHECKING:
     from rich.console import Console
 
+    from kinotrakt.audit.report import AuditReport
+    from kinotrakt.audit.run import Fix
     from kinotrakt.config import Settings
     from kinotrakt.http import CallCounter
     from kinotrakt.storage.ports import SyncStores
@@ -72,6 +74,43 @@ def _execute_sync(
     from kinotrakt.service import execute_sync
 
     return execute_sync(settings, stores, clock=clock, dry_run=dry_run, counter=counter)
+
+
+class AuditRunner(Protocol):
+    def __call__(
+        self,
+        settings: Settings,
+        stores: SyncStores,
+        *,
+        fixes: Collection[Fix] = (),
+        clock: Clock | None = None,
+        remaining_seconds: float | None = None,
+        counter: CallCounter | None = None,
+        on_step: Callable[[str], None] | None = None,
+    ) -> AuditReport: ...
+
+
+def _execute_audit(
+    settings: Settings,
+    stores: SyncStores,
+    *,
+    fixes: Collection[Fix] = (),
+    clock: Clock | None = None,
+    remaining_seconds: float | None = None,
+    counter: CallCounter | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> AuditReport:
+    from kinotrakt.service import execute_audit
+
+    return execute_audit(
+        settings,
+        stores,
+        fixes=fixes,
+        clock=clock,
+        remaining_seconds=remaining_seconds,
+        counter=counter,
+        on_step=on_step,
+    )
 
 
 def _stdin_is_terminal() -> bool:
@@ -111,6 +150,7 @@ class CliDeps:
     stores: StoresFactory = aws_stores
     stack_outputs: StackOutputs = aws_stack_outputs
     run_sync: SyncRunner = _execute_sync
+    run_audit: AuditRunner = _execute_audit
     sandbox: SandboxFactory = repository_sandbox
     clock: Clock = field(default_factory=SystemClock)
     out: Console | None = None  # None: a console on stdout
@@ -119,7 +159,7 @@ class CliDeps:
     prompt_secret: Callable[[str], str] | None = None  # None: asks on the output console, without echo
     interactive: Callable[[], bool] = _stdin_is_terminal
     stdin: Callable[[], IO[str]] = lambda: sys.stdin  # read when a command reads a piped secret
-    # A sync still running after this long shows a progress line (on a terminal).
+    # A sync or an audit still running after this long shows a progress line (on a terminal).
     sync_progress_after_seconds: float = 3.0
     program: str | None = None  # None: as the user started it (program_name)
     # Where the deployment's samconfig.toml may be, and the AWS config's region (see kinotrakt_cli.deployment).

@@ -1,5 +1,5 @@
-"""What the CLI shows: the rich consoles, the tables, the run report, and the two live displays (the device-code
-wait of ``link`` and the progress of a long ``sync``).
+"""What the CLI shows: the rich consoles, the tables, the run and audit reports, and the live displays (the
+device-code wait of ``link``, the progress of a long ``sync`` or ``audit``).
 
 Live displays and colours appear only on a terminal: piped or captured output (tests, ``| tee``, cron) gets
 plain lines, and ``--debug`` turns the live displays off so log lines stay readable.
@@ -39,6 +39,7 @@ from kinotrakt.sync.report import LIST_LIMIT, SyncReport, UnmatchedNote, waterma
 if TYPE_CHECKING:
     from datetime import datetime
 
+    from kinotrakt.audit.report import AuditReport
     from kinotrakt.clock import Clock
     from kinotrakt.http import CallCounter
     from kinotrakt.storage.ports import NumberingPins, Pin, UnmatchedItem
@@ -207,6 +208,91 @@ def _unmatched_label(item: UnmatchedNote) -> str:
     return title
 
 
+# --- the audit report ----------------------------------------------------------------------------------------
+
+FIX_HINTS = (
+    ("duplicates_found", "duplicates_removed", "remove the extra plays: kinotrakt audit --fix duplicates"),
+    ("missing_never_sent", None, "send the views never sent: kinotrakt audit --fix missing"),
+    ("missing_removed_on_trakt", None, "send again the views removed on Trakt: kinotrakt audit --fix removed"),
+)
+
+
+def audit_view(report: AuditReport) -> list[RenderableType]:
+    """The audit's summary table (what it found and fixed, across its runs), then each finding, and what to run
+    to fix what is left."""
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="bold")
+    table.add_column()
+    notes = []
+    if report.dry_run:
+        notes.append("dry run: nothing was written")
+    if report.runs > 1:
+        notes.append(f"{report.runs} runs")
+    table.add_row("status", status_text(report.status, f" ({', '.join(notes)})" if notes else ""))
+    missing = f"{report.missing_on_trakt}"
+    if report.missing_on_trakt:
+        missing += f" ({report.missing_never_sent} never sent, {report.missing_removed_on_trakt} removed on Trakt)"
+    if report.missing_resent:
+        missing += f", {report.missing_resent} sent"
+    checked = f"{report.plays_read} plays on Trakt, {report.views_checked} finished views on Kinopub"
+    if report.unmatched:
+        checked += f" ({report.unmatched} unmatched, not checked)"
+    calls = report.http_calls
+    for name, value in (
+        ("duplicate plays", f"{report.duplicates_found} found, {report.duplicates_removed} removed"),
+        ("missing on Trakt", missing),
+        ("unexpected plays", str(report.unexpected_plays)),
+        ("checked", checked),
+        ("HTTP calls", f"Kinopub {calls.kinopub}, Trakt {calls.trakt}"),
+    ):
+        table.add_row(name, Text(value))
+    parts: list[RenderableType] = [table]
+    if report.duplicates:
+        parts.append(Text("duplicate plays (the same item in the same minute; the oldest play stays):", style="bold"))
+        parts += _listed(
+            [
+                Text(
+                    f"  = {d.title} @ {d.watched_at}: {len(d.extra) + 1} plays, "
+                    + (f"{len(d.removed)} removed" if d.removed else f"{len(d.extra)} extra")
+                )
+                for d in report.duplicates
+            ]
+        )
+    if report.missing:
+        parts.append(Text("missing on Trakt:", style="bold"))
+        parts += _listed(
+            [
+                Text(
+                    f"  - {m.title} @ {m.watched_at}: {m.reason.replace('_', ' ')}"
+                    + (f" ({m.fixed})" if m.fixed else "")
+                )
+                for m in report.missing
+            ]
+        )
+    if report.unexpected:
+        parts.append(
+            Text("unexpected plays (never removed by kinotrakt; remove them on trakt.tv if wrong):", style="bold")
+        )
+        parts += _listed([Text(f"  ! {u.title} @ {u.watched_at}: {u.reason}") for u in report.unexpected])
+    if report.unreadable_items:
+        parts.append(Text("Kinopub items that could not be read (their views were not checked):", style="bold"))
+        parts += _listed([Text(f"  ? {i.title or i.kinopub_id}: {i.reason}") for i in report.unreadable_items])
+    if report.status == "ok" and not report.dry_run:
+        hints = [hint for found, fixed, hint in FIX_HINTS if _left(report, found, fixed)]
+        parts += [Text(f"To {hint}") for hint in hints]
+    if report.error is not None:
+        parts.append(Text.assemble(("error:", "bold red"), f" {report.error.message}"))
+    return parts
+
+
+def _left(report: AuditReport, found: str, fixed: str | None) -> bool:
+    """Something of this kind is left to fix (a view sent again no longer counts)."""
+    if fixed is not None:
+        return bool(getattr(report, found) - getattr(report, fixed))
+    reason = found.removeprefix("missing_")
+    return any(m.reason == reason and m.fixed is None for m in report.missing)
+
+
 # --- tables (status, unmatched) ------------------------------------------------------------------------------
 
 
@@ -218,9 +304,14 @@ def _table(*headers: str) -> Table:
     return table
 
 
-def runs_view(reports: Sequence[SyncReport | None], with_commands: Commands = str) -> list[RenderableType]:
+def runs_view(
+    reports: Sequence[SyncReport | AuditReport | None], with_commands: Commands = str
+) -> list[RenderableType]:
     """The stored reports of the last runs, newest first (``None``: a stored report this version cannot read):
-    a table of the counts, then a line for each run that ended with an error."""
+    a table of the counts, then a line for each run with something to say (a dry run, an error with its code, an
+    audit's findings)."""
+    from kinotrakt.audit.report import AuditReport
+
     table = _table("STARTED", "STATUS", "VIEWS", "MOVIES", "EPISODES", "SKIPPED", "UNMATCHED")
     for column in table.columns[2:]:
         column.justify = "right"
@@ -229,6 +320,11 @@ def runs_view(reports: Sequence[SyncReport | None], with_commands: Commands = st
         if report is None:
             table.add_row("?", Text("?"), "", "", "", "", "")
             notes.append(Text("  ?: a stored report this version cannot read"))
+            continue
+        if isinstance(report, AuditReport):
+            started = f"{report.started_at:%Y-%m-%d %H:%M}Z"
+            table.add_row(started, Text(report.status, style=STATUS_STYLES.get(report.status, "")), "audit", *[""] * 4)
+            notes.append(Text(f"  {started}: audit - {_audit_summary(report, with_commands)}"))
             continue
         started = f"{report.started_at:%Y-%m-%d %H:%M}Z"
         counts = (
@@ -248,6 +344,17 @@ def runs_view(reports: Sequence[SyncReport | None], with_commands: Commands = st
         if said:
             notes.append(Text(f"  {started}: {'; '.join(said)}"))
     return [table, *notes]
+
+
+def _audit_summary(report: AuditReport, with_commands: Commands) -> str:
+    said = [
+        f"{report.duplicates_found} duplicate plays ({report.duplicates_removed} removed)",
+        f"{report.missing_on_trakt} missing on Trakt ({report.missing_resent} sent)",
+        f"{report.unexpected_plays} unexpected plays",
+    ]
+    if report.error is not None and report.error.message:
+        said.append(with_commands(report.error.message))
+    return "; ".join(said)
 
 
 def unmatched_table(
@@ -353,15 +460,18 @@ class _HttpCallsColumn(ProgressColumn):
 
 
 @contextmanager
-def sync_progress(output: Output, counter: CallCounter, *, after_seconds: float) -> Iterator[None]:
-    """A transient progress line (spinner, elapsed time, HTTP calls so far) for a sync that is still running
-    ``after_seconds`` after it started; a quicker one shows nothing but its report."""
+def sync_progress(
+    output: Output, counter: CallCounter, *, after_seconds: float, doing: str = "syncing"
+) -> Iterator[Callable[[str], None]]:
+    """A transient progress line (spinner, what it is ``doing``, elapsed time, HTTP calls so far) for a sync or an
+    audit still running ``after_seconds`` after it started; a quicker one shows nothing but its report. Yields a
+    callback that says what it is doing now."""
     if not output.live:
-        yield
+        yield lambda _: None
         return
     progress = Progress(
         SpinnerColumn(),
-        TextColumn("syncing"),
+        TextColumn("{task.description}", markup=False),
         TimeElapsedColumn(),
         _HttpCallsColumn(counter),
         console=output.out,
@@ -369,12 +479,12 @@ def sync_progress(output: Output, counter: CallCounter, *, after_seconds: float)
         redirect_stdout=False,
         redirect_stderr=False,
     )
-    progress.add_task("sync", total=None)  # started now: the elapsed time counts from the run's start
+    task = progress.add_task(doing, total=None)  # started now: the elapsed time counts from the run's start
     timer = threading.Timer(after_seconds, progress.start)
     timer.daemon = True
     timer.start()
     try:
-        yield
+        yield lambda step: progress.update(task, description=f"{doing}: {step}")
     finally:
         timer.cancel()
         timer.join()  # a display being started right now is up before it is stopped

@@ -523,6 +523,12 @@ class FakeTrakt(FakeServer):
                 self._touch_activity({self._play_kind_of(pid) for pid in ids})
             return ids
 
+    def remove_play(self, history_id: int) -> None:
+        """The user removed one play on trakt.tv."""
+        with self.lock:
+            removed = self._remove_play(history_id)
+            self._touch_activity({removed.kind})
+
     def issue_tokens(self, access_ttl: float | None = None) -> dict[str, Any]:
         """A valid token pair, as ``POST /oauth/token`` would return it."""
         with self.lock:
@@ -1117,7 +1123,11 @@ class FakeTrakt(FakeServer):
             return json_response(400, {"error": "bad request"})
         not_found: dict[str, list[Any]] = {"movies": [], "shows": [], "seasons": [], "episodes": [], "ids": []}
         doomed: list[int] = []
-        for history_id in _list(body.get("ids")):
+        history_ids = _list(body.get("ids"))
+        if any(not isinstance(history_id, int) or isinstance(history_id, bool) for history_id in history_ids):
+            # The contract's ids are int64 (trakt/trakt-api historyIdsRequestSchema): anything else fails validation.
+            return json_response(422, {"error": "validation failed", "error_description": "ids must be integers"})
+        for history_id in history_ids:
             if history_id in self._plays:
                 doomed.append(history_id)
             else:

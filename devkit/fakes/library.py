@@ -595,6 +595,31 @@ def _episode_view(
 
 
 @dataclass(frozen=True)
+class LeftByOtherTools:
+    """Plays other tools left on the demo account (after kinotrakt's first sync): ``extra`` are exact duplicates
+    (the same item in the same minute as an older play), ``kept`` the plays that must stay, rewatches included."""
+
+    extra: tuple[int, ...]
+    kept: tuple[int, ...]
+
+
+def seed_other_tools_plays(trakt: FakeTrakt) -> LeftByOtherTools:
+    """What users arrive with: another app's double scrobble of the 2019 Inception play, another sync tool's
+    re-import of The Matrix and of Oppenheimer (already sent by kinotrakt), Tenet marked watched twice with no
+    date, and a real rewatch of Dune the day after (a new play, never a duplicate)."""
+    dated = {play["id"]: (play["movie"]["ids"]["trakt"], play["watched_at"]) for play in trakt.plays("movie")}
+    kept = [i for i, (movie, when) in dated.items() if movie in (16662, 481, 487191) and when[:4] in ("2019", "2025")]
+    extra = [
+        trakt.add_play("movie", 16662, "2019-06-01T20:00:31.000Z", action="scrobble"),
+        trakt.add_play("movie", 481, "2025-05-01T18:30:41.000Z", action="watch"),
+        trakt.add_play("movie", 487191, "2025-03-15T23:58:00.000Z", action="watch"),
+    ]
+    tenet = [trakt.add_play("movie", 354447, "unknown", action="watch") for _ in range(2)]
+    rewatch = trakt.add_play("movie", 287071, "2025-08-02T21:00:00.000Z", action="scrobble")
+    return LeftByOtherTools(extra=(*extra, tenet[1]), kept=(*kept, tenet[0], rewatch))
+
+
+@dataclass(frozen=True)
 class GeneratedLibrary:
     """What a correct first sync of a generated library does."""
 
@@ -725,8 +750,10 @@ __all__ = [
     "DemoLibrary",
     "DemoView",
     "GeneratedLibrary",
+    "LeftByOtherTools",
     "Reopening",
     "generate_library",
     "seed_demo_library",
+    "seed_other_tools_plays",
     "unix",
 ]

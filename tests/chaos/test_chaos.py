@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ import pytest
 from pydantic import SecretStr
 
 import chaos.runner as runner_module
+import kinotrakt.audit.run as audit_run
 import kinotrakt.trakt.client as trakt_client
 from chaos import faults
 from chaos.faults import RELINKED
@@ -26,6 +27,7 @@ from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt
 from devkit.memory import InMemoryTokenStore
 from devkit.sandbox import sandbox
+from kinotrakt.audit.history import DuplicateGroup, Play
 from kinotrakt.config import Settings
 from kinotrakt.http import Limits
 from kinotrakt.observability import logger, metrics
@@ -63,9 +65,11 @@ def test_every_schedule_keeps_every_promise(first: int) -> None:
     # Given CHUNK seeded schedules: random libraries, faults in and between runs, until a run ends ok
     results: list[ScheduleResult] = []
     suite = run_suite(range(first, first + CHUNK), progress=results.append)
-    # Then nothing was posted twice, nothing was lost, no secret leaked, and every schedule converged
+    # Then nothing was posted twice, nothing was lost, no secret leaked, no audit removed a play that was not an
+    # exact duplicate, and every schedule converged
     assert suite.ok, failures(results)
     assert (suite.duplicates, suite.lost, suite.leaked, suite.wrong, suite.unconverged) == (0, 0, 0, 0, 0)
+    assert suite.removed_wrongly == 0
     # and the faults really happened (a quiet suite proves nothing)
     assert sum(suite.fired.values()) > CHUNK
     assert suite.statuses["ok"] >= CHUNK
@@ -115,7 +119,8 @@ def test_a_spent_refresh_token_nobody_links_again_is_caught(monkeypatch: pytest.
 def test_the_summary_line_has_the_promised_shape() -> None:
     suite = run_suite([7])
     assert suite.summary_line() == (
-        f"chaos: 1 schedules, 0 duplicates, 0 lost, 0 leaked, max {suite.max_converge} runs to converge"
+        f"chaos: 1 schedules, 0 duplicates, 0 lost, 0 leaked, 0 removed wrongly, max {suite.max_converge} runs to "
+        "converge"
     )
     assert suite.report()[-1] == suite.summary_line()
 
@@ -217,6 +222,28 @@ def test_a_rescan_that_skips_items_that_can_still_change_is_caught_as_lost(monke
     monkeypatch.setattr(pipeline, "item_state", lambda whole, views, ledger: "complete")
     result = first_catch(lambda r: r.lost)
     assert any("after the daily rescan" in problem for problem in result.problems)
+
+
+def test_an_audit_removing_a_rewatch_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given an audit that takes every play of a movie or episode for one viewing, whatever its minute
+    def by_item(plays: Iterable[Play]) -> list[DuplicateGroup]:
+        same: dict[tuple[str, int | None], list[Play]] = {}
+        for play in plays:
+            same.setdefault((play.kind, play.trakt_id), []).append(play)
+        groups = []
+        for (kind, trakt_id), group in same.items():
+            ids = sorted(play.history_id for play in group)
+            if trakt_id is not None and len(ids) > 1:
+                first = group[0]
+                groups.append(
+                    DuplicateGroup(f"{kind}:{trakt_id}", first.kind, "", first.watched_at, ids[0], tuple(ids[1:]))
+                )
+        return groups
+
+    monkeypatch.setattr(audit_run, "exact_duplicates", by_item)
+    result = first_catch(lambda r: r.removed_wrongly)
+    assert any(problem.startswith("removed, not an exact duplicate:") for problem in result.problems)
+    assert result.failed
 
 
 def test_a_token_in_a_debug_line_is_caught_as_a_leak(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -29,6 +29,7 @@ CI = "CI: .ci/run runs `make test` and `make build` from a clean clone"
 CI_TEST = "CI: `make test` runs it (its prerequisites: locked lint types validate unit)"
 
 # Each command the README shows (`.venv/bin/` dropped), and the test that runs it (path::test), or CI.
+CLI = "tests/integration/test_cli.py"
 RUN_BY: dict[str, str] = {
     "kinotrakt setup": "tests/integration/test_cli.py::test_setup_in_a_terminal_offers_kinopubs_public_pair",
     "kinotrakt setup --trakt-client-id ID --trakt-client-secret-stdin": E2E,
@@ -42,6 +43,9 @@ RUN_BY: dict[str, str] = {
     "kinotrakt sync --dry-run": f"{ERRORS}::test_a_dry_run_is_labelled_everywhere_and_kept_apart",
     "kinotrakt sync --sandbox": f"{ISOLATION}::test_sync_sandbox_ignores_the_developers_aws_environment",
     "kinotrakt map": E2E,
+    "kinotrakt audit": f"{CLI}::test_audit_shows_what_it_found_writes_nothing_and_says_how_to_fix_it",
+    "kinotrakt audit --json": f"{CLI}::test_audit_json_holds_every_finding_even_past_the_reports_limit",
+    "kinotrakt unmatched": f"{CLI}::test_unmatched_lists_titles_and_reasons",
     "kinotrakt check": "tests/integration/test_cli_check.py::test_services_that_answer_as_expected_pass_every_check",
     "source .venv/bin/activate": "tests/e2e/test_readme_commands.py::test_source_the_virtualenv_then_type_kinotrakt",
     "source build/sandbox/env.sh": "tests/e2e/test_readme_commands.py::test_source_the_sandbox_s_env_sh",

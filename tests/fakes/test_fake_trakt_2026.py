@@ -223,6 +223,21 @@ def test_removing_plays_by_history_id_removes_only_those(trakt: FakeTrakt) -> No
     assert [play["id"] for play in trakt.plays()] == [keep]
 
 
+def test_removing_plays_by_anything_but_integer_history_ids_is_refused_whole(trakt: FakeTrakt) -> None:
+    # Given a play (history id 1)
+    play = trakt.add_play("movie", 14701, "2025-01-01T20:00:00Z")
+
+    # When a removal names it as true, as text, and by its number
+    answers = [
+        authed(trakt).post(f"{trakt.base_url}/sync/history/remove", json={"ids": [value, 999]})
+        for value in (True, str(play))
+    ]
+
+    # Then each request fails validation and nothing is removed (a bool is not the id 1)
+    assert [answer.status_code for answer in answers] == [422, 422]
+    assert [p["id"] for p in trakt.plays()] == [play]
+
+
 def test_removing_plays_is_paced_as_a_write(limited: FakeTrakt, clock: ManualClock) -> None:
     # Given a history write just made
     session = authed(limited)

@@ -76,6 +76,8 @@ REPORT_FIELDS = (
     "unmatched",
     "watermark",
 )
+# DESIGN §2 (round 2): the audit report's counts, and its status.
+AUDIT_REPORT_FIELDS = ("status", "duplicates_found", "duplicates_removed", "missing_on_trakt", "unexpected_plays")
 SECRET_KEYS = ("client_id", "client_secret", "access_token", "refresh_token", "expires_at")
 POWERTOOLS_DIMENSION = [{"Name": "service", "Value": "kinotrakt"}]
 
@@ -302,9 +304,9 @@ def test_schedule_is_scheduler_v2_with_the_design_input(template: dict[str, Any]
     # Given the sync function's events
     events = props(template, "SyncFunction")["Events"]
 
-    # When we look at its only schedule
-    (schedule,) = [event for event in events.values() if event["Type"] == "ScheduleV2"]
-    properties = schedule["Properties"]
+    # When we look at the sync's schedule (the other is the monthly audit's)
+    assert {name for name, event in events.items() if event["Type"] == "ScheduleV2"} == {"Schedule", "AuditSchedule"}
+    properties = events["Schedule"]["Properties"]
 
     # Then it is an EventBridge Scheduler schedule with a generated name, the configurable hourly expression,
     # no scheduler retries, and the exact Input of DESIGN §2
@@ -317,6 +319,27 @@ def test_schedule_is_scheduler_v2_with_the_design_input(template: dict[str, Any]
         "execution_id": "<aws.scheduler.execution-id>",
     }
     assert properties["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["SyncFailureQueue", "Arn"]}
+
+
+def test_the_monthly_audit_reports_only_and_a_parameter_turns_it_off(template: dict[str, Any]) -> None:
+    # Given the audit's schedule on the sync function
+    properties = props(template, "SyncFunction")["Events"]["AuditSchedule"]["Properties"]
+
+    # Then it runs on the 1st of every month, asks for an audit without any fix, and carries the scheduler's
+    # fields (the correlation id of its log lines)
+    assert properties["ScheduleExpression"] == "cron(0 4 1 * ? *)"
+    assert json.loads(properties["Input"]) == {
+        "action": "audit",
+        "scheduled_time": "<aws.scheduler.scheduled-time>",
+        "execution_id": "<aws.scheduler.execution-id>",
+    }
+    assert properties["RetryPolicy"]["MaximumRetryAttempts"] == 0
+    assert properties["DeadLetterConfig"]["Arn"] == {"Fn::GetAtt": ["SyncFailureQueue", "Arn"]}
+    # And the MonthlyAudit parameter (on by default) enables or disables it
+    assert parameter_default(template, "MonthlyAudit") == "true"
+    assert template["Parameters"]["MonthlyAudit"]["AllowedValues"] == ["true", "false"]
+    assert template["Conditions"]["MonthlyAuditEnabled"] == {"Fn::Equals": [{"Ref": "MonthlyAudit"}, "true"]}
+    assert properties["State"] == {"Fn::If": ["MonthlyAuditEnabled", "ENABLED", "DISABLED"]}
 
 
 def test_reserved_concurrency_is_one_behind_a_parameter(template: dict[str, Any]) -> None:
@@ -820,8 +843,8 @@ def test_saved_queries_cover_runs_unmatched_items_and_errors(template: dict[str,
     # Given the saved Logs Insights queries
     queries = _queries(template)
 
-    # Then all three run on the sync log group, and the errors also on the login function's (refused logins)
-    assert set(queries) == {"last runs with their reports", "unmatched items", "errors"}
+    # Then all four run on the sync log group, and the errors also on the login function's (refused logins)
+    assert set(queries) == {"last runs with their reports", "unmatched items", "errors", "audits"}
     for name, query in queries.items():
         expected = [{"Ref": "SyncFunctionLogGroup"}]
         if name == "errors":
@@ -842,6 +865,19 @@ def test_saved_queries_cover_runs_unmatched_items_and_errors(template: dict[str,
     assert '"WARNING"' in errors
     # which remote service a transport or token line is about (the `service` key stays "kinotrakt")
     assert re.search(r"\bremote\b", errors)
+
+
+def test_audits_have_their_own_saved_query_and_dashboard_widget(template: dict[str, Any]) -> None:
+    # Given the audits' saved query and the dashboard's log widgets
+    audits = _queries(template)["audits"]["QueryString"]
+    body = json.loads(substitute_placeholders(props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]))
+    (widget,) = [w for w in body["widgets"] if w["type"] == "log" and "audit run finished" in w["properties"]["query"]]
+
+    # Then both select the audit's log line and show its counts (round 2 of the runtime contract)
+    assert 'filter message = "audit run finished"' in audits
+    for query in (audits, widget["properties"]["query"]):
+        for field in AUDIT_REPORT_FIELDS:
+            assert re.search(rf"\b{field}\b", query), field
 
 
 # ---------------------------------------------------------------- outputs and config
@@ -893,15 +929,18 @@ def test_samconfig_deploys_the_kinotrakt_stack() -> None:
 
 
 def test_schedule_event_is_the_scheduler_input_filled_in(template: dict[str, Any]) -> None:
-    # Given the sample scheduled event and the template's Input
-    event = load_event("schedule.json")
-    (schedule,) = props(template, "SyncFunction")["Events"].values()
+    # Given the sample scheduled events (the sync's, the monthly audit's) and the template's Inputs
+    events = props(template, "SyncFunction")["Events"]
+    for name, file in (("Schedule", "schedule.json"), ("AuditSchedule", "audit.json")):
+        event = load_event(file)
+        template_input = json.loads(events[name]["Properties"]["Input"])
 
-    # Then it has exactly the keys of the Input, with realistic values
-    assert set(event) == set(json.loads(schedule["Properties"]["Input"]))
-    assert datetime.fromisoformat(event["scheduled_time"]).utcoffset() is not None
-    assert event["scheduled_time"].endswith("Z")
-    assert re.fullmatch(r"[0-9a-z]{16}", event["execution_id"])
+        # Then each has exactly the keys of its Input, with realistic values
+        assert set(event) == set(template_input)
+        assert event.get("action") == template_input.get("action")
+        assert datetime.fromisoformat(event["scheduled_time"]).utcoffset() is not None
+        assert event["scheduled_time"].endswith("Z")
+        assert re.fullmatch(r"[0-9a-z]{16}", event["execution_id"])
 
 
 def _assert_http_api_v2_get(event: dict[str, Any], path: str) -> None:

@@ -5,6 +5,7 @@ clock's sleep hook, so the polling runs on virtual time."""
 from __future__ import annotations
 
 import io
+import json
 import re
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import boto3
 import pytest
@@ -24,13 +26,14 @@ from devkit.clock import VirtualClock
 from devkit.fakes.base import ISSUED_SECRETS
 from devkit.fakes.fake_kinopub import FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt
-from devkit.fakes.library import seed_demo_library
+from devkit.fakes.library import LeftByOtherTools, seed_demo_library, seed_other_tools_plays
 from devkit.memory import InMemoryTokenStore
+from kinotrakt.audit.report import AuditReport
 from kinotrakt.clock import Clock
 from kinotrakt.config import Settings
 from kinotrakt.errors import BadResponse, ConcurrentTokenWrite, TraktAppRejected
 from kinotrakt.http import CallCounter
-from kinotrakt.service import execute_sync
+from kinotrakt.service import execute_audit, execute_sync
 from kinotrakt.storage.aws import aws_sync_stores
 from kinotrakt.storage.ports import (
     EpisodePin,
@@ -1117,10 +1120,153 @@ def test_sync_against_the_offline_sandbox() -> None:
     assert ESCAPE not in result.out + result.err
 
 
+# --- audit ---------------------------------------------------------------------------------------------------
+
+
+def synced_with_other_tools_duplicates(world: CliWorld) -> LeftByOtherTools:
+    seed_demo_library(world.kinopub, world.trakt)
+    world.setup()
+    world.link_both()
+    assert world.run("sync").code == 0
+    world.trakt.clear_requests()
+    return seed_other_tools_plays(world.trakt)
+
+
+def test_audit_shows_what_it_found_writes_nothing_and_says_how_to_fix_it(world: CliWorld) -> None:
+    # Given a synced library and the duplicates other tools left
+    left = synced_with_other_tools_duplicates(world)
+    plays = world.trakt.plays()
+
+    # When the owner runs an audit
+    result = world.run("audit")
+
+    # Then a summary table, each duplicate with its minute, the command that fixes them; nothing written
+    assert result.code == 0, result.err
+    lines = [line.split() for line in result.out.splitlines()]
+    assert ["status", "OK"] in lines
+    assert ["duplicate", "plays", str(len(left.extra)), "found,", "0", "removed"] in lines
+    assert ["missing", "on", "Trakt", "0"] in lines
+    assert ["unexpected", "plays", "0"] in lines
+    assert "  = The Matrix (1999) @ 2025-05-01T18:30Z: 2 plays, 1 extra" in result.out
+    assert "To remove the extra plays: kinotrakt audit --fix duplicates" in result.out
+    assert world.trakt.plays() == plays
+    assert world.trakt.calls("POST", "/sync/history/remove") == []
+
+
+def test_audit_asks_before_fixing_in_a_terminal(world: CliWorld) -> None:
+    left = synced_with_other_tools_duplicates(world)
+    plays = world.trakt.plays()
+
+    # When the owner says no, nothing is asked of Trakt
+    declined = world.run("audit", "--fix", "duplicates", interactive=True, answers={"Go ahead?": "n"})
+    assert declined.code == 0
+    assert "remove the extra plays of each viewing" in declined.out
+    assert "Nothing changed." in declined.out
+    assert world.trakt.plays() == plays
+    assert world.trakt.calls("GET", "/sync/history/movies") == []
+
+    # When the owner says yes, exactly the extra plays are removed
+    accepted = world.run("audit", "--fix", "duplicates", interactive=True, answers={"Go ahead?": "y"})
+    assert accepted.code == 0, accepted.err
+    assert ["duplicate", "plays", str(len(left.extra)), "found,", str(len(left.extra)), "removed"] in [
+        line.split() for line in accepted.out.splitlines()
+    ]
+    remaining = {play["id"] for play in world.trakt.plays()}
+    assert not remaining & set(left.extra)
+    assert set(left.kept) <= remaining
+    assert world.trakt.duplicate_keys() == []
+
+
+def test_audit_fix_in_a_script_needs_yes(world: CliWorld) -> None:
+    synced_with_other_tools_duplicates(world)
+    result = world.run("audit", "--fix", "duplicates")
+    assert result.code == 2
+    assert "confirm with --yes" in result.err
+    assert world.trakt.calls("POST", "/sync/history/remove") == []
+
+
+def test_an_unknown_fix_is_a_usage_error(world: CliWorld) -> None:
+    result = world.run("audit", "--fix", "duplicates,everything", "--yes")
+    assert result.code == 2
+    assert "unknown fix 'everything'; the fixes are duplicates, missing, removed" in result.err
+
+
+def test_audit_json_holds_every_finding_even_past_the_reports_limit(world: CliWorld) -> None:
+    # Given 60 viewings with an extra play each (the stored report lists 50)
+    synced_with_other_tools_duplicates(world)
+    for trakt_id in range(900_001, 900_061):
+        world.trakt.add_movie(trakt_id, f"Old {trakt_id}", 1999, None)
+        world.trakt.add_plays([("movie", trakt_id, "2020-01-01T10:00:00Z")] * 2, action="scrobble")
+
+    # When the owner asks for the JSON, fixing duplicates and views removed on Trakt
+    result = world.run("audit", "--fix", "duplicates", "--fix", "removed", "--yes", "--json")
+
+    # Then it is one JSON document with every duplicate, and the fixes were applied
+    assert result.code == 0, result.err
+    report = json.loads(result.out)
+    assert report["action"] == "audit"
+    assert report["fix"] == ["duplicates", "removed"]
+    assert len(report["duplicates"]) == 64
+    assert report["duplicates_removed"] == 64
+    assert len(world.stores.reports.latest(1)[0]["duplicates"]) == 51  # 50, then "... and 14 more"
+    assert world.trakt.duplicate_keys() == []
+
+
+def test_audit_json_on_a_terminal_is_one_json_document_and_nothing_else(world: CliWorld) -> None:
+    synced_with_other_tools_duplicates(world)
+    screen = terminal()
+    result = world.run("audit", "--json", out=screen, sync_progress_after_seconds=0)
+    assert result.code == 0, result.err
+    report = json.loads(written(screen))
+    assert report["duplicates_found"] == 4
+
+
+def test_a_long_audit_goes_on_run_after_run_and_shows_its_progress(world: CliWorld) -> None:
+    # Given a synced library, a long history, and runs that end when Trakt's GET budget runs out
+    synced_with_other_tools_duplicates(world)
+    for trakt_id in range(900_001, 900_301):
+        world.trakt.add_movie(trakt_id, f"Old {trakt_id}", 1999, None)
+        world.trakt.add_play("movie", trakt_id, f"2020-01-01T{trakt_id % 24:02d}:{trakt_id % 60:02d}:00Z")
+    settings = world.settings.model_copy(update={"trakt_get_limit": 1})
+    screen = terminal()
+    runs: list[AuditReport] = []
+
+    def short_runs(settings: Settings, stores: SyncStores, **options: Any) -> AuditReport:
+        options["remaining_seconds"] = 400  # two GETs a run at one per 5 minutes
+        runs.append(execute_audit(settings, stores, **options))
+        return runs[-1]
+
+    # When the owner runs the audit on a terminal
+    result = world.run("audit", out=screen, run_audit=short_runs, settings=settings, sync_progress_after_seconds=0)
+
+    # Then it took several runs, each going on where the last stopped, until done, and showed what it was doing
+    assert result.code == 0, result.err
+    assert [report.status for report in runs] == ["partial"] * (len(runs) - 1) + ["ok"]
+    assert len(runs) >= 2
+    assert runs[-1].plays_read == len(world.trakt.plays())
+    frames = COLOURS.sub("", written(screen))
+    assert "auditing" in frames
+    assert f"ok ({len(runs)} runs)".upper() in frames.upper()
+
+
+def test_status_lists_audits_with_the_runs(world: CliWorld) -> None:
+    synced_with_other_tools_duplicates(world)
+    world.clock.advance(60)
+    assert world.run("audit").code == 0
+    result = world.run("status")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    header = lines.index("Last runs (newest first):") + 1
+    assert lines[header + 1].split() == ["2026-11-01", "12:01Z", "ok", "audit"]
+    assert (
+        "12:01Z: audit - 4 duplicate plays (0 removed); 0 missing on Trakt (0 sent); 0 unexpected plays" in result.out
+    )
+
+
 # --- the command line itself ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["setup", "link", "unlink", "sync", "status", "unmatched", "map", "check"])
+@pytest.mark.parametrize("command", ["setup", "link", "unlink", "sync", "status", "unmatched", "map", "check", "audit"])
 def test_every_command_explains_itself(world: CliWorld, command: str) -> None:
     result = world.run(command, "--help")
     assert result.code == 0

@@ -1,6 +1,7 @@
 """Every saved Logs Insights query, dashboard widget and alarm of ``template.yaml`` against what the code really
 emits: both handlers run on the sandbox (moto + the fakes) through the situations the queries are for (a run that
-adds and leaves items unmatched, a dry run, a failed run, logins that work and logins that are refused), and their
+adds and leaves items unmatched, a dry run, audits that find and fix duplicates, a failed run and a failed audit,
+logins that work and logins that are refused), and their
 JSON log lines and EMF metrics are collected as CloudWatch would store them, per log group. A field renamed in
 the code, or in a query, fails here."""
 
@@ -21,7 +22,7 @@ import pytest
 import requests
 
 from devkit.apigw import FakeLambdaContext, api_gateway_v2_event
-from devkit.fakes.library import seed_demo_library
+from devkit.fakes.library import seed_demo_library, seed_other_tools_plays
 from devkit.sandbox import Sandbox, load_handler, sandbox
 from devkit.template import TEMPLATE_PATH, load_template
 from kinotrakt.observability import logger, metrics
@@ -30,6 +31,8 @@ from kinotrakt.tokens import update_secret
 from tests.logs_insights import parse, problems
 
 SETUP_KEY = "e2e-setup-key_0123456789abcdefghijklmnopqrs"  # the shape kinotrakt setup makes
+SYNC_RUNS, AUDIT_RUNS = 4, 3  # what the capture below invokes
+RUN_OUTCOME_METRICS = frozenset({"RunFailed", "RunPartial", "AuthRequired", "HttpCalls"})
 README = TEMPLATE_PATH.parent / "README.md"
 # Emitted by the auth function, once per refused login or link (the others: once per sync run).
 AUTH_METRICS = frozenset({"LoginRefused", "TraktLinked"})
@@ -119,11 +122,15 @@ def captured() -> Captured:
             # Kinopub asks for a pause longer than a run may wait: partial, rate_limited, resume_after
             box.kinopub.add_fault("GET", r"/v1/history", status=429, headers={"Retry-After": "300"})
             assert box.invoke()["resume_after"] is not None
+            seed_other_tools_plays(box.trakt)
+            assert box.invoke({"action": "audit"})["duplicates_found"] > 0
+            assert box.invoke({"action": "audit", "fix": ["duplicates"]})["duplicates_removed"] > 0
         with output_to(auth_out):
             drive_logins(box)
         update_secret(box.kinopub_store(), _without_tokens)  # every run reads Kinopub first
         with output_to(sync_out):
             assert box.invoke()["status"] == "failed"
+            assert box.invoke({"action": "audit"})["status"] == "failed"
     lines = {"SyncFunctionLogGroup": json_lines(sync_out, "SyncFunctionLogGroup")}
     lines["AuthFunctionLogGroup"] = json_lines(auth_out, "AuthFunctionLogGroup")
     emf = [line for line in lines["SyncFunctionLogGroup"] if "_aws" in line]
@@ -187,6 +194,8 @@ def test_the_capture_holds_what_the_queries_are_for(captured: Captured) -> None:
     assert [line["dry_run"] for line in finished] == [False, True, False, False]
     assert any(line.get("message") == "unmatched item" for line in sync)
     assert any(line.get("remote") == "kinopub" and line["level"] == "WARNING" for line in sync)
+    audits = [line for line in sync if line.get("message") == "audit run finished"]
+    assert [(line["status"], line["fix"]) for line in audits] == [("ok", []), ("ok", ["duplicates"]), ("failed", [])]
     outcomes = {line.get("outcome") for line in captured.lines["AuthFunctionLogGroup"]}
     assert {
         "malformed_key",
@@ -197,7 +206,7 @@ def test_the_capture_holds_what_the_queries_are_for(captured: Captured) -> None:
         "unknown_or_used_state",
         "trakt_unavailable",
     } <= outcomes
-    assert len(captured.emf) == 4
+    assert len(captured.emf) == SYNC_RUNS + AUDIT_RUNS
 
 
 @pytest.mark.parametrize(("name", "groups", "query"), saved_queries(), ids=[q[0] for q in saved_queries()])
@@ -233,7 +242,9 @@ def test_each_metric_of_ours_is_really_emitted_with_its_dimensions(
     if login_metric:
         assert emitted, f"{where}: {namespace}/{name} {dimensions} is never emitted by the auth function"
     else:
-        assert len(emitted) == 4, f"{where}: {namespace}/{name} {dimensions} is not emitted by every run"
+        # the outcome of every run, sync or audit; a sync's counts by every sync
+        runs = SYNC_RUNS + AUDIT_RUNS if name in RUN_OUTCOME_METRICS else SYNC_RUNS
+        assert len(emitted) == runs, f"{where}: {namespace}/{name} {dimensions} is not emitted by every run"
 
 
 def test_errors_cover_the_login_function(captured: Captured) -> None:

@@ -116,3 +116,11 @@ def test_help_does_not_load_the_sync_pydantic_or_boto3() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_audit_help_names_every_fix_the_audit_knows_in_its_order() -> None:
+    """The audit command names its fixes itself (so ``--help`` loads no audit code): they are the audit's own."""
+    from kinotrakt.audit.run import FIXES
+    from kinotrakt_cli.commands.audit import WHAT_FIXES_DO
+
+    assert tuple(WHAT_FIXES_DO) == tuple(FIXES)

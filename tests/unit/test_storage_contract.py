@@ -16,6 +16,7 @@ import pytest
 from moto.server import ThreadedMotoServer
 
 from devkit.memory import InMemoryLoginStateStore, InMemoryTokenStore, memory_sync_stores
+from kinotrakt.audit.report import AuditReport, DuplicatePlays, MissingView
 from kinotrakt.config import Settings
 from kinotrakt.storage.aws import aws_login_stores, aws_sync_stores
 from kinotrakt.storage.dynamo import (
@@ -25,6 +26,7 @@ from kinotrakt.storage.dynamo import (
     Table,
     dynamo_sync_stores,
 )
+from kinotrakt.storage.dynamo.audit import split_utf8
 from kinotrakt.storage.dynamo.known_items import COMPACT_AFTER
 from kinotrakt.storage.dynamo.reports import MAX_REPORT_BYTES
 from kinotrakt.storage.ports import (
@@ -348,6 +350,8 @@ def test_the_ledger_remembers_every_pushed_batch(backend: Backend) -> None:
     assert ledger.keys == {entry.key for entry in entries(150)}
     assert ledger.watched_at_by_view["episode:7:149"] == "2026-10-01T20:15Z"
     assert len(ledger.watched_at_by_view) == 150
+    # and which view each play was sent for (the audit's question for a play whose view is no longer finished)
+    assert ledger.view_by_key == {entry.key: entry.view_ref for entry in entries(150)}
 
 
 def test_a_big_library_ledger_loads_in_a_few_queries(backend: Backend) -> None:
@@ -373,6 +377,93 @@ def test_the_latest_sent_watched_at_of_a_view_wins(backend: Backend) -> None:
     store.add([LedgerEntry("movie:tt0111161:unknown", view, "unknown", T0)])
     store.add([LedgerEntry("movie:tt0111161:2026-10-02T21:00Z", view, "2026-10-02T21:00Z", T0 + timedelta(hours=1))])
     assert store.load().watched_at_by_view[view] == "2026-10-02T21:00Z"
+
+
+# --- audit progress --------------------------------------------------------------------------------------------
+
+
+def progress_document(views: int) -> dict[str, Any]:
+    """An audit's progress with ``views`` views left to check, Cyrillic titles and all (two bytes a letter)."""
+    return {
+        "version": 1,
+        "titles": {str(n): [f"Черное зеркало {n} / Black Mirror", 2011] for n in range(views // 10)},
+        "views": [
+            ["episode", n // 10, 1, n % 10 + 1, 0, "2026-10-01T20:15:00.000Z", f"episode:{n}:x"] for n in range(views)
+        ],
+    }
+
+
+def test_no_audit_progress_until_one_is_saved_and_none_after_it_is_cleared(backend: Backend) -> None:
+    store = backend.stores.audit_progress
+    assert store.load(T0) is None
+    store.save({"version": 1, "runs": 1}, T0 + timedelta(days=35))
+    assert store.load(T0) == {"version": 1, "runs": 1}
+    store.clear()
+    assert store.load(T0) is None
+
+
+def test_audit_progress_expires(backend: Backend) -> None:
+    store = backend.stores.audit_progress
+    store.save({"runs": 1}, T0 + timedelta(days=35))
+    assert store.load(T0 + timedelta(days=35) - timedelta(seconds=1)) == {"runs": 1}
+    assert store.load(T0 + timedelta(days=35)) is None
+
+
+def test_audit_progress_larger_than_a_dynamodb_item_round_trips_and_a_save_replaces_it_whole(
+    backend: Backend, request: pytest.FixtureRequest
+) -> None:
+    # Given the progress of a large library: some 1.6 MB of JSON, far over DynamoDB's 400 KB item limit
+    store = backend.stores.audit_progress
+    big = progress_document(20_000)
+    store.save(big, T0 + timedelta(days=35))
+    assert store.load(T0) == big
+    # When a smaller progress replaces it (views judged since)
+    small = progress_document(300)
+    store.save(small, T0 + timedelta(days=35))
+    # Then only the new one is read, and (DynamoDB) no item of the old one is left
+    assert store.load(T0) == small
+    if backend.calls is not None:
+        session = request.getfixturevalue("aws")
+        assert len(audit_items(session)) == 2  # the head, and the one part the small document needs
+        store.save(big, T0 + timedelta(days=35))
+        items = audit_items(session)
+        assert len(items) >= 5
+        assert max(len(json.dumps(item, ensure_ascii=False).encode()) for item in items) < 400_000
+        store.clear()
+        assert audit_items(session) == []
+
+
+def test_the_audit_progress_items_have_their_documented_layout(aws: boto3.Session, state_table: str) -> None:
+    # storage/dynamo/table.py: a head naming the generation and its parts, the parts holding the JSON in order
+    dynamo_backend(aws, "acct").stores.audit_progress.save({"version": 1, "runs": 2}, T0 + timedelta(days=35))
+    head, part = sorted(audit_items(aws), key=lambda item: item["sk"]["S"])
+    generation = head["generation"]["S"]
+    until = {"N": str(int((T0 + timedelta(days=35)).timestamp()))}
+    assert head == {
+        "pk": {"S": "acct#audit"},
+        "sk": {"S": "head"},
+        "generation": {"S": generation},
+        "parts": {"N": "1"},
+        "expires_at": until,
+    }
+    assert part == {
+        "pk": {"S": "acct#audit"},
+        "sk": {"S": f"part#{generation}#00000"},
+        "data": {"S": '{"version":1,"runs":2}'},
+        "expires_at": until,
+    }
+
+
+def audit_items(session: boto3.Session) -> list[Mapping[str, Any]]:
+    pages = session.client("dynamodb").get_paginator("scan").paginate(TableName=STATE_TABLE)
+    return [item for page in pages for item in page["Items"] if item["pk"]["S"].endswith("#audit")]
+
+
+def test_a_part_cut_between_bytes_of_one_letter_reads_back_whole() -> None:
+    text = "ё" * 10 + "x"
+    pieces = list(split_utf8(text, limit=5))
+    assert "".join(pieces) == text
+    assert all(len(piece.encode()) <= 5 for piece in pieces)
 
 
 # --- unmatched --------------------------------------------------------------------------------------------
@@ -466,6 +557,32 @@ def test_a_report_of_twenty_thousand_unmatched_items_is_stored_and_read_back(bac
     assert added[-1] == f"... and {60 - len(added) + 1} more"
     if backend.calls is not None:
         assert len(json.dumps(stored, ensure_ascii=False).encode()) < MAX_REPORT_BYTES < 400 * 1024
+
+
+def test_a_large_audit_report_is_stored_whole_in_its_counts_and_cut_in_its_lists(backend: Backend) -> None:
+    # Given an audit that found 2,000 viewings re-imported 200 times each, with long Cyrillic titles
+    title = "Очень длинное название сериала / A Very Long Series Title " * 5
+    report = AuditReport(run_id="r", started_at=T0, status="ok", fix=["duplicates"], finished_at=T0)
+    report.duplicates = [
+        DuplicatePlays(f"{title} {n}", "2026-11-01T12:00Z", n * 1000, list(range(n * 1000 + 1, n * 1000 + 200)), [])
+        for n in range(2_000)
+    ]
+    report.duplicates_found = 2_000 * 199
+    report.missing = [MissingView(f"{title} {n}", "unknown", "never_sent", None) for n in range(300)]
+    report.missing_on_trakt = report.missing_never_sent = 300
+
+    # When it is stored and read back
+    backend.stores.reports.put(report.to_dict(), T0)
+    (stored,) = backend.stores.reports.latest(limit=1)
+    read = AuditReport.from_stored(stored)
+
+    # Then the counts are intact, the lists cut with a line counting what was cut, and (DynamoDB) the item small
+    assert read is not None
+    assert (read.status, read.duplicates_found, read.missing_on_trakt, read.fix) == ("ok", 398_000, 300, ["duplicates"])
+    assert stored["duplicates"][-1] == f"... and {2_000 - len(read.duplicates)} more"
+    if backend.calls is not None:
+        assert len(read.duplicates) < LIST_LIMIT
+        assert len(json.dumps(stored, ensure_ascii=False).encode()) < MAX_REPORT_BYTES
 
 
 def test_a_fitted_report_counts_every_entry_cut() -> None:
@@ -623,6 +740,7 @@ def fill_every_kind(backend: Backend) -> None:
     stores.pins.put_numbering(EpisodePin(1, 1, 1, ((1, 1), (1, 2))))
     stores.sync_state.request_reread([1])
     stores.known_items.save([known(1, "open")], covers_history=True)
+    stores.audit_progress.save({"version": 1}, T0 + timedelta(days=35))
     backend.login_states.put("s", {"v": "1"}, T0 + timedelta(minutes=10))
 
 
@@ -657,6 +775,8 @@ def test_two_accounts_in_one_table_do_not_see_each_other(aws: boto3.Session, sta
     assert bob.stores.pins.load_numbering().items() == set()
     assert bob.stores.sync_state.load().reread == frozenset()
     assert bob.stores.known_items.load() == KnownItems()
+    assert bob.stores.audit_progress.load(T0) is None
+    assert alice.stores.audit_progress.load(T0) == {"version": 1}
     assert bob.login_states.consume("s", T0) is None
     assert alice.login_states.consume("s", T0) == {"v": "1"}
 

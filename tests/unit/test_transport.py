@@ -3,6 +3,7 @@ no network. Every answer is scripted; every request records the virtual time it 
 
 from __future__ import annotations
 
+import io
 import itertools
 import random
 from collections import deque
@@ -627,3 +628,73 @@ def test_the_gets_in_the_window_can_be_handed_to_the_next_run() -> None:
 
     # Then its second GET is the fifth in the window: it waited for the first run's to age out
     assert clock2.slept == pytest.approx(290)
+
+
+# --- time running out while an answer is read ----------------------------------------------------------------
+
+
+class LateBody(io.BytesIO):
+    """A body whose reader sees the run's deadline pass once ``late_at`` bytes have been handed over."""
+
+    def __init__(self, data: bytes, clock: VirtualClock, late_at: int) -> None:
+        super().__init__(data)
+        self.clock = clock
+        self.late_at = late_at
+        self.passed = False
+
+    def read(self, size: int | None = -1) -> bytes:
+        chunk = super().read(size)
+        if not self.passed and self.tell() >= self.late_at:
+            self.passed = True
+            self.clock.advance(3600)
+        return chunk
+
+
+class StreamingAdapter(BaseAdapter):
+    def __init__(self, body: LateBody) -> None:
+        super().__init__()
+        self.body = body
+
+    def send(
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: float | tuple[float, float] | tuple[float, None] | None = None,
+        verify: bool | str = True,
+        cert: bytes | str | tuple[bytes | str, bytes | str] | None = None,
+        proxies: Mapping[str, str] | None = None,
+    ) -> requests.Response:
+        response = requests.Response()
+        response.status_code = 200
+        response.raw = self.body
+        response.url = request.url or ""
+        response.request = request
+        return response
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def streaming_post(body: bytes, late_at: int) -> requests.Response:
+    clock = VirtualClock()
+    session = requests.Session()
+    session.mount(BASE, StreamingAdapter(LateBody(body, clock, late_at)))
+    transport = Transport(
+        "trakt", clock=clock, deadline=Deadline(clock, 600, 60), counter=CallCounter(), user_agent="t", session=session
+    )
+    return transport.request("POST", f"{BASE}/sync/history", json_body={})
+
+
+def test_an_answer_that_arrived_whole_as_the_deadline_passed_is_used() -> None:
+    # Given a write whose whole answer is read just as the run's deadline passes
+    answer = streaming_post(b'{"added": {"movies": 1}}', late_at=24)
+    # Then the answer is the write's outcome (not an unknown one that would need a re-read, or a spent refresh)
+    assert answer.json() == {"added": {"movies": 1}}
+
+
+def test_an_answer_still_coming_when_the_deadline_passes_is_an_unknown_outcome() -> None:
+    # Given a write whose answer goes on past its first 64 KiB when the deadline passes
+    body = b"[" + b"0," * 60_000 + b"0]"
+    # Then the write's outcome is unknown, as for any answer cut short
+    with pytest.raises(OutcomeUnknown, match="deadline"):
+        streaming_post(body, late_at=64 * 1024)

@@ -26,9 +26,10 @@ def run(
 ) -> int:
     """Last runs, watermark, token expiry, unmatched count.
 
-    Show the last runs (each run's error with its code; dry runs apart), the watermark, when tokens expire, and
-    how many items are unmatched.
+    Show the last runs (syncs and audits; each run's error with its code; dry runs apart), the watermark, when
+    tokens expire, and how many items are unmatched.
     """
+    from kinotrakt.audit.report import AuditReport
     from kinotrakt.errors import TraktAppRejected
     from kinotrakt.sync.report import SyncReport
     from kinotrakt_cli.output import runs_view, when
@@ -36,7 +37,10 @@ def run(
     now = cli.clock.now()
     stores = cli.deployment.stores
     say = cli.output.say
-    reports = [SyncReport.from_stored(stored) for stored in stores.reports.latest(limit=runs)]
+    reports = [
+        SyncReport.from_stored(stored) or AuditReport.from_stored(stored)
+        for stored in stores.reports.latest(limit=runs)
+    ]
     say("Last runs (newest first):")
     if reports:
         cli.output.show(*runs_view(reports, cli.with_commands))

@@ -370,16 +370,21 @@ class Transport:
                 raise _Broken(_too_large(self.limits.max_body_bytes), retryable=False)
             chunks: list[bytes] = []
             size = 0
+            # Time running out is acted on only when more of the answer follows: an answer that arrived whole
+            # is used, above all a write's or a refresh's, whose outcome would otherwise be unknown for nothing.
+            late: _Broken | None = None
             try:
                 for chunk in response.iter_content(_READ_CHUNK_BYTES):
+                    if late is not None:
+                        raise late
                     size += len(chunk)
                     if size > self.limits.max_body_bytes:
                         raise _Broken(_too_large(self.limits.max_body_bytes), retryable=False)
                     chunks.append(chunk)
                     if box.expired:
-                        raise box.broken()
-                    if self.deadline.expired():
-                        raise _Broken("the deadline came while reading the answer", retryable=False, out_of_time=True)
+                        late = box.broken()
+                    elif self.deadline.expired():
+                        late = _Broken("the deadline came while reading the answer", retryable=False, out_of_time=True)
             except requests.exceptions.ContentDecodingError:
                 raise _Broken("answered a body that could not be decompressed", retryable=True) from None
             except (requests.exceptions.ChunkedEncodingError, requests.ConnectionError, OSError):

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from aws_lambda_powertools import Logger, Metrics
 
 if TYPE_CHECKING:
+    from kinotrakt.audit.report import AuditReport
     from kinotrakt.sync.report import SyncReport
 
 SERVICE = "kinotrakt"
@@ -43,6 +44,24 @@ def emit_run_metrics(report: SyncReport) -> None:
             "SkippedDuplicates": report.skipped_duplicates,
             "NotFound": report.not_found,
             "Unmatched": report.unmatched,
+            "RunFailed": 1 if report.status == "failed" else 0,
+            "RunPartial": 1 if report.status == "partial" else 0,
+            "AuthRequired": 1 if auth else 0,
+            "HttpCalls": report.http_calls.kinopub + report.http_calls.trakt,
+        }
+    )
+
+
+def emit_audit_metrics(report: AuditReport) -> None:
+    """One audit run's metrics: what it found and fixed so far, and the run's outcome under the sync's names, so
+    the failure and AuthRequired alarms watch audits too."""
+    auth = report.error is not None and report.error.code in AUTH_ERROR_CODES
+    _emit(
+        {
+            "AuditDuplicatesFound": report.duplicates_found,
+            "AuditDuplicatesRemoved": report.duplicates_removed,
+            "AuditMissingOnTrakt": report.missing_on_trakt,
+            "AuditUnexpectedPlays": report.unexpected_plays,
             "RunFailed": 1 if report.status == "failed" else 0,
             "RunPartial": 1 if report.status == "partial" else 0,
             "AuthRequired": 1 if auth else 0,

@@ -1,10 +1,13 @@
-"""One sync run from :class:`Settings`: the options, the deadline, the clients (``wiring.py``), then the pipeline.
-The Lambda handler, the CLI and the sandbox all call :func:`execute_sync`."""
+"""One sync run, or one audit run, from :class:`Settings`: the options, the deadline, the clients (``wiring.py``),
+then the pipeline (or the audit). The Lambda handler, the CLI and the sandbox all call :func:`execute_sync` and
+:func:`execute_audit`."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable, Collection
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from kinotrakt.clock import Clock, Deadline, SystemClock
 from kinotrakt.config import Settings
@@ -15,6 +18,10 @@ from kinotrakt.storage.ports import SyncStores
 from kinotrakt.sync.pipeline import SyncDeps, SyncOptions, run_sync
 from kinotrakt.sync.report import RunError, SyncReport
 from kinotrakt.wiring import sync_clients
+
+if TYPE_CHECKING:
+    from kinotrakt.audit.report import AuditReport
+    from kinotrakt.audit.run import Fix
 
 # The lease outlives the longest possible run (Lambda's 15-minute maximum) a little.
 DEFAULT_LEASE = timedelta(minutes=16)
@@ -73,3 +80,52 @@ def execute_sync(
         trakt_reads=clients.trakt_transport,
     )
     return run_sync(deps, options, run_id)
+
+
+def execute_audit(
+    settings: Settings,
+    stores: SyncStores,
+    *,
+    fixes: Collection[Fix] = (),
+    clock: Clock | None = None,
+    remaining_seconds: float | None = None,
+    run_id: str | None = None,
+    counter: CallCounter | None = None,
+    on_step: Callable[[str], None] | None = None,
+) -> AuditReport:
+    """One run of the audit (``kinotrakt audit``, the handler's ``{"action": "audit"}``); ``fixes`` are what it may
+    repair. With DRY_RUN set it only reports."""
+    # Imported here: the scheduled sync's cold start does not load the audit.
+    from kinotrakt.audit.report import AuditReport
+    from kinotrakt.audit.run import AuditDeps, AuditOptions, run_audit
+
+    clock = clock or SystemClock()
+    counter = counter or CallCounter()
+    run_id = run_id or uuid.uuid4().hex
+    deadline = Deadline(clock, remaining_seconds, settings.deadline_margin_seconds)
+    options = AuditOptions(
+        fixes=frozenset(fixes),
+        batch_size=settings.sync_batch_size,
+        rewatches=settings.rewatches,
+        lease=DEFAULT_LEASE if remaining_seconds is None else timedelta(seconds=remaining_seconds + 60),
+        dry_run=settings.dry_run,
+    )
+    if options.dry_run and options.fixes:
+        logger.warning("DRY_RUN is set: the audit reports and fixes nothing", extra={"fix": sorted(options.fixes)})
+    try:
+        clients = sync_clients(
+            settings,
+            kinopub_tokens=stores.kinopub_tokens,
+            trakt_tokens=stores.trakt_tokens,
+            clock=clock,
+            deadline=deadline,
+            counter=counter,
+        )
+    except KinotraktError as exc:
+        report = AuditReport(run_id=run_id, started_at=clock.now(), status="failed", fix=sorted(options.fixes))
+        report.error = RunError(exc.code, str(exc))
+        report.finished_at = clock.now()
+        logger.error("audit run stopped", extra={"error_code": exc.code, "error": str(exc)})
+        return report
+    deps = AuditDeps(clients.kinopub, clients.trakt, stores, clock, deadline, counter, on_step)
+    return run_audit(deps, options, run_id)

@@ -5,8 +5,9 @@ Each state port has a DynamoDB adapter (``storage/dynamo/``, one module per kind
 in-memory twin (``devkit/memory.py``); ``tests/unit/test_storage_contract.py`` runs every port's contract
 against both. The two service secrets live in Secrets Manager (``storage/secrets.py``).
 
-Who uses which port: a sync run uses :class:`SyncStores` (its steps each take only their own ports); the login
-routes use :class:`LoginStateStore` and the Trakt :class:`TokenStore`; each CLI command the few it reads or writes.
+Who uses which port: a sync run and an audit use :class:`SyncStores` (their steps each take only their own ports);
+the login routes use :class:`LoginStateStore` and the Trakt :class:`TokenStore`; each CLI command the few it reads
+or writes.
 """
 
 from __future__ import annotations
@@ -163,6 +164,7 @@ class LedgerEntry:
 class Ledger:
     keys: set[str] = field(default_factory=set)
     watched_at_by_view: dict[str, str] = field(default_factory=dict)
+    view_by_key: dict[str, str] = field(default_factory=dict)  # which view each play was sent for (the audit)
 
 
 @dataclass(frozen=True)
@@ -363,6 +365,23 @@ class ReportStore(Protocol):
         ...
 
 
+class AuditProgressStore(Protocol):
+    """An unfinished audit's progress (``kinotrakt audit``): what it has read and found so far, so the next audit
+    continues where one stopped. The audit's own JSON document, which may outgrow one DynamoDB item."""
+
+    def load(self, now: datetime) -> dict[str, Any] | None:
+        """The progress last saved, unless it had expired at ``now``."""
+        ...
+
+    def save(self, progress: Mapping[str, Any], expires_at: datetime) -> None:
+        """Replace the stored progress as a whole: a reader gets the old document or the new one, never a mix."""
+        ...
+
+    def clear(self) -> None:
+        """Forget it (the audit finished)."""
+        ...
+
+
 class PinStore(Protocol):
     """Manual mappings (CLI ``map``): a Kinopub item to a Trakt title, and episode or season numbering."""
 
@@ -387,8 +406,8 @@ class LoginStateStore(Protocol):
 
 @dataclass(frozen=True)
 class SyncStores:
-    """Every store one sync run touches, for the wiring (the handler, the CLI, the sandbox build it once);
-    inside the run each step is handed only its own ports."""
+    """Every store one sync run (or audit) touches, for the wiring (the handler, the CLI, the sandbox build it
+    once); inside the run each step is handed only its own ports."""
 
     lease: LeaseStore
     sync_state: SyncStateStore
@@ -401,3 +420,4 @@ class SyncStores:
     pins: PinStore
     kinopub_tokens: TokenStore
     trakt_tokens: TokenStore
+    audit_progress: AuditProgressStore

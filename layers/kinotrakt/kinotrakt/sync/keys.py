@@ -10,11 +10,17 @@ so two views of the same item in the same minute are one play, and a different m
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
 
 from kinotrakt.clock import minute_z
 
 UNKNOWN = "unknown"
+# Trakt answers a play of unknown date with this ``watched_at`` (reference/trakt-api.md).
+UNKNOWN_PLAY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+_KEY = re.compile(r"(movie|episode):(.+):(unknown|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z)")
 
 # --- dedupe keys (the ledger and the remote index) -------------------------------------------------------------
 
@@ -41,6 +47,41 @@ def has_unknown_time(key: str) -> bool:
     return key.endswith(":" + UNKNOWN)
 
 
+def play_time(watched_at: datetime) -> datetime | None:
+    """The time a Trakt play's key is built with: None (``unknown``) for Trakt's stand-in for an unknown date."""
+    return None if minute_z(watched_at) == minute_z(UNKNOWN_PLAY_TIME) else watched_at
+
+
+@dataclass(frozen=True)
+class KeyParts:
+    """A dedupe key read back: what the audit needs to send a stored view again (the ids its play takes)."""
+
+    kind: Literal["movie", "episode"]
+    imdb: str | None
+    trakt_id: int | None
+    minute: str  # ``YYYY-MM-DDTHH:MMZ`` or ``unknown``
+
+    @property
+    def item(self) -> str:
+        """The key without its minute: every play of one movie or episode shares it."""
+        if self.kind == "episode":
+            return f"episode:{self.trakt_id}"
+        return f"movie:{self.imdb}" if self.imdb else f"movie:trakt:{self.trakt_id}"
+
+
+def parse_key(key: str) -> KeyParts:
+    """The parts of a key :func:`movie_key` or :func:`episode_key` built; ValueError for anything else."""
+    match = _KEY.fullmatch(key)
+    if match is None:
+        raise ValueError("not a dedupe key")
+    kind, head, minute = match.groups()
+    if kind == "episode":
+        return KeyParts("episode", None, int(head), minute)
+    if head.startswith("trakt:"):
+        return KeyParts("movie", None, int(head.removeprefix("trakt:")), minute)
+    return KeyParts("movie", head, None, minute)
+
+
 # --- Kinopub views (the ledger remembers the watched_at each was sent with) -------------------------------------
 
 
@@ -52,6 +93,12 @@ def episode_view_ref(kinopub_id: int, season: int | None, episode: int | None, p
     """An episode; the second and later parts of an episode pinned to several Trakt episodes get a suffix."""
     ref = f"episode:{kinopub_id}:{season}:{episode}"
     return ref if pin_part == 0 else f"{ref}:{pin_part}"
+
+
+def view_ref_item(view_ref: str) -> int:
+    """The Kinopub item of a view ref (ValueError when it is not one)."""
+    _, _, rest = view_ref.partition(":")
+    return int(rest.split(":")[0])
 
 
 # --- unmatched items (one per Kinopub item, or one per episode) ------------------------------------------------

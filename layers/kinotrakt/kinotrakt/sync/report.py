@@ -24,6 +24,9 @@ STATUSES: tuple[Status, ...] = ("ok", "partial", "failed", "skipped")
 LIST_LIMIT = 50
 _MORE = re.compile(r"\.\.\. and (\d+) more")
 LIST_FIELDS = ("added", "unmatched_items", "failed_items", "skipped_items", "kept_plays")
+# The lists fit_report may cut: a sync report's, and an audit report's (audit/report.py), which the same report
+# store and the same log keep.
+FITTED_LISTS = (*LIST_FIELDS, "duplicates", "missing", "unexpected", "unreadable_items")
 # What is left of a text field when a report is cut to fit (fit_report's last step).
 _FIT_TEXT_CHARS = 1000
 
@@ -135,8 +138,8 @@ class SyncReport:
     def from_stored(cls, data: object) -> SyncReport | None:
         """A report as the report store keeps it (``to_dict``'s JSON, maybe written by another version):
         a missing or malformed field takes its default and a cut list loses its "... and N more" line.
-        None when it is not a run report at all (no known status, or no readable start time)."""
-        if not isinstance(data, Mapping):
+        None when it is not a sync run's report at all (no known status, no readable start time, or an audit's)."""
+        if not isinstance(data, Mapping) or data.get("action") == "audit":
             return None
         status = data.get("status")
         started_at = _time(data.get("started_at"))
@@ -207,9 +210,10 @@ def listed[T](items: Sequence[T]) -> list[T | str]:
 
 
 def fit_report(data: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
-    """``data`` (:meth:`SyncReport.to_dict`'s form) cut to at most ``max_bytes`` of UTF-8 JSON: the lists keep
-    fewer entries, halving until it fits, their "... and N more" line counting every entry cut; then the texts
-    that are left (an error message) are cut. The counts, the status and every other field stay as they are.
+    """``data`` (:meth:`SyncReport.to_dict`'s form, or an audit report's) cut to at most ``max_bytes`` of UTF-8
+    JSON: the lists keep fewer entries, halving until it fits, their "... and N more" line counting every entry
+    cut; then the texts that are left (an error message) are cut. The counts, the status and every other field
+    stay as they are.
 
     A DynamoDB item holds at most 400 KB and a CloudWatch log line 256 KB, while five lists of 50 entries,
     each a 300-character Cyrillic title with its detail, come close to that."""
@@ -217,7 +221,7 @@ def fit_report(data: Mapping[str, Any], max_bytes: int) -> dict[str, Any]:
     keep = LIST_LIMIT
     while _json_bytes(fitted) > max_bytes and keep > 0:
         keep //= 2
-        for name in LIST_FIELDS:
+        for name in FITTED_LISTS:
             entries = data.get(name)
             if isinstance(entries, list):
                 fitted[name] = _relisted(entries, keep)

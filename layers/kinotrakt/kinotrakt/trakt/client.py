@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import random
 import re
-from collections.abc import Hashable, Iterator
+from collections.abc import Hashable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal, cast
 from urllib.parse import quote, urlsplit
@@ -32,7 +33,16 @@ from kinotrakt.errors import (
 )
 from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport, decode_json, is_html
 from kinotrakt.tokens import TokenKeeper
-from kinotrakt.trakt.models import HistoryItem, HistoryKind, HistoryResult, Movie, SearchHit, Season, Show
+from kinotrakt.trakt.models import (
+    HistoryItem,
+    HistoryKind,
+    HistoryResult,
+    Movie,
+    RemoveResult,
+    SearchHit,
+    Season,
+    Show,
+)
 
 SERVICE = "trakt"
 
@@ -153,10 +163,12 @@ def parse_as[T](kind: type[T], response: requests.Response) -> T:
 
 
 class TraktWriteOutcomeUnknown(OutcomeUnknown):
-    """A Trakt write (``POST /sync/history``) was sent but its answer was lost: it may have been applied.
+    """A Trakt write (``POST /sync/history`` or ``/sync/history/remove``) was sent but its answer was lost: it may
+    have been applied.
 
-    Carries the body so the pipeline can re-read the remote history for that batch and send only what is
-    still missing (DESIGN §3.7); re-sending it blindly would create permanent duplicate plays."""
+    Carries the body so the caller can re-read the remote history for that batch and send only what is still
+    missing, or remove only what is still there (DESIGN §3.7); re-sending an addition blindly would create
+    permanent duplicate plays."""
 
     def __init__(self, cause: OutcomeUnknown, body: dict[str, Any]) -> None:
         Exception.__init__(self, f"{cause}; it may have been applied, re-read before sending it again")
@@ -173,6 +185,14 @@ class TraktWriteOutcomeUnknown(OutcomeUnknown):
     @property
     def episodes(self) -> list[dict[str, Any]]:
         return list(self.body.get("episodes", []))
+
+
+@dataclass(frozen=True)
+class HistoryPage:
+    """One page of a history read, and whether it was the last."""
+
+    items: list[HistoryItem]
+    last: bool
 
 
 class TraktClient:
@@ -267,6 +287,14 @@ class TraktClient:
         """Every play of one movie or episode, whenever it was watched (dedupes ``unknown``-time views)."""
         return self._all_pages(f"/sync/history/{kind}/{trakt_id}", {})
 
+    def history_page(self, kind: HistoryKind, *, end_at: datetime | None, page: int) -> HistoryPage:
+        """One page (newest first) of every play of ``kind`` watched at or before ``end_at`` (None: every play;
+        unknown dates included, at 1970-01-01)."""
+        params: dict[str, Any] = {} if end_at is None else {"end_at": iso_z(end_at)}
+        response = self._history_request(f"/sync/history/{kind}", params, page)
+        items = parse_as(list[HistoryItem], response)
+        return HistoryPage(items, _last_page(response, page, len(items)))
+
     def _all_pages(self, path: str, params: dict[str, Any]) -> list[HistoryItem]:
         seen: set[int] = set()
         items: list[HistoryItem] = []
@@ -281,19 +309,15 @@ class TraktClient:
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[list[HistoryItem]]:
         page = 1
         while True:
-            response = self._send(
-                "GET", path, params={**params, "page": page, "limit": HISTORY_PAGE_LIMIT}, authorized=True
-            )
+            response = self._history_request(path, params, page)
             items = parse_as(list[HistoryItem], response)
             yield items
-            page_count = _int_header(response, "X-Pagination-Page-Count")
-            if page_count is not None:
-                # The count is for the limit we loop with, which Trakt may have cut; it pages consistently.
-                if page >= page_count:
-                    return
-            elif len(items) < (_int_header(response, "X-Pagination-Limit") or HISTORY_PAGE_LIMIT):
+            if _last_page(response, page, len(items)):
                 return
             page += 1
+
+    def _history_request(self, path: str, params: dict[str, Any], page: int) -> requests.Response:
+        return self._send("GET", path, params={**params, "page": page, "limit": HISTORY_PAGE_LIMIT}, authorized=True)
 
     # --- writing (🔒) ---------------------------------------------------------------------------------
 
@@ -311,9 +335,31 @@ class TraktClient:
             # A 2xx: Trakt has added the plays; only its account of them is unreadable (cut off, damaged).
             raise TraktWriteOutcomeUnknown(OutcomeUnknown(SERVICE, "POST", "/sync/history", exc.reason), body) from None
 
+    def remove_from_history(self, history_ids: Sequence[int]) -> RemoveResult:
+        """``POST /sync/history/remove {"ids": [...]}`` once: those plays, by history id, and nothing else. Never
+        re-sent when the answer is lost (TraktWriteOutcomeUnknown): the caller re-reads what is still there."""
+        body: dict[str, Any] = {"ids": list(history_ids)}
+        response = self._send("POST", "/sync/history/remove", json_body=body, authorized=True)
+        try:
+            return parse_as(RemoveResult, response)
+        except BadResponse as exc:
+            # A 2xx: Trakt has removed the plays; only its account of them is unreadable.
+            reason = exc.reason
+            raise TraktWriteOutcomeUnknown(
+                OutcomeUnknown(SERVICE, "POST", "/sync/history/remove", reason), body
+            ) from None
+
     def user_settings(self) -> dict[str, Any]:
         """``/users/settings``: the linked account (the login page shows ``user.username``)."""
         return parse_as(dict[str, Any], self._send("GET", "/users/settings", authorized=True))
+
+
+def _last_page(response: requests.Response, page: int, items: int) -> bool:
+    page_count = _int_header(response, "X-Pagination-Page-Count")
+    if page_count is not None:
+        # The count is for the limit we loop with, which Trakt may have cut; it pages consistently.
+        return page >= page_count
+    return items < (_int_header(response, "X-Pagination-Limit") or HISTORY_PAGE_LIMIT)
 
 
 def _int_header(response: requests.Response, name: str) -> int | None:

@@ -182,6 +182,28 @@ class HistoryResult(TraktModel):
     not_found: Annotated[NotFound, BeforeValidator(_empty_if_null)] = Field(default_factory=NotFound)
 
 
+def _history_ids(value: Any) -> Any:
+    """``not_found.ids`` of a removal: the history ids Trakt did not have; anything else in the list is dropped."""
+    if not isinstance(value, list):
+        return []
+    return [entry for entry in value if isinstance(entry, int) and not isinstance(entry, bool)]
+
+
+class RemoveNotFound(TraktModel):
+    """What a removal named that Trakt did not find. Only ``ids`` matters to kinotrakt (it removes by history id
+    alone); the 2026 contract's schema lists the media sections (``historyRemoveResponseSchema.ts``), the older
+    documentation adds ``ids``, so its absence reads as "none"."""
+
+    ids: Annotated[list[int], BeforeValidator(_history_ids)] = Field(default_factory=list)
+
+
+class RemoveResult(TraktModel):
+    """The answer to ``POST /sync/history/remove``: ``deleted`` counts the plays removed, per kind."""
+
+    deleted: Counts = Field(default_factory=PlayCounts)
+    not_found: Annotated[RemoveNotFound, BeforeValidator(_empty_if_null)] = Field(default_factory=RemoveNotFound)
+
+
 class DeviceCode(TraktModel):
     """``POST /oauth/device/code``. ``user_code`` and ``verification_url`` are shown to the user;
     ``device_code`` is what we poll with and is kept out of every repr."""

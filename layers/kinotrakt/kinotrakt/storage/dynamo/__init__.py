@@ -3,6 +3,7 @@ items and builds the keys)."""
 
 from __future__ import annotations
 
+from kinotrakt.storage.dynamo.audit import DynamoAuditProgressStore
 from kinotrakt.storage.dynamo.failures import DynamoItemFailureStore
 from kinotrakt.storage.dynamo.known_items import DynamoKnownItemStore
 from kinotrakt.storage.dynamo.lease import DynamoLeaseStore
@@ -17,6 +18,7 @@ from kinotrakt.storage.dynamo.unmatched import DynamoUnmatchedStore
 from kinotrakt.storage.ports import SyncStores, TokenStore
 
 __all__ = [
+    "DynamoAuditProgressStore",
     "DynamoItemFailureStore",
     "DynamoKnownItemStore",
     "DynamoLeaseStore",
@@ -33,7 +35,7 @@ __all__ = [
 
 
 def dynamo_sync_stores(table: Table, *, kinopub_tokens: TokenStore, trakt_tokens: TokenStore) -> SyncStores:
-    """Every state port of a sync run on ``table``, with the two services' token stores."""
+    """Every state port of a sync run (and an audit) on ``table``, with the two services' token stores."""
     return SyncStores(
         lease=DynamoLeaseStore(table),
         sync_state=DynamoSyncStateStore(table),
@@ -46,4 +48,5 @@ def dynamo_sync_stores(table: Table, *, kinopub_tokens: TokenStore, trakt_tokens
         pins=DynamoPinStore(table),
         kinopub_tokens=kinopub_tokens,
         trakt_tokens=trakt_tokens,
+        audit_progress=DynamoAuditProgressStore(table),
     )

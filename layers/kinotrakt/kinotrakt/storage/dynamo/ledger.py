@@ -40,6 +40,7 @@ class DynamoLedgerStore:
             for key, view_ref, watched_at in json.loads(read_str(item, "entries") or "[]"):
                 ledger.keys.add(key)
                 ledger.watched_at_by_view[view_ref] = watched_at
+                ledger.view_by_key[key] = view_ref
         return ledger
 
     def add(self, entries: Sequence[LedgerEntry]) -> None:

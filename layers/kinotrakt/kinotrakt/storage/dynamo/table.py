@@ -30,6 +30,8 @@ pk                            sk                      attributes
 ``<acct>#numbering``          ``e:<item>:<s>:<e>``    ``trakt_episodes`` (JSON ``[[season, number], ...]``)
 ``<acct>#numbering``          ``s:<item>:<s>:<from>`` ``trakt_season``, ``episode_offset``
 ``<acct>#oauth``              login state             ``data`` (JSON), ``expires_at``
+``<acct>#audit``              ``head``                ``generation``, ``parts``, ``expires_at``
+``<acct>#audit``              ``part#<gen>#<n>``      ``data`` (a piece of the progress JSON), ``expires_at``
 ============================  ======================  =====================================================
 
 Why this shape: the sync reads each kind with one paginated Query (a 600-show library's mapping cache or a
