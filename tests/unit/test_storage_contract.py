@@ -4,6 +4,7 @@ so what the sync's unit tests learn on the twin holds on AWS. Each section is on
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -1038,6 +1039,22 @@ def test_aws_endpoint_url_alone_points_the_stores_at_a_moto_server(moto_server: 
     assert session.client("dynamodb").scan(TableName=STATE_TABLE)["Items"][0]["pk"] == {"S": "me#sync"}
     login_states.put("s", {"v": "1"}, T0 + LEASE)
     assert login_states.consume("s", T0) == {"v": "1"}
+
+
+def test_an_empty_aws_endpoint_url_as_deployed_means_aws_itself(
+    aws: boto3.Session, state_table: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given the deployed functions' environment: AWS_ENDPOINT_URL declared by the template, empty
+    monkeypatch.setenv("AWS_ENDPOINT_URL", "")
+    aws.client("secretsmanager").create_secret(Name="kp", SecretString='{"client_id": "kp-app"}')
+    aws.client("secretsmanager").create_secret(Name="tr", SecretString='{"client_id": "trakt-app"}')
+    settings = Settings(kinopub_secret_id="kp", trakt_secret_id="tr", state_table_name=STATE_TABLE, account_id="me")
+    # When the handler wires its stores
+    stores = aws_sync_stores(settings)
+    # Then the empty value is gone, and the stores reach AWS (here moto's) at its own endpoints
+    assert "AWS_ENDPOINT_URL" not in os.environ
+    assert stores.kinopub_tokens.load().secret.client_id == "kp-app"
+    assert stores.lease.acquire("run", T0, T0 + LEASE) is True
 
 
 def test_aws_stores_names_the_missing_variables() -> None:

@@ -7,6 +7,7 @@ environment handling.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING
 
 import boto3
@@ -25,6 +26,15 @@ if TYPE_CHECKING:
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=10)
 
 
+def _session() -> boto3.Session:
+    """The default session. The template declares ``AWS_ENDPOINT_URL`` (so that ``sam local invoke`` can point the
+    functions at the sandbox's moto server) and leaves it empty when deployed. botocore reads an empty value as
+    unset; it is dropped here anyway, so that no runtime's botocore could ever take "" for an endpoint."""
+    if os.environ.get("AWS_ENDPOINT_URL") == "":
+        del os.environ["AWS_ENDPOINT_URL"]
+    return boto3.Session()
+
+
 def _table(settings: Settings, session: boto3.Session) -> Table:
     return Table(session.client("dynamodb", config=CLIENT_CONFIG), settings.state_table_name, settings.account_id)
 
@@ -32,7 +42,7 @@ def _table(settings: Settings, session: boto3.Session) -> Table:
 def aws_sync_stores(settings: Settings, *, session: boto3.Session | None = None) -> SyncStores:
     """Every store a sync run uses, for this deployment."""
     settings.require_deployment()
-    session = session or boto3.Session()
+    session = session or _session()
     secrets = session.client("secretsmanager", config=CLIENT_CONFIG)
     return dynamo_sync_stores(
         _table(settings, session),
@@ -46,7 +56,7 @@ def aws_login_stores(
 ) -> tuple[DynamoLoginStateStore, SecretsManagerTokenStore]:
     """What the login routes use: the one-time login states and the Trakt secret."""
     settings.require_deployment()
-    session = session or boto3.Session()
+    session = session or _session()
     login_states = DynamoLoginStateStore(_table(settings, session))
     return login_states, SecretsManagerTokenStore(
         session.client("secretsmanager", config=CLIENT_CONFIG), settings.trakt_secret_id
@@ -57,5 +67,5 @@ def aws_link_notices(settings: Settings, *, session: boto3.Session | None = None
     """The auth function's link notices on the alarm topic; None when no topic is configured."""
     if not settings.alarm_topic_arn:
         return None
-    session = session or boto3.Session()
+    session = session or _session()
     return SnsLinkNotices(session.client("sns", config=CLIENT_CONFIG), settings.alarm_topic_arn)
