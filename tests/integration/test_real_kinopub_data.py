@@ -158,3 +158,31 @@ def test_the_demo_library_lands_on_its_documented_outcome_and_a_pin_fixes_the_me
         assert after["added_episodes"] == 2
         assert {f"episode:{e}:{merged.minute}" for e in both} <= set(box.trakt.play_keys())
         assert box.trakt.duplicate_keys() == []
+
+
+@pytest.mark.parametrize("reopened", [1, 3], ids=["an-earlier-part", "the-latest-part"])
+def test_a_film_sent_but_not_recorded_is_not_sent_again_when_a_part_is_reopened(
+    box: Sandbox, clock: VirtualClock, reopened: int
+) -> None:
+    # Given the film on Trakt at its latest part's minute, but not in the ledger (the run that sent it crashed
+    # before recording it, or another tool sent it)
+    first_time = watch_parts(box, clock, (1, 2, 3))
+    box.trakt.add_play("movie", VIENNA_TRAKT, minute(first_time))
+    # When a part is opened again a week later (the film's time moves to it)
+    clock.advance(7 * 24 * HOUR)
+    watch_parts(box, clock, (reopened,))
+    clock.advance(HOUR)
+    report = box.invoke()
+    # Then nothing is sent: the play on Trakt, between the parts' times, is this viewing's
+    assert (report["status"], report["added_movies"], report["skipped_duplicates"]) == ("ok", 0, 1)
+    assert box.trakt.play_keys() == [f"movie:tt9000130:{minute(first_time)}"]
+    # and the ledger now holds that play, so the next run keeps it without asking Trakt
+    clock.advance(HOUR)
+    assert box.invoke()["http_calls"]["trakt"] == 0
+    # When, later, every part is watched again
+    clock.advance(24 * HOUR)
+    again = watch_parts(box, clock, (1, 2, 3))
+    clock.advance(HOUR)
+    # Then that is a rewatch: one new play
+    assert box.invoke()["added_movies"] == 1
+    assert box.trakt.play_keys() == [f"movie:tt9000130:{minute(first_time)}", f"movie:tt9000130:{minute(again)}"]

@@ -2,10 +2,13 @@
 
 Trakt does not dedupe plays and stores ``watched_at`` to the minute, so a candidate is skipped when its
 key (``sync/keys.py``) is already on Trakt, in the ledger of what this deployment sent, or earlier in the
-same run. A view of ``unknown`` time is a duplicate when Trakt has *any* play of that item."""
+same run. A view of ``unknown`` time is a duplicate when Trakt has *any* play of that item. A film of several
+parts the ledger has no record of is a duplicate of a Trakt play of it between its parts' times (see
+:func:`played_between_parts`)."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -13,7 +16,7 @@ from typing import Literal, Protocol
 
 from kinotrakt.errors import ItemRefused
 from kinotrakt.storage.ports import Ledger
-from kinotrakt.sync.keys import episode_key, has_unknown_time, movie_key
+from kinotrakt.sync.keys import episode_key, has_unknown_time, movie_key, play_time
 from kinotrakt.sync.mapping import MappedView
 from kinotrakt.sync.model import CompletedView, ViewKind
 from kinotrakt.trakt.models import HistoryItem, HistoryKind, SearchHit
@@ -51,10 +54,22 @@ class RemoteIndex:
 
     keys: set[str] = field(default_factory=set)
     since: dict[HistoryKind, datetime] = field(default_factory=dict)
+    # The dated plays of each movie, by IMDb id and by Trakt id ("imdb:tt…", "trakt:…"), to the minute.
+    movie_plays: dict[str, set[datetime]] = field(default_factory=dict)
 
     def add(self, items: Iterable[HistoryItem]) -> None:
         for item in items:
             self.keys |= history_keys(item)
+            when = play_time(item.watched_at)
+            if item.type == "movie" and item.movie is not None and when is not None:
+                minute = when.replace(second=0, microsecond=0)
+                for name in _movie_names(item.movie.ids.imdb, item.movie.ids.trakt):
+                    self.movie_plays.setdefault(name, set()).add(minute)
+
+    def movie_played(self, imdb: str | None, trakt_id: int | None, start: datetime, end: datetime) -> list[datetime]:
+        """The minutes of this movie's plays from ``start`` to ``end`` (both included), oldest first."""
+        found = set().union(*(self.movie_plays.get(name, set()) for name in _movie_names(imdb, trakt_id)))
+        return sorted(at for at in found if start <= at <= end)
 
     def cover(
         self,
@@ -71,6 +86,10 @@ class RemoteIndex:
             return
         self.add(trakt.history(kind, start, now if held is None else held))
         self.since[kind] = start
+
+
+def _movie_names(imdb: str | None, trakt_id: int | None) -> list[str]:
+    return [*([f"imdb:{imdb}"] if imdb else []), *([f"trakt:{trakt_id}"] if trakt_id is not None else [])]
 
 
 HISTORY_KINDS: tuple[tuple[ViewKind, HistoryKind], ...] = (("movie", "movies"), ("episode", "episodes"))
@@ -127,9 +146,13 @@ def dedupe(
     """``seen`` holds the keys met earlier in the same run (shared across the run's slices)."""
     result = DedupeResult()
     seen = set() if seen is None else seen
-    for candidate in candidates:
-        key = candidate.key
+    for given in candidates:
+        candidate, key = given, given.key
         duplicate = key in seen or key in ledger.keys or key in remote.keys
+        if not duplicate:
+            on_trakt = played_between_parts(given, remote, ledger)
+            if on_trakt is not None:
+                candidate, key, duplicate = on_trakt, on_trakt.key, True
         if not duplicate and has_unknown_time(key):
             try:
                 duplicate = has_any_play(trakt, candidate)
@@ -139,6 +162,32 @@ def dedupe(
         seen.add(key)
         (result.duplicates if duplicate else result.to_send).append(candidate)
     return result
+
+
+def played_between_parts(candidate: MappedView, remote: RemoteIndex, ledger: Ledger) -> MappedView | None:
+    """A film of several parts that the ledger has no record of, with a Trakt play between its earliest and its
+    latest part's ``updated``: that play is this viewing's, sent when the film's time was another part's (a run
+    whose ledger write was lost after Trakt took the play, or another tool), and the film's time has moved only
+    because a part was opened again since — a re-opened part is not a rewatch (``collect.settle_with_ledger``).
+    Returns the view at that play's minute, so that the ledger records the play that is on Trakt; None when
+    there is none. When in doubt this keeps a play out rather than add a second one: a wrong play is worse than
+    a missing one."""
+    view = candidate.view
+    if view.kind != "movie" or view.watched_at_source != "updated" or view.view_ref in ledger.watched_at_by_view:
+        return None
+    parts = [at for at in view.part_updates if at is not None]
+    if len(view.part_updates) < 2 or not parts:
+        return None
+    start, end = (at.replace(second=0, microsecond=0) for at in (min(parts), max(parts)))
+    played = remote.movie_played(candidate.movie_imdb, candidate.movie_trakt_id, start, end)
+    if not played:
+        return None
+    at = played[-1]
+    return dataclasses.replace(
+        candidate,
+        view=dataclasses.replace(view, watched_at=at, watched_at_source="ledger"),
+        key=movie_key(at, imdb=candidate.movie_imdb, trakt_id=candidate.movie_trakt_id),
+    )
 
 
 def has_any_play(trakt: TraktHistory, candidate: MappedView) -> bool:

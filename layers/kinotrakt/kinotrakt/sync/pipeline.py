@@ -500,13 +500,23 @@ class ViewsToPlays:
         window reads only the part missing."""
         now = self._clock.now()
         for view_kind, history_kind in HISTORY_KINDS:
-            times = [c.view.watched_at for c in mapped if c.kind == view_kind and c.view.watched_at is not None]
+            times = [at for c in mapped if c.kind == view_kind for at in self._window_times(c.view)]
             if not times:
                 continue
             oldest = min(times)
             if history_kind not in self._remote.since:
                 oldest = min([oldest, *self._oldest_pending(view_kind), *_present(self._oldest_to_come(view_kind))])
             self._remote.cover(self._trakt, history_kind, oldest, now)
+
+    def _window_times(self, view: CompletedView) -> list[datetime]:
+        """The times Trakt's history must cover for this view: its own, and for a film of several parts the
+        ledger has no record of, its earliest part's too (a play of it may be there: ``played_between_parts``)."""
+        times = [] if view.watched_at is None else [view.watched_at]
+        parts = [at for at in view.part_updates if at is not None]
+        unrecorded = view.view_ref not in self._ledger.watched_at_by_view
+        if view.kind == "movie" and len(view.part_updates) > 1 and parts and unrecorded:
+            times.append(min(parts))
+        return times
 
     def _oldest_pending(self, kind: ViewKind) -> list[datetime]:
         """The oldest time among the views handed in that may still be sent (not settled, not known unmatched):
