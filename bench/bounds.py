@@ -1,6 +1,6 @@
 """The fewest calls and the least time a run needs, computed from the data alone (no product code).
 
-What a correct sync must at least ask, by DESIGN §3:
+What a correct sync must at least ask (docs/ARCHITECTURE.md#one-views-way-from-kinopub-to-a-trakt-play):
 - Kinopub: the history pages down to the first row older than the window (every page on the first scan), and one
   ``/v1/watching`` per item with a non-deleted row in the window; a daily rescan pages the same window and
   reads, besides, every item that can still change (:func:`unfinished_items`);

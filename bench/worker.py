@@ -385,8 +385,9 @@ class Lab:
         return spent
 
     def _bound(self, state: StateSnapshot) -> Bound:
-        """DESIGN §3.3's window: every row on the first scan; else the rows since ``watermark - overlap``, and on
-        the daily rescan (the last full scan is a day old) every item that can still change as well."""
+        """The scan's window (docs/ARCHITECTURE.md#the-scan-and-the-watermark): every row on the first scan;
+        else the rows since ``watermark - overlap``, and on the daily rescan (the last full scan is a day old)
+        every item that can still change as well."""
         settings = self.settings
         now = self.clock.now()
         since = rescan = None

@@ -137,7 +137,7 @@ class _Trakt(FakeTrakt):
 
 
 def normal_imdb(raw: int | str | None) -> str | None:
-    """Kinopub's IMDb field as Trakt knows it (reference/kinopub-api.md): ``tt`` + at least 7 digits."""
+    """Kinopub's IMDb field as Trakt knows it (docs/kinopub.md#types-and-ids): ``tt`` + at least 7 digits."""
     if raw is None or raw in (0, "0", ""):
         return None
     if isinstance(raw, str):

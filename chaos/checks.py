@@ -1,8 +1,8 @@
 """The promises, checked against the fakes' own state (never against what the product says it did).
 
 - no duplicate: none of *our* plays (``action: watch``; other apps' plays are scrobbles) repeats a play that
-  was already on Trakt under the same DESIGN §3.6 key — for an ``unknown``-time play, any earlier play of
-  the same movie or episode — and no view is sent twice;
+  was already on Trakt under the same dedupe key (docs/ARCHITECTURE.md#dedupe-keys) — for an
+  ``unknown``-time play, any earlier play of the same movie or episode — and no view is sent twice;
 - nothing lost: every completed view Trakt knows is on Trakt; and after every run, the watermark is never
   past a view that is not on Trakt yet (once its history is older than watermark - overlap, incremental
   runs would never look at it again);
@@ -57,7 +57,7 @@ def present(world: World, library: Library, view: ViewSpec, plays: Iterable[Play
     plays = list(plays)
     if any(play.key in keys for play in plays):
         return True
-    # A view of unknown time is skipped when Trakt has any play of the item (DESIGN §3.6).
+    # A view of unknown time is skipped when Trakt has any play of the item (docs/ARCHITECTURE.md#dedupe-keys).
     unknown = f"{view.key_base}:{UNKNOWN}"
     return unknown in keys and any(play.item == view.trakt_item for play in plays)
 
@@ -112,7 +112,8 @@ def behind_watermark(
     """Completed views that incremental runs will no longer examine, yet are not on Trakt: lost.
 
     Items the sync gave up on after repeated Kinopub errors (recorded as unmatched ``kinopub_error``) are
-    excluded: DESIGN §4 lets them stop holding the watermark back, and the next full rescan picks them up."""
+    excluded: they stop holding the watermark back (docs/ARCHITECTURE.md#the-scan-and-the-watermark), and the
+    next full rescan picks them up."""
     if watermark is None:
         return []
     line = (watermark - overlap).timestamp()

@@ -1,8 +1,9 @@
 """A small random library per schedule, seeded into both fakes, and what a correct sync must make of it.
 
-The expectations are computed here from the fakes' own state, independently of the product (DESIGN §3.3
-and §3.6 re-stated in a few lines): which views are completed, the minute each must be sent with, which
-Trakt play keys count as that view being on Trakt, and when incremental runs can still discover it.
+The expectations are computed here from the fakes' own state, independently of the product (the rules of
+docs/ARCHITECTURE.md#the-scan-and-the-watermark and docs/ARCHITECTURE.md#dedupe-keys re-stated in a few lines):
+which views are completed, the minute each must be sent with, which Trakt play keys count as that view being on
+Trakt, and when incremental runs can still discover it.
 
 Movies carry Kinopub's real-data traps (issue 12): trailers next to the film (extras: never a reason to hold a
 film back or to move its time) and multi-part films whose parts are opened again later (not a rewatch). The
@@ -122,7 +123,8 @@ class Library:
 
     def discovery(self, kinopub: FakeKinopub, view: ViewSpec) -> int | None:
         """When incremental runs last had a reason to look at the view's item: its newest non-deleted history
-        row (DESIGN §3.3 examines an item when one of its rows is newer than watermark - overlap). A view
+        row (an incremental run examines an item when one of its rows is newer than watermark - overlap:
+        docs/ARCHITECTURE.md#the-scan-and-the-watermark). A view
         marked by hand with nothing played is not discovered before a row newer than the marking (the daily
         rescan finds it on a series that can still change: :attr:`marked_quietly`)."""
         rows = [row.last_seen for row in kinopub.history.values() if row.item_id == view.kp_item and not row.deleted]

@@ -295,7 +295,8 @@ class Schedule:
             self.result.events[RELINKED] += 1
 
     def _full_scan_ahead(self, state: SyncState, resumed: frozenset[int]) -> bool:
-        """The coming run reads every item that can still change (DESIGN §3.3; sync/scan.py)."""
+        """The coming run reads every item that can still change (sync/scan.py;
+        docs/ARCHITECTURE.md#the-scan-and-the-watermark)."""
         last = state.last_full_scan
         return bool(resumed) or state.watermark is None or last is None or self.clock.now() - last >= FULL_RESCAN
 
@@ -567,7 +568,8 @@ class Schedule:
                 self.lost.setdefault(view.label, f"behind the watermark after run {self.run_number}")
         if report is None or report["status"] != "ok" or report.get("dry_run"):
             return
-        # An ok run read everything in its window and synced it (DESIGN §2: unmatched items do not spoil it).
+        # An ok run read everything in its window and synced it (unmatched items do not spoil it:
+        # docs/contract.md#sync-report).
         # A full scan that went on from the book reads only what it had left (``resumed``), not the items earlier
         # runs of the scan finished: what changed there since is left to the next runs (the overlap), and the
         # watermark check above watches that.

@@ -1,4 +1,4 @@
-"""``make demo``: the real sync handler, offline, on the built-in sandbox (DESIGN §7).
+"""``make demo``: the real sync handler, offline, on the built-in sandbox (README.md#the-two-commands).
 
 Runs the sync twice against a small realistic library and prints what happened in words: what was added,
 skipped as already on Trakt, left unmatched and why, and what became of the cases Kinopub's real data holds
@@ -144,7 +144,7 @@ def real_data_cases(library: DemoLibrary, report: dict[str, Any]) -> str:
         for item in report.get("unmatched_items") or []
         if isinstance(item, dict)
     }
-    lines = ["Kinopub's real data (reference/kinopub-api.md): what each case became in run 1, and why"]
+    lines = ["Kinopub's real data (docs/kinopub.md#what-the-user-watched): what each case became in run 1, and why"]
     for view in library.real_data_cases():
         why = view.exercises.removeprefix(REAL_DATA)
         found = unmatched.get((view.kinopub_id, view.season, view.episode))

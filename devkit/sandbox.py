@@ -257,7 +257,8 @@ def sandbox(
     env: Mapping[str, str] | None = None,
     fake_clock: Callable[[], float] | None = None,
 ) -> Iterator[Sandbox]:
-    """Moto + both fakes, seeded and linked. ``env`` overrides DESIGN §2 variables."""
+    """Moto + both fakes, seeded and linked. ``env`` overrides the contract's variables
+    (docs/contract.md#environment-variables)."""
     clock = clock or SystemClock()
     fake_kwargs: dict[str, Any] = {} if fake_clock is None else {"clock": fake_clock}
     kinopub = FakeKinopub(**fake_kwargs)

@@ -80,7 +80,8 @@ class LocalCloud:
     unmatched_movie: int  # the Kinopub id `map` can pin to PIN_TRAKT_ID
 
     def environment(self) -> dict[str, str]:
-        """The variables that point the CLI and the functions at this sandbox (DESIGN §2 names, boto3's own)."""
+        """The variables that point the CLI and the functions at this sandbox: the contract's
+        (docs/contract.md#environment-variables) and boto3's own."""
         return {
             "AWS_ENDPOINT_URL": self.aws_url,
             "AWS_ACCESS_KEY_ID": AWS_KEY,

@@ -75,8 +75,8 @@ def state_table(aws: boto3.Session) -> str:
 
 @pytest.fixture
 def secrets(aws: boto3.Session) -> tuple[str, str]:
-    """The Kinopub and Trakt secrets with the template's initial value (DESIGN §2 JSON, null tokens);
-    returns their ARNs, Kinopub first."""
+    """The Kinopub and Trakt secrets with the template's initial value (the contract's JSON with null tokens,
+    docs/contract.md#secrets); returns their ARNs, Kinopub first."""
     client = aws.client("secretsmanager")
     arns = []
     for name, logical_id in ((KINOPUB_SECRET, "KinopubSecret"), (TRAKT_SECRET, "TraktSecret")):
@@ -85,7 +85,7 @@ def secrets(aws: boto3.Session) -> tuple[str, str]:
     return arns[0], arns[1]
 
 
-# --- the no-secret rule (DESIGN §6): no issued token, code or client secret in any log line -----------------
+# --- the no-secret rule (docs/ARCHITECTURE.md#invariants): no issued token, code or client secret in any log line
 
 _WORDS = re.compile(r"[A-Za-z0-9_\-]{16,}")
 

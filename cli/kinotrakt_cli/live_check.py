@@ -259,7 +259,8 @@ class _Prober:
     """Sends one request and reads its answer against a shape and our model; every failure becomes a finding.
 
     A 429 is read here, not waited out by the transport: the check reports it with its headers, and asks that
-    service nothing more (after Cloudflare's 429 Trakt wants no more calls for 5 minutes, reference/trakt-api.md)."""
+    service nothing more (after Cloudflare's 429 Trakt wants no more calls for 5 minutes,
+    docs/trakt.md#limits-and-errors)."""
 
     def __init__(self) -> None:
         self.findings: list[Finding] = []

@@ -1,7 +1,7 @@
 """A fake Kinopub API (``/oauth2/*`` and ``/v1/*``) on loopback.
 
-Shapes are copied from the recorded responses in /work/shared/reference/kinopub-recorded-2021.json and from
-reference/kinopub-api.md: every JSON body repeats ``"status"``, a wrong path answers an HTML page, mutations are
+Shapes are copied from the answers recorded from the live API in 2021 (``tests/fixtures/kinopub/recorded-2021.json``)
+and follow ``docs/kinopub.md``: every JSON body repeats ``"status"``, a wrong path answers an HTML page, mutations are
 GETs, numbers sometimes arrive as strings, marking a season watched gives all its episodes one ``updated``.
 """
 

@@ -1,6 +1,6 @@
 """A fake Trakt: one loopback server that plays both ``api.trakt.tv`` and ``auth.trakt.tv``.
 
-It follows the project's Trakt reference (the 2026 contract) and the real answers recorded in
+It follows what the real Trakt does (``docs/trakt.md``, its 2026 facts first) and the real answers recorded in
 ``tests/fixtures/trakt/`` (``tests/contract`` checks that its answers have their shapes): Cloudflare's HTML 403
 without a User-Agent and its HTML 429 past 500 GETs in 5 minutes, ``trakt-api-key``/``trakt-api-version``
 checks, a JSON 403 for every request of a deleted API app, 🔒 endpoints behind a Bearer token, single-use
@@ -91,7 +91,7 @@ def minute_floor(ts: float) -> int:
 
 
 def key_minute(ts: float) -> str:
-    """The minute part of a DESIGN §3.6 dedupe key: ``YYYY-MM-DDTHH:MMZ``."""
+    """The minute part of a dedupe key (docs/ARCHITECTURE.md#dedupe-keys): ``YYYY-MM-DDTHH:MMZ``."""
     return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
@@ -576,7 +576,7 @@ class FakeTrakt(FakeServer):
             return [self._render_play(p) for p in ordered if kind is None or p.kind == kind]
 
     def play_keys(self) -> list[str]:
-        """The DESIGN §3.6 dedupe key of every play (a key repeats when a play is duplicated)."""
+        """The dedupe key of every play (docs/ARCHITECTURE.md#dedupe-keys; a key repeats when a play is duplicated)."""
         with self.lock:
             return [self._play_key(p) for p in sorted(self._plays.values(), key=lambda p: p.id)]
 

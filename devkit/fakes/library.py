@@ -42,7 +42,7 @@ class DemoView:
 
     @property
     def key(self) -> str:
-        """The DESIGN §3.6 dedupe key (only meaningful when Trakt has the title)."""
+        """The dedupe key (docs/ARCHITECTURE.md#dedupe-keys; only meaningful when Trakt has the title)."""
         if self.kind == "episode":
             return f"episode:{self.trakt_id}:{self.minute}"
         if self.imdb:
@@ -98,7 +98,7 @@ class DemoLibrary:
         return sum(1 for v in self.to_add if v.kind == "episode")
 
     def expected_counts(self) -> dict[str, int]:
-        """The run-report counts (DESIGN §2) of the first sync."""
+        """The run-report counts (docs/contract.md#sync-report) of the first sync."""
         return {
             "candidates": self.candidates,
             "added_movies": self.added_movies,
@@ -117,7 +117,7 @@ class DemoLibrary:
         return self.in_progress + self.ignored + self.duplicates
 
 
-# Marks the demo views that stand for what Kinopub's real data holds (reference/kinopub-api.md).
+# Marks the demo views that stand for what Kinopub's real data holds (docs/kinopub.md#what-the-user-watched).
 REAL_DATA = "real data: "
 
 

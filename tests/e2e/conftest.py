@@ -130,7 +130,7 @@ class RunningSandbox:
         return requests.get(f"{self.env['TRAKT_API_URL']}{path}", headers=headers, params=params, timeout=10)
 
     def trakt_history_keys(self, access_token: str) -> list[str]:
-        """The dedupe key (DESIGN §3.6) of every play in the linked Trakt account's history."""
+        """The dedupe key (docs/ARCHITECTURE.md#dedupe-keys) of every play in the linked Trakt account's history."""
         keys = []
         for kind in ("movies", "episodes"):
             answer = self.trakt_get(f"/sync/history/{kind}", access_token, limit="250")

@@ -1,4 +1,4 @@
-"""The fake Trakt behaves as the real one does in 2026 (the project's Trakt reference, its **(2026)** facts):
+"""The fake Trakt behaves as the real one does in 2026 (docs/trakt.md, its **2026** facts):
 the 500-GET budget and Cloudflare's 429, IMDb lookups that ignore ``type``, ``/shows/{imdb}/seasons``,
 ``extended=full``, the write answer's ``updated`` block, removing plays by history id, a deleted API app,
 and a device poll with a wrong client secret. Over real loopback HTTP, on the fake's own clock."""

@@ -1,4 +1,4 @@
-"""The fakes obey the reference docs (trakt-api.md, kinopub-api.md), talked to over real loopback HTTP."""
+"""The fakes obey what the real services do (docs/trakt.md, docs/kinopub.md), talked to over real loopback HTTP."""
 
 from __future__ import annotations
 
@@ -747,7 +747,8 @@ def test_requests_are_recorded_with_the_injected_clock() -> None:
 
 
 def test_demo_library_expectations_hold_for_a_reference_sync() -> None:
-    """A deliberately naive implementation of DESIGN §3 over HTTP must land exactly on the documented outcome."""
+    """A deliberately naive implementation of the sync over HTTP must land exactly on the documented outcome
+    (docs/ARCHITECTURE.md#one-views-way-from-kinopub-to-a-trakt-play)."""
     with FakeKinopub() as kinopub, FakeTrakt() as trakt:
         demo = seed_demo_library(kinopub, trakt)
         report = _reference_sync(kinopub, trakt)

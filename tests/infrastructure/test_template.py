@@ -1,4 +1,4 @@
-"""What cfn-lint and `sam validate` cannot know: that template.yaml wires the runtime contract of DESIGN.md.
+"""What cfn-lint and `sam validate` cannot know: that template.yaml wires the runtime contract (docs/contract.md).
 
 Every test reads the template (and the files in events/) as data and asserts real values, written Given / When /
 Then. The linters check that the template is valid CloudFormation; these tests check that it is *this* application.
@@ -21,8 +21,9 @@ from devkit.template import TEMPLATE_PATH, load_template
 REPO = TEMPLATE_PATH.parent
 EVENTS = REPO / "events"
 
-# DESIGN §2: the variables every deployment sets, with their documented defaults (None = no default).
-DESIGN_VARIABLES: dict[str, str | None] = {
+# The runtime contract's variables every deployment sets, with their documented defaults (None = no default):
+# docs/contract.md#environment-variables.
+CONTRACT_VARIABLES: dict[str, str | None] = {
     "KINOPUB_API_URL": "https://api.service-kp.com",
     "TRAKT_API_URL": "https://api.trakt.tv",
     "TRAKT_AUTH_URL": "https://auth.trakt.tv",
@@ -53,8 +54,8 @@ AUTH_VARIABLES = (
     "TRAKT_AUTHORIZE_URL",
     "TRAKT_REDIRECT_URI",
 )
-# DESIGN §5: the EMF metrics the sync emits.
-DESIGN_METRICS = (
+# The EMF metrics every sync run emits (docs/contract.md#metrics).
+CONTRACT_METRICS = (
     "Candidates",
     "AddedMovies",
     "AddedEpisodes",
@@ -76,7 +77,7 @@ REPORT_FIELDS = (
     "unmatched",
     "watermark",
 )
-# DESIGN §2 (round 2): the audit report's counts, and its status.
+# The audit report's counts, and its status (docs/contract.md#audit-report).
 AUDIT_REPORT_FIELDS = ("status", "duplicates_found", "duplicates_removed", "missing_on_trakt", "unexpected_plays")
 SECRET_KEYS = ("client_id", "client_secret", "access_token", "refresh_token", "expires_at")
 POWERTOOLS_DIMENSION = [{"Name": "service", "Value": "kinotrakt"}]
@@ -262,11 +263,12 @@ def test_globals_pin_runtime_architecture_json_logs_and_powertools(template: dic
     ("function", "code_uri"),
     [("SyncFunction", "functions/sync/"), ("AuthFunction", "functions/auth/")],
 )
-def test_handlers_are_the_design_entry_points(template: dict[str, Any], function: str, code_uri: str) -> None:
+def test_handlers_are_the_contract_entry_points(template: dict[str, Any], function: str, code_uri: str) -> None:
     # Given a function resource
     properties = props(template, function)
 
-    # Then it points at <code_uri>/app.py:lambda_handler (DESIGN §2), a file that exists, and uses the layer
+    # Then it points at <code_uri>/app.py:lambda_handler (docs/contract.md#entry-points), a file that exists, and
+    # uses the layer
     assert properties["CodeUri"] == code_uri
     assert properties["Handler"] == "app.lambda_handler"
     assert (REPO / code_uri / "app.py").is_file()
@@ -300,7 +302,7 @@ def test_sync_function_has_room_for_a_long_run(template: dict[str, Any]) -> None
 # ---------------------------------------------------------------- schedule and concurrency
 
 
-def test_schedule_is_scheduler_v2_with_the_design_input(template: dict[str, Any]) -> None:
+def test_schedule_is_scheduler_v2_with_the_contract_input(template: dict[str, Any]) -> None:
     # Given the sync function's events
     events = props(template, "SyncFunction")["Events"]
 
@@ -309,7 +311,7 @@ def test_schedule_is_scheduler_v2_with_the_design_input(template: dict[str, Any]
     properties = events["Schedule"]["Properties"]
 
     # Then it is an EventBridge Scheduler schedule with a generated name, the configurable hourly expression,
-    # no scheduler retries, and the exact Input of DESIGN §2
+    # no scheduler retries, and the exact Input of docs/contract.md#sync-events
     assert properties["OmitName"] is True
     assert properties["ScheduleExpression"] == {"Ref": "ScheduleExpression"}
     assert parameter_default(template, "ScheduleExpression") == "rate(1 hour)"
@@ -370,15 +372,15 @@ def test_failed_async_runs_are_not_retried_and_land_in_an_encrypted_queue(templa
     assert queue["Properties"]["SqsManagedSseEnabled"] is True
 
 
-# ---------------------------------------------------------------- environment (DESIGN §2)
+# ---------------------------------------------------------------- environment (docs/contract.md#environment-variables)
 
 
 def test_sync_function_gets_every_design_variable(template: dict[str, Any]) -> None:
     # Given the environment the sync function ends up with
     environment = effective_environment(template, "SyncFunction")
 
-    # Then every DESIGN §2 variable is set
-    missing = sorted(set(DESIGN_VARIABLES) - set(environment))
+    # Then every contract variable is set
+    missing = sorted(set(CONTRACT_VARIABLES) - set(environment))
     assert not missing, f"SyncFunction lacks {missing}"
 
 
@@ -396,15 +398,15 @@ def test_design_variables_point_at_this_stacks_resources(template: dict[str, Any
     assert parameter_default(template, "KinopubUserAgent").startswith("Mozilla/5.0")
 
 
-@pytest.mark.parametrize("variable", [name for name, default in DESIGN_VARIABLES.items() if default is not None])
-def test_parameters_default_to_the_design_values(template: dict[str, Any], variable: str) -> None:
-    # Given a DESIGN §2 variable with a documented default, wired to a template parameter
+@pytest.mark.parametrize("variable", [name for name, default in CONTRACT_VARIABLES.items() if default is not None])
+def test_parameters_default_to_the_contract_values(template: dict[str, Any], variable: str) -> None:
+    # Given a contract variable with a documented default, wired to a template parameter
     value = effective_environment(template, "SyncFunction")[variable]
     assert set(value) == {"Ref"}, f"{variable} should come from a parameter, got {value}"
     parameter = template["Parameters"][value["Ref"]]
 
     # Then the parameter's default is the documented one (numbers compared as numbers)
-    expected = DESIGN_VARIABLES[variable]
+    expected = CONTRACT_VARIABLES[variable]
     if parameter["Type"] == "Number":
         assert float(parameter["Default"]) == float(str(expected))
     else:
@@ -441,7 +443,7 @@ def test_policies_have_no_wildcards_and_no_create_secret(template: dict[str, Any
 
 
 def test_nobody_can_create_secrets(template: dict[str, Any]) -> None:
-    # Given the whole template as text, Then CreateSecret is granted nowhere (DESIGN §6)
+    # Given the whole template as text, Then CreateSecret is granted nowhere (docs/ARCHITECTURE.md#security)
     assert "CreateSecret" not in json.dumps(template)
 
 
@@ -524,7 +526,8 @@ def test_sync_function_may_touch_only_its_accounts_items(template: dict[str, Any
     # Given the sync function's DynamoDB statement
     condition = _table_condition(template, "SyncFunction")
 
-    # Then every item it touches has a pk under this deployment's ACCOUNT_ID (DESIGN §2: "<ACCOUNT_ID>#...")
+    # Then every item it touches has a pk under this deployment's ACCOUNT_ID ("<ACCOUNT_ID>#...":
+    # docs/contract.md#state-table)
     assert condition == {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": [{"Fn::Sub": "${AccountId}#*"}]}}
     assert effective_environment(template, "SyncFunction")["ACCOUNT_ID"] == {"Ref": "AccountId"}
 
@@ -625,11 +628,13 @@ def test_state_table_matches_the_runtime_contract(template: dict[str, Any]) -> N
 
 
 @pytest.mark.parametrize(("secret", "suffix"), [("KinopubSecret", "kinopub"), ("TraktSecret", "trakt")])
-def test_secrets_start_with_the_design_shape_and_no_values(template: dict[str, Any], secret: str, suffix: str) -> None:
+def test_secrets_start_with_the_contract_shape_and_no_values(
+    template: dict[str, Any], secret: str, suffix: str
+) -> None:
     # Given a token secret
     resource = template["Resources"][secret]
 
-    # Then it is created empty in the DESIGN §2 JSON shape, under a name the CLI can find
+    # Then it is created empty in the contract's JSON shape (docs/contract.md#secrets), under a name the CLI can find
     assert resource["Type"] == "AWS::SecretsManager::Secret"
     value = json.loads(resource["Properties"]["SecretString"])
     assert value == dict.fromkeys(SECRET_KEYS)
@@ -816,11 +821,11 @@ def test_dashboard_shows_every_design_metric_and_the_sync_errors(template: dict[
     body = json.loads(substitute_placeholders(props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]))
     widgets = body["widgets"]
 
-    # Then each DESIGN §5 metric is graphed with the Powertools dimension
+    # Then each contract metric is graphed with the Powertools dimension
     graphed = {
         tuple(line[:4]) for widget in widgets if widget["type"] == "metric" for line in widget["properties"]["metrics"]
     }
-    for metric in DESIGN_METRICS:
+    for metric in CONTRACT_METRICS:
         assert ("Kinotrakt", metric, "service", "kinotrakt") in graphed, metric
     assert ("AWS/Lambda", "Errors", "FunctionName", "placeholder") in graphed
     assert ("AWS/Lambda", "Duration", "FunctionName", "placeholder") in graphed
@@ -873,7 +878,7 @@ def test_audits_have_their_own_saved_query_and_dashboard_widget(template: dict[s
     body = json.loads(substitute_placeholders(props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]))
     (widget,) = [w for w in body["widgets"] if w["type"] == "log" and "audit run finished" in w["properties"]["query"]]
 
-    # Then both select the audit's log line and show its counts (round 2 of the runtime contract)
+    # Then both select the audit's log line and show its counts (docs/contract.md#audit-report)
     assert 'filter message = "audit run finished"' in audits
     for query in (audits, widget["properties"]["query"]):
         for field in AUDIT_REPORT_FIELDS:
@@ -982,10 +987,10 @@ def test_env_file_sets_only_variables_the_template_declares(template: dict[str, 
     # Given events/env.json for `sam local invoke --env-vars`
     env_file = load_event("env.json")
 
-    # Then it configures both functions, the sync one with every DESIGN variable, and sets nothing the
+    # Then it configures both functions, the sync one with every contract variable, and sets nothing the
     # template does not declare (sam local silently ignores such variables)
     assert set(env_file) == {"SyncFunction", "AuthFunction"}
-    assert set(DESIGN_VARIABLES) <= set(env_file["SyncFunction"])
+    assert set(CONTRACT_VARIABLES) <= set(env_file["SyncFunction"])
     for function, variables in env_file.items():
         undeclared = set(variables) - set(effective_environment(template, function))
         assert not undeclared, f"{function}: {undeclared} are not in template.yaml"

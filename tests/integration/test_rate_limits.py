@@ -2,7 +2,7 @@
 
 Trakt past its GET budget answers with Cloudflare's HTML 429 and ``Retry-After: 300``; its API's own 429 on a
 write can ask for longer; Kinopub answers 429 too. Sleeping minutes inside a Lambda is not an option
-(reference/trakt-api.md, 2026), so the run stops asking that service at once, keeps what it has, ends
+(docs/trakt.md#limits-and-errors, 2026), so the run stops asking that service at once, keeps what it has, ends
 ``partial`` with ``rate_limited`` and ``resume_after``, and the next run carries on: nothing lost, nothing sent
 twice, the watermark unmoved meanwhile. The GET budget itself is remembered from one run to the next.
 """

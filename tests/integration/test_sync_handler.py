@@ -16,7 +16,7 @@ from devkit.sandbox import Sandbox, load_handler, patched_environ, sandbox
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
 from kinotrakt.sync.report import ItemNote, KeptPlay, SyncReport, UnmatchedNote
-from tests.infrastructure.test_template import DESIGN_METRICS
+from tests.infrastructure.test_template import CONTRACT_METRICS
 from tests.infrastructure.test_template import REPORT_FIELDS as TEMPLATE_REPORT_FIELDS
 from tests.integration.test_sync_pipeline import seed_basic
 
@@ -68,8 +68,8 @@ def test_a_run_emits_every_design_metric_and_one_summary_line(
     event = {"scheduled_time": "2026-11-27T10:00:00Z", "execution_id": "exec-1234"}
     report = box.invoke(event)
     metrics = emf_metrics(capsys.readouterr().out)
-    # Then CloudWatch gets every DESIGN §5 metric, with this run's figures
-    assert set(metrics) >= set(DESIGN_METRICS)
+    # Then CloudWatch gets every contract metric (docs/contract.md#metrics), with this run's figures
+    assert set(metrics) >= set(CONTRACT_METRICS)
     assert metrics["AddedMovies"] == 2
     assert metrics["AddedEpisodes"] == 3
     assert metrics["RunFailed"] == 0
@@ -187,7 +187,7 @@ def test_a_cloudflare_429_ends_the_run_partial_rate_limited_without_one_more_tra
     box: Sandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # Given Trakt's GET budget already spent: Cloudflare answers every read with its HTML 429, Retry-After: 300
-    # and no X-Ratelimit header (reference/trakt-api.md, 2026)
+    # and no X-Ratelimit header (docs/trakt.md#limits-and-errors, 2026)
     box.trakt.add_fault(
         "GET",
         r"/.*",

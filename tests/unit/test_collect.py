@@ -1,4 +1,5 @@
-"""The collector's rules (DESIGN §3 step 3) on the fixture library and on generated watch states."""
+"""The collector's rules (docs/ARCHITECTURE.md#completion-and-time) on the fixture library and on generated watch
+states."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The settings a deployment reads at cold start (DESIGN §2): the round-2 knobs and their defaults, and the
-refusal of plain-http service URLs."""
+"""The settings a deployment reads at cold start (docs/contract.md#environment-variables): the knobs and their
+defaults, and the refusal of plain-http service URLs."""
 
 from __future__ import annotations
 

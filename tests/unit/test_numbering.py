@@ -229,8 +229,8 @@ def test_fewer_episodes_than_trakt_lists_is_normal_and_numbers_are_trusted() -> 
 
 
 def rebels_season_four(kinopub_count: int = 15) -> tuple[Catalog, list[CompletedView]]:
-    """Star Wars Rebels S04 (reference/kinopub-api.md): Trakt 16 episodes of ~22 min; Kinopub merges the two-part
-    finale E15 + E16 into one 45-minute E15."""
+    """Star Wars Rebels S04 (docs/kinopub.md#what-the-user-watched): Trakt 16 episodes of ~22 min; Kinopub merges
+    the two-part finale E15 + E16 into one 45-minute E15."""
     runtimes = [22, 23, 22, 22, 23, 22, 22, 22, 23, 22, 22, 22, 22, 23, 22, 23]
     catalog = Catalog(65553, "tt2930604", {4: [trakt_episode(4, n, runtime=r) for n, r in enumerate(runtimes, 1)]})
     durations = [1330, 1360, 1320, 1340, 1370, 1330, 1310, 1330, 1360, 1320, 1330, 1340, 1310, 1390, 2700]

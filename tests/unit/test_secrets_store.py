@@ -138,7 +138,7 @@ def test_memory_store_faults_fire_before_the_operation() -> None:
 def test_a_malformed_secret_says_to_reset_it_without_quoting_it(
     aws: boto3.Session, secrets: tuple[str, str], raw: str, reason: str
 ) -> None:
-    # Given a secret edited by hand into something that is not the DESIGN §2 JSON
+    # Given a secret edited by hand into something that is not the contract's JSON (docs/contract.md#secrets)
     client = aws.client("secretsmanager")
     client.put_secret_value(SecretId=secrets[0], SecretString=raw)
     store = SecretsManagerTokenStore(client, secrets[0])

@@ -1,5 +1,6 @@
-"""The shared transport's policy (DESIGN §4), on a virtual clock and a scripted connection: no real sleeping,
-no network. Every answer is scripted; every request records the virtual time it was sent at."""
+"""The shared transport's policy (docs/ARCHITECTURE.md#time-http-and-failures), on a virtual clock and a scripted
+connection: no real sleeping, no network. Every answer is scripted; every request records the virtual time it was
+sent at."""
 
 from __future__ import annotations
 

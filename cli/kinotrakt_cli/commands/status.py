@@ -14,7 +14,7 @@ from kinotrakt_cli.errors import EXIT_OK
 if TYPE_CHECKING:
     from kinotrakt.storage.ports import ServiceSecret
 
-# Kinopub's refresh token reportedly dies after ~30 days unused (reference/kinopub-api.md).
+# Kinopub's refresh token reportedly dies after ~30 days unused (docs/kinopub.md#auth-device-flow-only).
 KINOPUB_REFRESH_LIFETIME = timedelta(days=30)
 # Dry runs are shown apart, fewer of them: they are tries, not the sync's history.
 DRY_RUNS_SHOWN = 3

@@ -43,7 +43,7 @@ def run(
     update_secret(store, without_tokens)
     cli.output.say(f"{name} unlinked: the tokens were removed from {cli.deployment.secret_name(service)}.")
     if service == "kinopub":
-        # Kinopub has no documented revoke endpoint (reference/kinopub-api.md).
+        # Kinopub has no documented revoke endpoint (docs/kinopub.md#auth-device-flow-only).
         cli.output.say("  Kinopub cannot revoke tokens remotely: remove the kinotrakt device in your Kinopub settings.")
     return EXIT_OK
 

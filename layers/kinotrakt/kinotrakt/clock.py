@@ -57,7 +57,7 @@ def iso_z(value: datetime) -> str:
 
 
 def minute_z(value: datetime) -> str:
-    """Truncated to the minute: Trakt stores ``watched_at`` to the minute (reference/trakt-api.md, 2026)."""
+    """Truncated to the minute: Trakt stores ``watched_at`` to the minute (docs/trakt.md#history, 2026)."""
     return _utc(value).isoformat(timespec="minutes")[:16] + "Z"
 
 

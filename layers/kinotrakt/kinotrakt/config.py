@@ -1,4 +1,4 @@
-"""Every knob in one place (DESIGN §2), validated once at cold start.
+"""Every knob in one place (docs/contract.md#environment-variables), validated once at cold start.
 
 Domain code never reads ``os.environ``: handlers and the CLI build a :class:`Settings` and pass it down.
 """
@@ -14,7 +14,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from kinotrakt import __version__
 from kinotrakt.http import Limits
 
-# Kinopub has answered 403 to clients without a browser-like User-Agent (reference/kinopub-api.md).
+# Kinopub has answered 403 to clients without a browser-like User-Agent (docs/kinopub.md#transport).
 DEFAULT_KINOPUB_USER_AGENT = (
     "Mozilla/5.0 (X11; Linux aarch64) AppleWebKit/537.36 (KHTML, like Gecko) "
     f"Chrome/124.0 Safari/537.36 kinotrakt/{__version__}"
@@ -24,7 +24,7 @@ PositiveSeconds = Annotated[float, Field(ge=0)]
 
 
 class Settings(BaseSettings):
-    """The runtime contract's environment variables, with their DESIGN §2 defaults."""
+    """The runtime contract's environment variables, with their defaults (docs/contract.md#environment-variables)."""
 
     model_config = SettingsConfigDict(frozen=True, extra="ignore", case_sensitive=False)
 

@@ -1,5 +1,5 @@
 """Typed errors. Each says what the user must do; none ever carries a token, a body with a token, or a URL
-with a query string (DESIGN §6)."""
+with a query string (docs/ARCHITECTURE.md#security)."""
 
 from __future__ import annotations
 
@@ -65,7 +65,7 @@ class OutcomeUnknown(KinotraktError):
 
 class RateLimited(KinotraktError):
     """A service asked for a longer pause (``Retry-After``) than this run may wait: no more requests to it in
-    this run; the next run after ``resume_after`` carries on (reference/trakt-api.md, 2026: do not sleep
+    this run; the next run after ``resume_after`` carries on (docs/trakt.md#limits-and-errors, 2026: do not sleep
     5 minutes inside a Lambda)."""
 
     run_status = "partial"
@@ -151,7 +151,8 @@ class NotConfigured(KinotraktError):
 
 
 class MalformedSecret(KinotraktError):
-    """The secret's value is not the DESIGN §2 JSON; the reason names fields and error types, never values.
+    """The secret's value is not the contract's JSON (docs/contract.md#secrets); the reason names fields and
+    error types, never values.
 
     ``version`` is the id of the unreadable version, so ``setup --reset`` can replace exactly that one."""
 
@@ -195,7 +196,7 @@ class ConcurrentTokenWrite(KinotraktError):
     code = "concurrent_token_write"
 
 
-# --- Trakt account states (DESIGN §4): stop the run at the first such answer -------------------------------
+# --- Trakt account states: stop the run at the first such answer (docs/ARCHITECTURE.md#time-http-and-failures)
 
 
 class TraktAccountError(KinotraktError):
@@ -219,7 +220,7 @@ class TraktUnauthorized(TraktAccountError):
 class TraktAppRejected(TraktAccountError):
     """Trakt's own JSON 403: the API app (the secret's client_id) is unknown, unapproved or deleted. Since
     2026-07-31 Trakt deletes the API apps of non-VIP accounts, after which every request with that client id,
-    public ones included, gets this answer (the project's Trakt reference, 2026)."""
+    public ones included, gets this answer (docs/trakt.md#tokens, 2026)."""
 
     code = "trakt_app_rejected"
     status = 403

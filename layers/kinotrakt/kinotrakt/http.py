@@ -229,7 +229,7 @@ class Transport:
         while True:
             sending.attempt += 1
             if self._resume_after is not None:
-                # "Do not keep calling" (reference/trakt-api.md, 2026): not one more request this run.
+                # "Do not keep calling" (docs/trakt.md#limits-and-errors, 2026): not one more request this run.
                 raise RateLimited(self.service, self._resume_after)
             if self.deadline.expired():
                 raise OutOfTime(
@@ -628,7 +628,7 @@ def is_html(response: requests.Response) -> bool:
 
 def is_cloudflare_page(response: requests.Response) -> bool:
     """An answer of Cloudflare's edge, not of the API behind it: an HTML page from ``Server: cloudflare``
-    without the API's own ``X-Ratelimit`` header (reference/trakt-api.md, 2026)."""
+    without the API's own ``X-Ratelimit`` header (docs/trakt.md#limits-and-errors, 2026)."""
     return (
         response.headers.get("Server", "").strip().lower() == "cloudflare"
         and "X-Ratelimit" not in response.headers

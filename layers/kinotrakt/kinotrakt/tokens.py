@@ -1,6 +1,7 @@
 """Access tokens that stay alive: refresh before expiry, persist the rotated pair first, one refresh at a time.
 
-Both services rotate refresh tokens on every refresh and kill the old one (reference docs, 2026): a new
+Both services rotate refresh tokens on every refresh and kill the old one (docs/trakt.md#tokens,
+docs/kinopub.md#auth-device-flow-only): a new
 pair that is not stored at once is a lost account link. So :meth:`TokenKeeper.refresh` writes the new
 pair to the token store before it returns, and nothing else happens in between.
 """
@@ -58,7 +59,7 @@ def kinopub_margin(secret: ServiceSecret) -> timedelta:
 
 
 def trakt_margin(secret: ServiceSecret) -> timedelta:
-    """``min(1 day, half the lifetime)`` when the lifetime is known, else 1 day (DESIGN §3.2).
+    """``min(1 day, half the lifetime)`` when the lifetime is known, else 1 day (docs/ARCHITECTURE.md#tokens).
 
     Trakt's access-token lifetime changed three times (3 months → 24 h → 7 days), so it is read from
     each grant, never assumed."""

@@ -1,7 +1,7 @@
 """Trakt's history as the audit reads it: plays, the keys each answers to, windows of whole minutes, and the
 exact duplicates among them.
 
-Trakt stores ``watched_at`` to the minute and never dedupes (reference/trakt-api.md), so two plays of the same
+Trakt stores ``watched_at`` to the minute and never dedupes (docs/trakt.md#history), so two plays of the same
 movie or episode in the same minute are one viewing sent twice: an *exact duplicate*. A play of the same item at
 another minute is a rewatch and is never one. Plays of unknown date (Trakt shows them at 1970-01-01) share the
 minute ``unknown``: per item, every such play after the first is a duplicate.

@@ -182,7 +182,7 @@ class AuditReport:
         return report
 
 
-# The contract's counts (DESIGN §2, round 2) and the ones the audit adds.
+# The contract's counts and the ones the audit adds (all in docs/contract.md#audit-report).
 COUNTS = (
     "plays_read",
     "views_checked",

@@ -373,8 +373,8 @@ class Audit:
     # --- step 7: unknown times ---------------------------------------------------------------------------------
 
     def _unknown_times(self) -> None:
-        """A view of unknown time is on Trakt when its movie or episode has any play (DESIGN §3.6), and so is a
-        suspect of unknown time."""
+        """A view of unknown time is on Trakt when its movie or episode has any play, and so is a suspect of
+        unknown time (docs/ARCHITECTURE.md#dedupe-keys)."""
         progress = self._progress
         for record in progress.views:
             if parse_key(record.key).item not in progress.items_with_plays:

@@ -1,7 +1,7 @@
 """The read-only Kinopub API client, on the shared transport.
 
 Kinopub's mutations are GETs (``/v1/watching/toggle``, ``/marktime``, ``/togglewatchlist``,
-``/v1/items/vote``, ``/v1/history/clear-*``; reference/kinopub-api.md): one wrong URL would change the
+``/v1/items/vote``, ``/v1/history/clear-*``; docs/kinopub.md#transport): one wrong URL would change the
 user's library. So every request goes through :func:`send`, which refuses any method + path outside a short
 allow-list before any I/O; a mutating endpoint cannot be reached from this package by construction.
 """
@@ -85,7 +85,7 @@ def json_object(response: requests.Response, path: str) -> dict[str, Any]:
     if 300 <= response.status_code < 400:
         raise BadResponse(SERVICE, path, "answered a redirect; check KINOPUB_API_URL", response.status_code)
     if response.status_code == 403 and is_html(response):
-        # Kinopub has answered 403 to clients without a browser-like User-Agent (reference/kinopub-api.md).
+        # Kinopub has answered 403 to clients without a browser-like User-Agent (docs/kinopub.md#transport).
         raise BadResponse(SERVICE, path, f"answered an HTML 403 page; {_USER_AGENT_HINT}", 403)
     body = decode_json(response, SERVICE)
     if not isinstance(body, dict):
@@ -147,7 +147,7 @@ class KinopubClient:
 
     def item(self, item_id: int) -> HistoryItem:
         """Catalog metadata of one item (title, type, year, imdb). Kinopub answers 404 for titles removed
-        from the catalog, while ``/v1/watching`` still answers for them (reference/kinopub-api.md)."""
+        from the catalog, while ``/v1/watching`` still answers for them (docs/kinopub.md#what-the-user-watched)."""
         path = f"/v1/items/{item_id}"
         body = self._get(path, {"nolinks": 1})
         try:

@@ -1,4 +1,4 @@
-"""What Kinopub returns, as pydantic models (reference/kinopub-api.md and the recorded 2021 bodies).
+"""What Kinopub returns, as pydantic models (docs/kinopub.md and the 2021 recordings in tests/fixtures/kinopub/).
 
 Tolerant where Kinopub is sloppy and a wrong value is harmless: numbers as strings, nulls, extra fields,
 an odd year. Strict where a wrong value would become a wrong play on Trakt: ids, season/episode numbers,
@@ -92,7 +92,7 @@ def normalize_imdb(value: object) -> str | None:
     """Kinopub's ``imdb``: ``2085059`` → ``tt2085059``, ``12673718`` → ``tt12673718``; ``"tt…"`` accepted.
 
     IMDb ids are ``tt`` + at least 7 digits; Kinopub drops the prefix and the zero padding. ``0``, null,
-    and anything unreadable mean "no IMDb id" (reference/kinopub-api.md)."""
+    and anything unreadable mean "no IMDb id" (docs/kinopub.md#types-and-ids)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, str):
@@ -122,7 +122,7 @@ def original_title(title: str) -> str:
     """The original-language part of a Kinopub title, for a Trakt text search.
 
     Titles are usually ``"Russian / Original"``, sometimes ``"Original / Russian"``, three-part, or Russian
-    only (reference/kinopub-api.md). The original is taken to be the first Latin-script part next to a
+    only (docs/kinopub.md#types-and-ids). The original is taken to be the first Latin-script part next to a
     Cyrillic one; without such a pair (Russian only, or every part Latin, like ``"Artist / Concert"``)
     the whole title is the best guess."""
     parts = [part.strip() for part in title.split(" / ") if part.strip()]
@@ -265,7 +265,7 @@ Duration = Annotated[int | None, BeforeValidator(_duration)]
 
 class WatchingVideo(_Model):
     """A movie-like item's video: the film, one part of a multi-part film, or an extra (trailer, clip, making-of;
-    reference/kinopub-api.md)."""
+    docs/kinopub.md#what-the-user-watched)."""
 
     id: KinopubId
     number: LooseInt = None

@@ -1,4 +1,4 @@
-"""Kinopub device-flow linking and token refresh (reference/kinopub-api.md, "Auth").
+"""Kinopub device-flow linking and token refresh (docs/kinopub.md#auth-device-flow-only).
 
 Kinopub's refresh tokens are single-use: the refresh POST is never re-sent blindly (the transport raises
 ``OutcomeUnknown``), and the new pair is persisted by :class:`~kinotrakt.tokens.TokenKeeper` before
@@ -132,8 +132,8 @@ class KinopubOAuth:
         path = TOKEN_PATH
         response = self._post(path, form, idempotent=False)
         if _no_such_route(response):
-            # Older clients refreshed on /oauth2/device (reference/kinopub-api.md): try there, but only when
-            # the first answer says the route does not exist, so the token was certainly not spent. Any other
+            # Older clients refreshed on /oauth2/device (docs/kinopub.md#auth-device-flow-only): try there, but only
+            # when the first answer says the route does not exist, so the token was certainly not spent. Any other
             # answer (an HTML page with a 200 or a 400 included) may come from a proxy after Kinopub applied
             # the refresh: sending the single-use token again would spend a dead one and lose the link.
             path = DEVICE_PATH

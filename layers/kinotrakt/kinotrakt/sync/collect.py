@@ -37,8 +37,8 @@ from kinotrakt.sync.model import (
 HISTORY_PERPAGE = 50
 # A video shorter than this share of the item's longest video is an extra (trailer, clip, making-of), not a
 # part of the film: opening one registers like a viewing and one never opened stays status -1 forever
-# (reference/kinopub-api.md, from Tramort/kinopub-watchinfo-exporter). The parts of a multi-part film are of
-# similar length, far above it.
+# (docs/kinopub.md#what-the-user-watched, from Tramort/kinopub-watchinfo-exporter). The parts of a multi-part
+# film are of similar length, far above it.
 EXTRA_SHARE = 0.4
 
 
@@ -295,7 +295,7 @@ def _catalog_entry(client: KinopubReader, item_id: int) -> HistoryItem:
 
 def read_history(client: KinopubReader, since: datetime | None) -> HistoryWindow:
     """Page ``/v1/history`` until a row is older than ``since`` — but only while the rows come newest first
-    by ``last_seen``: every client sees that order, yet no document promises it (reference/kinopub-api.md),
+    by ``last_seen``: every client sees that order, yet no document promises it (docs/kinopub.md#what-the-user-watched),
     and stopping early on a misordered page would never look at the newer rows after it. Once the order is
     broken, every page is read (and the run says so once in the log)."""
     window = HistoryWindow()

@@ -4,7 +4,7 @@ They are all stored (the ledger, the unmatched list and the mapping cache keep t
 formats never change: a reformatted key would make a deployment re-send plays it already sent, or forget a
 cached mapping. ``tests/unit/test_mapping_and_keys.py`` pins every format.
 
-Dedupe keys follow Trakt: it stores ``watched_at`` to the minute and never dedupes plays (reference/trakt-api.md),
+Dedupe keys follow Trakt: it stores ``watched_at`` to the minute and never dedupes plays (docs/trakt.md#history),
 so two views of the same item in the same minute are one play, and a different minute is a rewatch (a new play).
 """
 
@@ -18,7 +18,7 @@ from typing import Literal
 from kinotrakt.clock import minute_z
 
 UNKNOWN = "unknown"
-# Trakt answers a play of unknown date with this ``watched_at`` (reference/trakt-api.md).
+# Trakt answers a play of unknown date with this ``watched_at`` (docs/trakt.md#history).
 UNKNOWN_PLAY_TIME = datetime(1970, 1, 1, tzinfo=UTC)
 _KEY = re.compile(r"(movie|episode):(.+):(unknown|\d{4}-\d{2}-\d{2}T\d{2}:\d{2}Z)")
 

@@ -12,7 +12,7 @@ from kinotrakt.sync.keys import episode_view_ref, movie_view_ref, unmatched_epis
 
 ViewKind = Literal["movie", "episode"]
 
-# Kinopub types (reference/kinopub-api.md). Anything else is reported, never guessed.
+# Kinopub types (docs/kinopub.md#types-and-ids). Anything else is reported, never guessed.
 MOVIE_TYPES = frozenset({"movie", "documovie", "concert", "3d"})
 SERIES_TYPES = frozenset({"serial", "docuserial", "tvshow"})
 

@@ -2,7 +2,7 @@
 
 Trakt's season tables list announced episodes that have not aired yet, so a Kinopub season with fewer
 episodes is normal for a running show; more is not. What other Kinopub readers report
-(reference/kinopub-api.md):
+(docs/kinopub.md#what-the-user-watched):
 
 - Kinopub's season 0 (specials) rarely matches Trakt's numbering, and specials are sometimes numbered inside a
   regular season, shifting the episodes after them. So an episode of season 0, or of a Kinopub season with

@@ -1,7 +1,7 @@
 """The one way titles are compared: a Kinopub title against a Trakt title, for a text search or an episode.
 
 Kinopub writes ``"Русское / Original"`` (sometimes reversed, three-part or Russian only;
-reference/kinopub-api.md), Trakt one title. Two titles agree when, after normalisation (case, punctuation,
+docs/kinopub.md#types-and-ids), Trakt one title. Two titles agree when, after normalisation (case, punctuation,
 the Cyrillic letter yo read as ye, spacing), the Trakt title equals the whole Kinopub title or one of its
 ``/``-separated parts.
 A generic title ("Episode 5", "Серия 5") never agrees: it says nothing about which episode it is.

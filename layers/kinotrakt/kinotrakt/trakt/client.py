@@ -1,4 +1,4 @@
-"""Everything kinotrakt asks the Trakt API, on the shared transport (reference/trakt-api.md, DESIGN §3.4-§3.7).
+"""Everything kinotrakt asks the Trakt API, on the shared transport (docs/trakt.md).
 
 Error statuses are mapped to typed errors in one place, :func:`raise_for_status`; every call goes through
 :meth:`TraktClient._send`, which adds the headers and does the one refresh + one retry on a 401.
@@ -54,7 +54,7 @@ GET_WINDOW_SECONDS = 300.0
 # (2026) Trakt silently cuts larger `limit` values to 250.
 HISTORY_PAGE_LIMIT = 250
 
-# Lucene specials Trakt's text search interprets (reference/trakt-api.md); `\` first so escapes stay intact.
+# Lucene specials Trakt's text search interprets (docs/trakt.md#mapping); `\` first so escapes stay intact.
 _LUCENE_SPECIALS = re.compile(r'([\\+\-&|!(){}\[\]^"~*?:/])')
 
 
@@ -167,7 +167,8 @@ class TraktWriteOutcomeUnknown(OutcomeUnknown):
     have been applied.
 
     Carries the body so the caller can re-read the remote history for that batch and send only what is still
-    missing, or remove only what is still there (DESIGN §3.7); re-sending an addition blindly would create
+    missing, or remove only what is still there (step 7 of
+    docs/ARCHITECTURE.md#one-views-way-from-kinopub-to-a-trakt-play); re-sending an addition blindly would create
     permanent duplicate plays."""
 
     def __init__(self, cause: OutcomeUnknown, body: dict[str, Any]) -> None:

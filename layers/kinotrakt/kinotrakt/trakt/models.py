@@ -1,4 +1,4 @@
-"""What Trakt answers, as pydantic models (reference/trakt-api.md). Extra fields are ignored: Trakt adds
+"""What Trakt answers, as pydantic models (docs/trakt.md). Extra fields are ignored: Trakt adds
 fields over time, and a new one must never break a sync."""
 
 from __future__ import annotations

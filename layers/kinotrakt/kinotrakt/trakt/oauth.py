@@ -1,5 +1,5 @@
 """Trakt OAuth on ``TRAKT_AUTH_URL`` (2026: ``auth.trakt.tv``): device flow, authorization code + PKCE,
-refresh with single-use rotating refresh tokens, revoke (reference/trakt-api.md)."""
+refresh with single-use rotating refresh tokens, revoke (docs/trakt.md#tokens)."""
 
 from __future__ import annotations
 
@@ -241,7 +241,7 @@ class TraktOAuth:
 
 
 def make_token_keeper(store: TokenStore, oauth: TraktOAuth, clock: Clock) -> TokenKeeper:
-    """The Trakt TokenKeeper: refreshes through ``oauth`` with Trakt's margin (DESIGN §3.2)."""
+    """The Trakt TokenKeeper: refreshes through ``oauth`` with Trakt's margin (docs/ARCHITECTURE.md#tokens)."""
     return TokenKeeper("trakt", store, oauth.refresh, clock, trakt_margin)
 
 
