@@ -68,7 +68,7 @@ class ScheduleResult:
     armed: Counter[str] = field(default_factory=Counter)
     fired: Counter[str] = field(default_factory=Counter)
     events: Counter[str] = field(default_factory=Counter)
-    duplicates: int = 0
+    duplicates: int = 0  # plays of ours on Trakt that duplicate another, and those an audit removed as such
     lost: int = 0
     leaked: int = 0
     wrong: int = 0
@@ -131,10 +131,10 @@ class Schedule:
         self.result = ScheduleResult(seed)
         self.texts: list[str] = []  # reports and crash traces: checked for secrets with the log lines
         self.lost: dict[str, str] = {}  # view label → why
+        self.removed_ours = 0  # plays of ours that audits removed as exact duplicates
         self.user_removed: set[str] = set()  # views whose play the user removed: back only through an audit
         self.run_number = 0
         self.spent: set[str] = set()  # services whose refresh token a cut-off refresh answer spent
-        self.rescanned = False  # the full rescan a day later ended ok
 
     # --- the schedule -------------------------------------------------------------------------------------
 
@@ -193,7 +193,7 @@ class Schedule:
         for _ in range(CONVERGE_CLEAN):
             self._between_runs(events=False)
             if self._run(intensity=0.0) == "ok":
-                self.rescanned = True
+                self._after_the_rescan()
                 break
         else:
             self.result.problems.append("the full rescan a day later did not end ok")
@@ -593,13 +593,32 @@ class Schedule:
         self.result.removed += len(gone)
         self.result.removed_wrongly += len(wrong)
         self.result.problems.extend(f"removed, not an exact duplicate: {play.key} (play {play.id})" for play in wrong)
+        # An audit keeps each viewing's oldest play: one of ours it removed was a duplicate a sync had sent (after
+        # another app's play of that minute, or twice). The audit would hide it from the final count: count it now.
+        ours = [play for play in before if play.id in gone and play.ours and play not in wrong]
+        self.removed_ours += len(ours)
+        self.result.problems.extend(
+            f"duplicate play: {play.key} (a sync sent it twice; an audit removed it)" for play in ours
+        )
+
+    def _after_the_rescan(self) -> None:
+        """What the syncs alone must have done once the daily rescan ended ok, before the audits (whose fixes
+        send missing views too, and would hide a view a sync lost): every finished view on Trakt but those whose
+        play the user removed, and every episode marked watched by hand on a series with episodes to watch."""
+        world, library = self.world, self.library
+        plays = checks.trakt_plays(world)
+        for view in checks.missing(world, library, plays):
+            if view.label not in self.user_removed:
+                self.lost.setdefault(view.label, "not on Trakt after convergence and the daily rescan")
+        for view in checks.marked_quietly(world, library, plays):
+            self.lost.setdefault(view.label, "marked watched by hand, not on Trakt after the daily rescan")
 
     def _final_checks(self, world: World, lines: list[str]) -> None:
         library = self.library
         plays = checks.trakt_plays(world)
         self.result.views = len(checks.expected_views(world, library))
         duplicates = checks.duplicate_plays(world, library, plays)
-        self.result.duplicates = len(duplicates)
+        self.result.duplicates = len(duplicates) + self.removed_ours
         self.result.problems.extend(f"duplicate play: {play.key}" for play in duplicates)
         wrong = checks.wrong_plays(world, library, plays)
         self.result.wrong = len(wrong)
@@ -610,9 +629,6 @@ class Schedule:
             left = world.trakt.duplicate_keys()
             if left and not self.result.problems:
                 self.result.problems.extend(f"an exact duplicate the final audit left: {key}" for key in left)
-        if self.rescanned:
-            for view in checks.marked_quietly(world, library, plays):
-                self.lost.setdefault(view.label, "marked watched by hand, not on Trakt after the daily rescan")
         leaked = checks.leaks([*lines, *self.texts, world.table_dump()], checks.issued_secrets(world))
         self.result.leaked = len(leaked)
         self.result.problems.extend(f"secret in output: {text}" for text in leaked)
