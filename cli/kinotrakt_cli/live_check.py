@@ -389,7 +389,7 @@ def _token(cli: Cli, service: Service, transport: Transport, tokens: list[TokenS
 
 def _link_state(secret: ServiceSecret) -> str:
     if not secret.client_id or secret.client_secret is None:
-        return "not set up (kinotrakt setup)"
+        return "not set up (`kinotrakt setup`)"
     if secret.access_token is None:
         return "not linked"
     return "linked"
@@ -500,7 +500,8 @@ def _as_json(ok: bool, findings: list[Finding], tokens: list[TokenState]) -> dic
 
 
 def _show(cli: Cli, ok: bool, findings: list[Finding], tokens: list[TokenState]) -> None:
-    """A table of the checks, then what each one found, then the tokens and the verdict."""
+    """A table of the checks, then what each one found, then the tokens and the verdict; each `kinotrakt ...`
+    they name as the user started this one (:meth:`Cli.with_commands`)."""
     table = Table(box=None, header_style="bold", pad_edge=False, padding=(0, 1))
     for header in ("", "CHECK", "HTTP", "READ", "FIELDS"):
         table.add_column(header, overflow="fold")
@@ -528,7 +529,7 @@ def _show(cli: Cli, ok: bool, findings: list[Finding], tokens: list[TokenState])
         if lines:
             say(f"{label(finding.service)} {finding.endpoint}:")
             for line in lines:
-                say(f"  {line}")
+                say(f"  {cli.with_commands(line)}")
     say()
     now = cli.clock.now()
     for state in tokens:
@@ -536,7 +537,7 @@ def _show(cli: Cli, ok: bool, findings: list[Finding], tokens: list[TokenState])
         if state.expires_at is not None:
             moment = parse_iso(state.expires_at)
             expiry = f"; access token {'expires' if moment > now else 'expired'} {when(moment, now)}"
-        say(f"{label(state.service)} token: {state.state}{expiry}")
+        say(f"{label(state.service)} token: {cli.with_commands(state.state)}{expiry}")
     say()
     drifted = sum(1 for finding in findings if not finding.ok)
     say("Everything matches." if ok else f"{drifted} of {len(findings)} checks drifted or failed.")

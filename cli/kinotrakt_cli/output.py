@@ -139,7 +139,7 @@ def when(moment: datetime, now: datetime) -> str:
 # --- the run report (sync) -----------------------------------------------------------------------------------
 
 
-def report_view(report: SyncReport, command: Commands = str, with_commands: Commands = str) -> list[RenderableType]:
+def report_view(report: SyncReport, command: Commands, with_commands: Commands) -> list[RenderableType]:
     """The report of the run that just ended: the counts as a table, then what was added (a dry run: would be
     added), what stayed unmatched, and the error or why the run was skipped."""
     calls = report.http_calls
@@ -210,16 +210,17 @@ def _unmatched_label(item: UnmatchedNote) -> str:
 
 # --- the audit report ----------------------------------------------------------------------------------------
 
+# What is left to fix (the report's found and fixed counts), what fixing it does, and the audit that fixes it.
 FIX_HINTS = (
-    ("duplicates_found", "duplicates_removed", "remove the extra plays: kinotrakt audit --fix duplicates"),
-    ("missing_never_sent", None, "send the views never sent: kinotrakt audit --fix missing"),
-    ("missing_removed_on_trakt", None, "send again the views removed on Trakt: kinotrakt audit --fix removed"),
+    ("duplicates_found", "duplicates_removed", "remove the extra plays", "audit --fix duplicates"),
+    ("missing_never_sent", None, "send the views never sent", "audit --fix missing"),
+    ("missing_removed_on_trakt", None, "send again the views removed on Trakt", "audit --fix removed"),
 )
 
 
-def audit_view(report: AuditReport) -> list[RenderableType]:
+def audit_view(report: AuditReport, command: Commands, with_commands: Commands) -> list[RenderableType]:
     """The audit's summary table (what it found and fixed, across its runs), then each finding, and what to run
-    to fix what is left."""
+    to fix what is left (as :meth:`Cli.command` names it)."""
     table = Table.grid(padding=(0, 2))
     table.add_column(style="bold")
     table.add_column()
@@ -278,10 +279,13 @@ def audit_view(report: AuditReport) -> list[RenderableType]:
         parts.append(Text("Kinopub items that could not be read (their views were not checked):", style="bold"))
         parts += _listed([Text(f"  ? {i.title or i.kinopub_id}: {i.reason}") for i in report.unreadable_items])
     if report.status == "ok" and not report.dry_run:
-        hints = [hint for found, fixed, hint in FIX_HINTS if _left(report, found, fixed)]
-        parts += [Text(f"To {hint}") for hint in hints]
+        parts += [
+            Text(f"To {what}: {command(words)}")
+            for found, fixed, what, words in FIX_HINTS
+            if _left(report, found, fixed)
+        ]
     if report.error is not None:
-        parts.append(Text.assemble(("error:", "bold red"), f" {report.error.message}"))
+        parts.append(Text.assemble(("error:", "bold red"), f" {with_commands(report.error.message)}"))
     return parts
 
 
@@ -304,9 +308,7 @@ def _table(*headers: str) -> Table:
     return table
 
 
-def runs_view(
-    reports: Sequence[SyncReport | AuditReport | None], with_commands: Commands = str
-) -> list[RenderableType]:
+def runs_view(reports: Sequence[SyncReport | AuditReport | None], with_commands: Commands) -> list[RenderableType]:
     """The stored reports of the last runs, newest first (``None``: a stored report this version cannot read):
     a table of the counts, then a line for each run with something to say (a dry run, an error with its code, an
     audit's findings)."""
@@ -358,9 +360,15 @@ def _audit_summary(report: AuditReport, with_commands: Commands) -> str:
 
 
 def unmatched_table(
-    items: Sequence[UnmatchedItem], pins: Mapping[int, Pin] | None = None, numbering: NumberingPins | None = None
+    items: Sequence[UnmatchedItem],
+    pins: Mapping[int, Pin] | None = None,
+    numbering: NumberingPins | None = None,
+    *,
+    with_commands: Commands,
 ) -> Table:
-    """The unmatched items; one the user has pinned since says so instead of its old detail."""
+    """The unmatched items; one the user has pinned since says so instead of its old detail. A stored detail
+    names commands as `kinotrakt map ...` (the sync does not know how the CLI was started): ``with_commands``
+    repeats them as this CLI would print them."""
     from kinotrakt.storage.ports import NumberingPins
 
     table = _table("KINOPUB ID", "TITLE", "REASON", "DETAIL")
@@ -369,7 +377,7 @@ def unmatched_table(
     for item in items:
         where = f" S{item.season:02d}E{item.episode:02d}" if item.season is not None and item.episode else ""
         pinned = _pinned(item, pins or {}, numbering or NumberingPins())
-        detail = f"{pinned}; the next sync uses it" if pinned else item.detail
+        detail = f"{pinned}; the next sync uses it" if pinned else with_commands(item.detail)
         table.add_row(str(item.kinopub_id), Text(f"{item.title}{where}"), plain(item.reason), Text(detail))
     return table
 

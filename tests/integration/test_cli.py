@@ -329,8 +329,10 @@ def test_setup_refuses_a_validity_it_cannot_read_or_allow(world: CliWorld, given
 
 def test_setup_builds_the_login_link_from_a_base_url(world: CliWorld) -> None:
     world.stack_outputs = {}
-    first = world.setup()
-    assert "setup --new-key with --login-url or --stack" in first.out
+    first = world.setup("--region", "eu-west-1")
+    assert "(for the browser login: kinotrakt --region eu-west-1 setup --new-key with --login-url or --stack" in (
+        first.out
+    )
     result = world.setup("--new-key", "--login-url", "https://login.example.test/")
     key = world.secret("trakt").setup_key
     assert key is not None
@@ -780,6 +782,29 @@ def test_unmatched_lists_titles_and_reasons(world: CliWorld) -> None:
     assert "kinotrakt map" in result.out
 
 
+def test_unmatched_details_name_the_map_command_as_the_owner_ran_it(world: CliWorld) -> None:
+    # Given a sync that left Black Mirror's White Christmas unmatched: its stored detail says how to pin it
+    seed_demo_library(world.kinopub, world.trakt)
+    world.setup()
+    world.link_both()
+    assert world.run("sync").code == 0
+    (stored,) = [item for item in world.stores.unmatched.load() if item.key == "episode:8632:2:4"]
+    assert stored.reason == "numbering_mismatch"
+    assert "`kinotrakt map 8632 episode 2 4 S..E..`" in stored.detail
+
+    # When the owner, who runs the CLI from the repository with a region, lists what is unmatched (wide enough
+    # for each row to be one line)
+    out = Console(file=io.StringIO(), width=400, highlight=False, emoji=False, markup=False)
+    result = world.run("--region", "eu-west-1", "unmatched", program=".venv/bin/kinotrakt", out=out)
+
+    # Then the detail's command is the one to paste, with the same program and options
+    assert result.code == 0, result.err
+    (row,) = [line for line in written(out).splitlines() if line.startswith("8632 ")]
+    assert row.split()[:8] == ["8632", "Черное", "зеркало", "/", "Black", "Mirror", "S02E04", "numbering_mismatch"]
+    assert row.rstrip().endswith("pin it with `.venv/bin/kinotrakt --region eu-west-1 map 8632 episode 2 4 S..E..`")
+    assert "`kinotrakt map" not in written(out)
+
+
 def test_unmatched_when_there_is_nothing(world: CliWorld) -> None:
     assert "Nothing unmatched" in world.run("unmatched").out
 
@@ -847,9 +872,12 @@ def test_map_pins_a_merged_episode_and_a_shifted_season(world: CliWorld) -> None
 
 def test_map_of_an_episode_needs_to_know_the_show(world: CliWorld) -> None:
     world.setup()
-    result = world.run("map", "5", "episode", "1", "2", "S01E02")
+    result = world.run("--region", "eu-west-1", "map", "5", "episode", "1", "2", "S01E02")
     assert result.code == 1
-    assert "Pass --show" in " ".join(result.err.split())
+    said = " ".join(result.err.split())
+    assert "Pass --show" in said
+    # (or the show pinned first, named as the owner runs the CLI)
+    assert "(or pin the item first: `kinotrakt --region eu-west-1 map 5 show <ref>`)" in said
 
 
 @pytest.mark.parametrize(
@@ -1151,6 +1179,38 @@ def test_audit_shows_what_it_found_writes_nothing_and_says_how_to_fix_it(world: 
     assert "To remove the extra plays: kinotrakt audit --fix duplicates" in result.out
     assert world.trakt.plays() == plays
     assert world.trakt.calls("POST", "/sync/history/remove") == []
+
+
+def test_the_audits_hints_repeat_how_the_owner_ran_it(world: CliWorld) -> None:
+    # Given duplicates other tools left, and a play kinotrakt sent that the owner removed on Trakt since
+    synced_with_other_tools_duplicates(world)
+    removed = world.trakt.plays("episode")[0]
+    world.trakt.remove_play(removed["id"])
+
+    # When the owner, who runs the CLI from the repository with a region, audits
+    result = world.run("--region", "eu-west-1", "audit", program=".venv/bin/kinotrakt")
+
+    # Then each fix is named as a command to paste: the same program, the same options
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert "To remove the extra plays: .venv/bin/kinotrakt --region eu-west-1 audit --fix duplicates" in lines
+    assert (
+        "To send again the views removed on Trakt: .venv/bin/kinotrakt --region eu-west-1 audit --fix removed"
+    ) in lines
+    assert not [line for line in lines if line.startswith("To ") and ": kinotrakt " in line]
+
+    # And asked to confirm a fix, the audit to run first is named the same way
+    asked = world.run(
+        "--region",
+        "eu-west-1",
+        "audit",
+        "--fix",
+        "duplicates",
+        program=".venv/bin/kinotrakt",
+        interactive=True,
+        answers={"Go ahead?": "n"},
+    )
+    assert "(Run `.venv/bin/kinotrakt --region eu-west-1 audit` alone first to see what it finds.)" in asked.out
 
 
 def test_audit_asks_before_fixing_in_a_terminal(world: CliWorld) -> None:

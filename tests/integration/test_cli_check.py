@@ -391,11 +391,40 @@ def test_before_setup_every_check_says_so(world: CliWorld) -> None:
     result, data = check(world)
     assert result.code == 1
     assert {name: state["state"] for name, state in data["tokens"].items()} == {
-        "kinopub": "not set up (kinotrakt setup)",
-        "trakt": "not set up (kinotrakt setup)",
+        "kinopub": "not set up (`kinotrakt setup`)",
+        "trakt": "not set up (`kinotrakt setup`)",
     }
-    assert by_endpoint(data)["trakt /shows/{imdb}/seasons"]["problems"] == ["Trakt is not set up (kinotrakt setup)"]
+    assert by_endpoint(data)["trakt /shows/{imdb}/seasons"]["problems"] == ["Trakt is not set up (`kinotrakt setup`)"]
     assert world.kinopub.requests == world.trakt.requests == []
+
+
+def test_the_commands_the_check_names_repeat_how_the_owner_ran_it(world: CliWorld) -> None:
+    # Given nothing set up, and an owner who runs the CLI from the repository with a region of their own
+    result = world.run("--region", "eu-west-1", "check", program=".venv/bin/kinotrakt")
+
+    # Then every line that names setup names it with the same program and options, ready to paste
+    assert result.code == 1
+    setup = "`.venv/bin/kinotrakt --region eu-west-1 setup`"
+    lines = result.out.splitlines()
+    assert f"Kinopub token: not set up ({setup})" in lines
+    assert f"Trakt token: not set up ({setup})" in lines
+    assert f"  Trakt is not set up ({setup})" in lines
+    assert "(`kinotrakt setup`)" not in result.out
+
+
+def test_a_refused_token_names_link_as_the_owner_ran_the_check(linked: CliWorld) -> None:
+    # Given Kinopub no longer accepts the stored access token
+    secret = linked.tokens.kinopub.load().secret
+    assert secret.access_token is not None
+    linked.kinopub.expire_access_token(secret.access_token.get_secret_value())
+    # When the owner checks with a stack named
+    result = linked.run("--stack", "mine", "check", program=".venv/bin/kinotrakt")
+    # Then the command that links Kinopub again carries the stack
+    assert result.code == 1
+    assert (
+        "  the access token was refused (HTTP 401); a sync refreshes it, or run "
+        "`.venv/bin/kinotrakt --stack mine link kinopub`"
+    ) in result.out.splitlines()
 
 
 def test_an_expired_token_that_cannot_be_refreshed_is_reported(linked: CliWorld) -> None:

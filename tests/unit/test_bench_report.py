@@ -36,11 +36,13 @@ ISSUE_FIELDS: dict[str, type | tuple[type, ...]] = {
 BACKFILL_FIELDS: dict[str, type] = {"cpu_ratio": float, "baseline_cpu_seconds": float}
 
 
-@pytest.fixture(scope="module")
-def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
-    out = tmp_path_factory.mktemp("bench") / "tiny.json"
+TINY = "tiny:5:10:40"
+
+
+def run_worker(out: Path, *args: str) -> list[dict[str, Any]]:
+    """``python -m bench.worker`` on the tiny library, as ``make bench`` starts it; its result rows."""
     subprocess.run(  # noqa: S603 - our own interpreter and module
-        [sys.executable, "-m", "bench.worker", "--library", "tiny:5:10:40", "--out", str(out)],
+        [sys.executable, "-m", "bench.worker", "--library", TINY, "--out", str(out), *args],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "layers" / "kinotrakt"), str(REPO)])},
         check=True,
@@ -49,6 +51,57 @@ def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any
     )
     results: list[dict[str, Any]] = json.loads(out.read_text())
     return results
+
+
+@pytest.fixture(scope="module")
+def tiny_results(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
+    return run_worker(tmp_path_factory.mktemp("bench") / "tiny.json")
+
+
+def test_a_quiet_day_is_24_runs_one_rescan_and_costs_its_bound(tmp_path: Path) -> None:
+    # When the worker runs its quiet mode on the tiny library: the backfill, then a day with nothing new
+    backfill, quiet = run_worker(tmp_path / "quiet.json", "--mode", "quiet")
+
+    # Then the backfill carries its CPU ratio, and the quiet day is its own row
+    assert backfill["scenario"] == "backfill"
+    assert backfill["cpu_ratio"] == pytest.approx(backfill["cpu_seconds"] / backfill["baseline_cpu_seconds"], rel=0.1)
+    assert quiet["scenario"] == "quiet day"
+    # 24 hourly runs, every one ok, the last of them the daily full rescan and no other
+    assert quiet["invocations"] == 24
+    assert quiet["statuses"] == ["ok"] * 24
+    assert quiet["full_scans"] == 1
+    assert [run["full_scan"] for run in quiet["runs"]] == [False] * 23 + [True]
+    # each hour with nothing new asks Kinopub its history once and Trakt nothing
+    assert [(run["kinopub"], run["trakt"]) for run in quiet["runs"][:23]] == [(1, 0)] * 23
+    # the rescan reads only what can still change: fewer items than the backfill read
+    assert quiet["runs"][-1]["kinopub"] < backfill["calls"]["kinopub"]
+    # the day's calls are within 5% of its bound (24 history calls + the items that can still change)
+    calls, bound = quiet["calls"], quiet["lower_bound"]
+    assert bound["kinopub"] >= 24
+    assert sum(calls.values()) <= 1.05 * sum(bound.values())
+    assert quiet["calls_ratio"] <= 1.05
+    assert quiet["duplicates"] == 0
+    assert quiet["added"] == 0
+    # And the quiet day meets its target in the document
+    assert met(document(results=[backfill, quiet]), "a quiet day") is True
+
+
+def test_a_split_backfill_carries_its_cpu_ratio_too(tmp_path: Path) -> None:
+    # When the worker runs its budget mode with runs short enough (2 s a request, 90 s a run, of which the
+    # deadline margin keeps 60) that the tiny backfill needs several
+    (split,) = run_worker(
+        tmp_path / "budget.json", "--mode", "budget", "--latency-ms", "2000", "--timeout-seconds", "90"
+    )
+
+    # Then it finishes over several runs without a duplicate, and carries its CPU against the bare-HTTP baseline
+    assert split["scenario"] == "backfill, 1.5-min runs"
+    assert split["status"] == "ok"
+    assert split["invocations"] > 1
+    assert split["duplicates"] == 0
+    for name, kind in BACKFILL_FIELDS.items():
+        assert isinstance(split[name], kind), name
+    assert split["baseline_cpu_seconds"] > 0
+    assert split["cpu_ratio"] == pytest.approx(split["cpu_seconds"] / split["baseline_cpu_seconds"], rel=0.1)
 
 
 def test_every_scenario_reports_the_fields_issue_8_names(tiny_results: list[dict[str, Any]]) -> None:

@@ -65,7 +65,7 @@ def run(
     if as_json:
         cli.output.say(json.dumps(report.to_dict(complete=True), ensure_ascii=False, indent=2))
     else:
-        cli.output.show(*audit_view(report))
+        cli.output.show(*audit_view(report, cli.command, cli.with_commands))
     return EXIT_OK if report.status in ("ok", "skipped") else EXIT_FAILURE
 
 
@@ -76,7 +76,8 @@ def _confirmed(cli: Cli, fixes: frozenset[Fix]) -> bool:
     for name, what in WHAT_FIXES_DO.items():
         if name in fixes:
             cli.output.say(f"  - {what}")
-    cli.output.say("Nothing else is removed or changed. (Run `kinotrakt audit` alone first to see what it finds.)")
+    first = "(Run `kinotrakt audit` alone first to see what it finds.)"
+    cli.output.say(f"Nothing else is removed or changed. {cli.with_commands(first)}")
     return cli.prompt("Go ahead? [y/N]: ").strip().lower() in ("y", "yes")
 
 

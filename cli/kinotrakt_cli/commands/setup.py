@@ -106,7 +106,8 @@ def _pipe_hint(cli: Cli, service: Service) -> str:
 def _secret_on_command_line(cli: Cli, service: Service) -> str:
     return (
         f"--{service}-client-secret puts the secret on the command line (shell history, the process list); "
-        f"nothing was stored. Pipe it instead:  {_pipe_hint(cli, service)}  (or run setup in a terminal to be asked)"
+        f"nothing was stored. Pipe it instead:  {_pipe_hint(cli, service)}  "
+        f"(or run {cli.command('setup')} in a terminal to be asked)"
     )
 
 
@@ -176,7 +177,7 @@ def _store_credentials(cli: Cli, service: Service, client_id: str | None, client
     if not client_id or not secret_value:
         raise CliError(
             f"{name} client credentials are required: pass --{service}-client-id and pipe the secret "
-            f"({_pipe_hint(cli, service)}), or run setup in a terminal to be asked",
+            f"({_pipe_hint(cli, service)}), or run {cli.command('setup')} in a terminal to be asked",
             EXIT_USAGE,
         )
     relink = current.client_id is not None and current.client_id != client_id and current.refresh_token is not None
@@ -304,5 +305,6 @@ def _print_next_steps(cli: Cli, *, made_key: bool, login: str | None) -> None:
     else:
         say(f"  Trakt, in this terminal:  {cli.command('link trakt')}")
         if made_key:
-            say("  (for the browser login: setup --new-key with --login-url or --stack, to print the link)")
+            new_key = cli.command("setup --new-key")
+            say(f"  (for the browser login: {new_key} with --login-url or --stack, to print the link)")
     say(f"  Kinopub, in this terminal:  {cli.command('link kinopub')}")

@@ -20,7 +20,9 @@ def run(cli: Cli) -> int:
         cli.output.say("Nothing unmatched: every completed view found its Trakt item.")
         return EXIT_OK
     items.sort(key=lambda i: (i.title, i.season or 0, i.episode or 0))
-    cli.output.show(unmatched_table(items, stores.pins.load(), stores.pins.load_numbering()))
+    cli.output.show(
+        unmatched_table(items, stores.pins.load(), stores.pins.load_numbering(), with_commands=cli.with_commands)
+    )
     cli.output.say()
     cli.output.say("Pin each to the right Trakt title (an id, slug or trakt.tv URL); the next sync uses it:")
     for usage in (

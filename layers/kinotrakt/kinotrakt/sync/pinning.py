@@ -194,7 +194,7 @@ def _show_of(stores: PinningStores, trakt: TraktCatalog, kinopub_id: int, show: 
             return item.trakt_show
     raise PinRefused(
         f"which Trakt show is Kinopub item {kinopub_id}? Pass --show with its Trakt id, slug or URL "
-        f"(or pin the item first: kinotrakt map {kinopub_id} show <ref>)"
+        f"(or pin the item first: `kinotrakt map {kinopub_id} show <ref>`)"
     )
 
 
