@@ -348,6 +348,8 @@ class FakeTrakt(FakeServer):
         # Trakt deleted this API app (2026: the apps of non-VIP accounts): every request with its client id,
         # public ones and OAuth included, gets a JSON 403.
         self.app_deleted = False
+        # Plays Trakt refuses to take: a write naming one of these fails validation whole (422), nothing applied.
+        self.refused_plays: set[tuple[PlayKind, int]] = set()
 
         self.movies: dict[int, TraktMovie] = {}
         self.shows: dict[int, TraktShow] = {}
@@ -1068,6 +1070,9 @@ class FakeTrakt(FakeServer):
                 pending += self._show_plays(item, now, not_found)
         except ValueError as exc:
             return json_response(422, {"error": "validation failed", "error_description": str(exc)})
+        refused = [f"{kind} {trakt_id}" for kind, trakt_id, *_ in pending if (kind, trakt_id) in self.refused_plays]
+        if refused:
+            return json_response(422, {"error": "validation failed", "error_description": ", ".join(refused)})
         for kind, trakt_id, minute, unknown in pending:
             self._store_play(kind, trakt_id, minute, unknown, "watch", keep_sorted=True)
         if pending:

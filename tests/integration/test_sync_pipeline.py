@@ -334,6 +334,41 @@ def test_lookups_trakt_refuses_leave_those_views_unmatched_and_the_run_ok(clock:
         assert box.trakt.calls("GET", "/shows/tt7777777") == []
 
 
+def test_a_play_trakt_refuses_in_a_write_is_unmatched_and_the_rest_of_its_batch_goes_in(clock: VirtualClock) -> None:
+    # Given five plays in one batch, and Trakt refusing one of them (a 422 for the whole write: nothing applied)
+    with sandbox(seed=seed_basic, clock=clock) as box:
+        box.trakt.refused_plays.add(("episode", box.trakt.episode_id(BM_TRAKT, 1, 2)))
+
+        # When the sync runs
+        report = box.invoke()
+
+        # Then the other four are on Trakt once, the refused one is unmatched with the reason, the run is ok
+        assert report["status"] == "ok", report["error"]
+        assert (report["added_movies"], report["added_episodes"]) == (2, 2)
+        assert [(i["kinopub_id"], i["season"], i["episode"], i["reason"]) for i in report["unmatched_items"]] == [
+            (BM_KP, 1, 2, "trakt_refused")
+        ]
+        assert "HTTP 422" in report["unmatched_items"][0]["detail"]
+        assert len(box.trakt.play_keys()) == 4
+        assert box.trakt.duplicate_keys() == []
+        assert report["watermark"] is not None
+        # and the write was split down to the refused play: a few writes, not one per play
+        writes = box.trakt.calls("POST", "/sync/history")
+        assert [w.status for w in writes].count(201) >= 2
+        assert len(writes) <= 7
+
+        # When Trakt takes it again and the daily rescan comes
+        box.trakt.refused_plays.clear()
+        clock.advance(25 * HOUR)
+        again = box.invoke()
+
+        # Then it lands once, and is no longer unmatched
+        assert (again["status"], again["added_episodes"]) == ("ok", 1)
+        assert len(box.trakt.play_keys()) == 5
+        assert box.trakt.duplicate_keys() == []
+        assert box.stores().unmatched.load() == []
+
+
 def test_a_rewatch_on_kinopub_is_a_new_play_and_a_fallback_time_never_drifts(clock: VirtualClock) -> None:
     def seed(kp: FakeKinopub, tr: FakeTrakt) -> None:
         seed_basic(kp, tr)

@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from kinotrakt.clock import Clock, Deadline
-from kinotrakt.errors import KinotraktError, OutOfTime, RateLimited
+from kinotrakt.errors import ItemRefused, KinotraktError, OutOfTime, RateLimited
 from kinotrakt.http import CallCounter
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.models import HistoryItem
@@ -416,7 +416,9 @@ class ViewsToPlays:
         self._cache = MappingCache(mappings, clock)
         self._mapper = Mapper(trakt, self._cache, pins.load(), clock, numbering)
         self._previously_unmatched = {item.key for item in unmatched.load()}
-        self._pusher = Pusher(trakt, ledger_store, clock, deadline, options.batch_size, self._not_found)
+        self._pusher = Pusher(
+            trakt, ledger_store, clock, deadline, options.batch_size, self._not_found, on_refused=self._refused
+        )
         # What the run has done so far, kept as it goes so that a stop loses nothing.
         self._fresh: list[CompletedView] = []  # every view handed in
         self._unmatched: list[UnmatchedItem] = []
@@ -559,6 +561,16 @@ class ViewsToPlays:
         else:
             reason, detail = "trakt_not_found", "Trakt answered not_found for the episode id we sent"
         self._unmatched.append(unmatched_item(candidate.view, reason, detail, self._clock.now()))
+
+    def _refused(self, candidate: MappedView, refused: ItemRefused) -> None:
+        """Trakt refused the play itself (a 4xx about it, nothing applied): the view is unmatched with the reason,
+        and read again by a later full rescan; the rest of its batch went in."""
+        detail = (
+            f"Trakt refused the play ({refused.path}: HTTP {refused.status}); the daily rescan tries it again, "
+            "or pin the item with `kinotrakt map`"
+        )
+        self._unmatched.append(unmatched_item(candidate.view, "trakt_refused", detail, self._clock.now()))
+        self._settled.add(candidate.view.view_ref)
 
     def _record_outcome(self, report: SyncReport) -> None:
         """What steps 4-7 did, in the report, the log and the state."""

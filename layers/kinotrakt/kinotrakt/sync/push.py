@@ -2,7 +2,11 @@
 
 A POST whose answer was lost may have been applied. Re-sending it would create permanent duplicate plays
 (Trakt does not dedupe), so the batch's window is re-read from Trakt and only what is still missing is sent
-again."""
+again.
+
+A 4xx about the request (``ItemRefused``: 400, 404, 414, 422, …) means Trakt applied nothing. When the pipeline
+asks for it, such a batch is split in halves and each half sent again, down to the one play Trakt refuses, which
+is handed back (unmatched, ``trakt_refused``) while the others go in: one bad item never holds back the rest."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from datetime import timedelta
 from typing import Protocol
 
 from kinotrakt.clock import Clock, Deadline
-from kinotrakt.errors import OutOfTime
+from kinotrakt.errors import ItemRefused, OutOfTime
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import LedgerEntry, LedgerStore
 from kinotrakt.sync.dedupe import TraktHistory, has_any_play, read_history_around
@@ -46,6 +50,7 @@ class Pusher:
         deadline: Deadline,
         batch_size: int,
         on_not_found: Callable[[MappedView], None],
+        on_refused: Callable[[MappedView, ItemRefused], None] | None = None,
     ) -> None:
         self._trakt = trakt
         self._ledger = ledger
@@ -53,6 +58,7 @@ class Pusher:
         self._deadline = deadline
         self._batch_size = batch_size
         self._on_not_found = on_not_found
+        self._on_refused = on_refused  # None: a refused write stops the run like a bad response
 
     def push(self, to_send: Sequence[MappedView], result: PushResult) -> None:
         """Send everything, batch by batch, filling ``result`` as it goes (so a stop keeps what was done)."""
@@ -68,6 +74,11 @@ class Pusher:
             episodes = [c.payload(c.watched_at_value()) for c in pending if c.kind == "episode"]
             try:
                 answer = self._trakt.add_to_history(movies, episodes)
+            except ItemRefused as refused:
+                if self._on_refused is None:
+                    raise
+                self._split_refused(pending, refused, result)
+                return
             except TraktWriteOutcomeUnknown:
                 if attempt == MAX_RECONCILES:
                     raise
@@ -101,6 +112,22 @@ class Pusher:
             for candidate in missing:
                 self._on_not_found(candidate)
             return
+
+    def _split_refused(self, batch: list[MappedView], refused: ItemRefused, result: PushResult) -> None:
+        """Trakt refused the whole write and applied nothing: send each half again, down to the refused play."""
+        assert self._on_refused is not None  # noqa: S101 - only called when set
+        if len(batch) == 1:
+            logger.warning(
+                "trakt refused a play",
+                extra={"view": batch[0].view.label, "status": refused.status, "path": refused.path},
+            )
+            self._on_refused(batch[0], refused)
+            return
+        half = len(batch) // 2
+        for part in (batch[:half], batch[half:]):
+            if self._deadline.expired():
+                raise OutOfTime("the Lambda deadline is near; the remaining batches go in the next run")
+            self._send_batch(part, result)
 
     def _accept(self, accepted: list[MappedView], result: PushResult) -> None:
         if not accepted:
