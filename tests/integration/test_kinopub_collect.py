@@ -195,10 +195,10 @@ def test_the_fixture_library_read_over_http_yields_exactly_the_expected_views(cl
     for failure, (_, reason) in zip(result.failures, EXPECTED["failures"], strict=True):
         assert reason in failure.reason
     assert [[s.kinopub_id, s.reason] for s in result.skipped] == EXPECTED["skipped"]
-    # reading three history pages and each examined item's state once, every request a read with the browser UA
-    assert [r.query["page"] for r in server.calls("GET", "/v1/history")] == ["1", "2", "3"]
+    # reading four history pages and each examined item's state once, every request a read with the browser UA
+    assert [r.query["page"] for r in server.calls("GET", "/v1/history")] == ["1", "2", "3", "4"]
     assert all(r.query["perpage"] == "50" for r in server.calls("GET", "/v1/history"))
-    assert len(watching_ids(server)) == len(set(watching_ids(server))) == 13
+    assert len(watching_ids(server)) == len(set(watching_ids(server))) == 16
     assert {r.method for r in server.requests} == {"GET"}
     assert all("Mozilla" in r.headers["user-agent"] for r in server.requests)
 

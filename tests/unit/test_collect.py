@@ -9,13 +9,15 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from devkit.clock import VirtualClock
+from devkit.memory import InMemoryMappingStore
 from kinotrakt.clock import utc_from_epoch
 from kinotrakt.errors import BadResponse, ServiceUnavailable
 from kinotrakt.kinopub.models import (
@@ -26,12 +28,16 @@ from kinotrakt.kinopub.models import (
     describe_validation_error,
     parse_history_page,
 )
+from kinotrakt.storage.ports import NumberingPins
 from kinotrakt.sync.collect import HISTORY_PERPAGE, collect, episode_views, movie_view
+from kinotrakt.sync.mapping import Mapper, MappingCache
 from kinotrakt.sync.model import CompletedView
+from kinotrakt.trakt.models import SearchHit, Season, Show
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "kinopub"
 LIBRARY: dict[str, Any] = json.loads((FIXTURES / "library.json").read_text("utf-8"))
 EXPECTED: dict[str, Any] = json.loads((FIXTURES / "library_expected.json").read_text("utf-8"))
+MAPPED_AT = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)  # every Trakt episode of the fixture has aired by then
 EARLIEST, LATEST = 946_684_800, 4_102_444_799
 
 
@@ -126,7 +132,78 @@ def test_a_full_scan_of_the_library_yields_exactly_the_completed_views_and_repor
     assert [[s.kinopub_id, s.reason] for s in result.skipped] == EXPECTED["skipped"]
     assert result.items_examined == EXPECTED["items_examined"]
     assert result.full_scan
-    assert result.history_pages == reader.pages_read[-1] == 3
+    assert result.history_pages == reader.pages_read[-1] == 4
+
+
+def test_the_library_s_film_is_not_held_back_by_its_unopened_trailer() -> None:
+    # Given Tenet in the fixture library: the feature watched, its 2-minute trailer never opened (status -1)
+    tenet = WatchingResponse.model_validate(LIBRARY["watching"]["50210"]).item
+    assert [(video.duration, video.status) for video in tenet.videos] == [(9000, 1), (121, -1)]
+
+    # When the collector reads the library
+    views = {view.view_ref: view for view in collect(library_reader(), since=None).views}
+
+    # Then the film is one view, at its feature's time: the trailer neither holds it back nor decides its time
+    film = views["movie:50210"]
+    assert (film.watched_at, film.watched_at_source, film.media_id) == (at(1_613_290_000), "updated", 612401)
+
+
+class FixtureTrakt:
+    """Trakt's catalogue as ``library_expected.json``'s ``mapping.trakt`` gives it: per show, its summary and its
+    season table (inline, or the path of a recorded ``/shows/{id}/seasons`` answer)."""
+
+    def __init__(self, shows: dict[str, Any]) -> None:
+        self.shows = {imdb: Show.model_validate(entry["show"]) for imdb, entry in shows.items()}
+        self.seasons = {imdb: self._table(entry["seasons"]) for imdb, entry in shows.items()}
+
+    @staticmethod
+    def _table(seasons: str | list[dict[str, Any]]) -> list[Season]:
+        body = json.loads((FIXTURES / seasons).read_text("utf-8")) if isinstance(seasons, str) else seasons
+        return [Season.model_validate(season) for season in body]
+
+    def search_imdb(self, imdb: str, type: Literal["movie", "show"]) -> list[SearchHit]:
+        show = self.shows.get(imdb)
+        return [SearchHit(type="show", show=show)] if type == "show" and show is not None else []
+
+    def search_text(
+        self, kind: Literal["movie", "show"], query: str, years: int | tuple[int, int] | None
+    ) -> list[SearchHit]:
+        return []
+
+    def show_seasons(self, show: int | str) -> list[Season] | None:
+        """By IMDb id, Trakt id or slug, as ``/shows/{id}/seasons`` takes any of them."""
+        for imdb, known in self.shows.items():
+            if str(show) in (imdb, str(known.ids.trakt), known.ids.slug):
+                return self.seasons[imdb]
+        return None
+
+
+def test_the_library_s_specials_and_merged_episode_are_posted_only_where_trakt_s_episode_is_certain() -> None:
+    # Given the library's Game of Thrones views (two season-0 specials, one numbered as Trakt does, one not; and
+    # S01E01) and Star Wars Rebels' (S04E15 on Kinopub is Trakt's S04E15 + S04E16), and both shows on Trakt
+    mapping = EXPECTED["mapping"]
+    views = [view for view in collect(library_reader(), since=None).views if view.imdb in mapping["trakt"]]
+    clock = VirtualClock(MAPPED_AT)
+
+    # When the mapper maps them
+    result = Mapper(
+        FixtureTrakt(mapping["trakt"]), MappingCache(InMemoryMappingStore(), clock), {}, clock, NumberingPins()
+    ).map(views)
+
+    # Then the special whose title agrees, S01E01 and the episode before the merged one are posted as Trakt's
+    # episodes; the special Trakt numbers otherwise is numbering_mismatch and the merged one merged_episode,
+    # each with a detail that says what differs, and neither is posted as any Trakt episode
+    posted = {mapped.view.view_ref: mapped.episode_trakt_id for mapped in result.mapped}
+    refused = {
+        view.view_ref: (item.reason, item.detail)
+        for view, item in zip(result.unmatched_views, result.unmatched, strict=True)
+    }
+    expected = mapping["outcomes"]
+    assert posted == {ref: outcome for ref, outcome in expected.items() if isinstance(outcome, int)}
+    assert set(refused) == {ref for ref, outcome in expected.items() if isinstance(outcome, list)}
+    for ref, (reason, detail) in refused.items():
+        assert reason == expected[ref][0]
+        assert expected[ref][1] in detail, detail
 
 
 def test_deleted_rows_and_unknown_types_cost_no_watching_call() -> None:
