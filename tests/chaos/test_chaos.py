@@ -105,6 +105,17 @@ def test_answers_cut_mid_body_after_the_service_acted_are_survived(fault: str) -
     assert result.reasons["failed: relink_required"] == relinked
 
 
+def test_a_cloudflare_429_ends_its_run_partial_rate_limited_and_the_schedule_still_keeps_every_promise() -> None:
+    # Given a schedule in which Cloudflare answered a Trakt GET with its HTML 429 and Retry-After: 300
+    result = first_firing(CLOUDFLARE_429_FAULT)
+    # Then every promise held: nothing lost or sent twice, no request after the 429, the schedule converged
+    assert not result.failed, "\n".join([*result.problems, *result.trace])
+    # and a run it hit stopped there, partial with rate_limited (not failed, not crashed, not slept through)
+    assert result.reasons["partial: rate_limited"] + result.reasons["audit partial: rate_limited"] >= 1
+    hit = [line.split(" | fired: ") for line in result.trace if CLOUDFLARE_429_FAULT in line]
+    assert any(outcome.endswith("partial rate_limited") for outcome, _ in hit), "\n".join(result.trace)
+
+
 def test_a_spent_refresh_token_nobody_links_again_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
     # Given an owner who never answers the AuthRequired alarm
     monkeypatch.setattr(runner_module, "REFRESH_ANSWER_CUT", {})
