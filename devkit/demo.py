@@ -2,10 +2,12 @@
 
 Runs the sync twice against a small realistic library and prints what happened in words: what was added,
 skipped as already on Trakt, left unmatched and why, and what became of the cases Kinopub's real data holds
-(extras, multi-part films, specials, merged episodes). Between the runs one part of a film already synced is
-opened again on Kinopub; the second run must add nothing. Then other tools leave a few duplicate plays on the
-account, and an audit finds them, ``fix: ["duplicates"]`` removes them (the oldest play of each stays), and a last
-audit shows the history clean. The handler's JSON log lines and metrics go to ``build/demo-logs.jsonl``."""
+(extras, multi-part films, specials, merged episodes) — read from the fake Trakt's own plays after both runs and
+checked against the outcome the demo library documents for each. Between the runs one part of a film already
+synced is opened again on Kinopub; the second run must add nothing. Then other tools leave a few duplicate plays
+on the account, and an audit finds them, ``fix: ["duplicates"]`` removes them (the oldest play of each stays), and
+a last audit shows the history clean. Any difference fails the demo (exit 1), each named under ``demo: FAILED``.
+The handler's JSON log lines and metrics go to ``build/demo-logs.jsonl``."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import contextlib
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from devkit.fakes.library import (
@@ -96,6 +99,7 @@ def run_demo(out: Any = sys.stdout) -> int:
         original = handler.setStream(log)
         try:
             first, second = _two_runs(box, log, library[0])
+            cases = real_data_cases(library[0], first, box.trakt.plays())
             left = seed_other_tools_plays(box.trakt)
             audits = _audits(box, log)
         finally:
@@ -109,7 +113,7 @@ def run_demo(out: Any = sys.stdout) -> int:
         reopened = ", ".join(f"{r.view.title} part {r.video}" for r in library[0].reopened)
         print(describe(f"Run 2 (again; meanwhile re-opened on Kinopub: {reopened})", second), file=out)
         print(file=out)
-        print(real_data_cases(library[0], first), file=out)
+        print(cases.text, file=out)
         print(
             f"\nMeanwhile other tools left {len(left.extra)} duplicate plays on the account (a double scrobble, "
             "re-imports, a movie marked watched twice with no date) and one real rewatch.\n",
@@ -131,31 +135,83 @@ def run_demo(out: Any = sys.stdout) -> int:
         kept = len(second.get("kept_plays") or []) == len(library[0].reopened)
         synced = first["status"] == "ok" and second["status"] == "ok" and added_again == 0 and kept
         audited = _audited(left, found, fixed, clean, {play["id"] for play in plays})
-        ok = synced and audited and not duplicates
-        verdict = "demo: OK - the second run added nothing, and the audit left the history clean"
-        print(verdict if ok else "demo: FAILED", file=out)
-        return 0 if ok else 1
+        failures = [f"Kinopub's real data: {difference}" for difference in cases.differences]
+        if not synced:
+            failures.append("the two runs did not end ok with nothing added again and the re-opened part kept")
+        if not audited:
+            failures.append("the audits did not find and remove exactly the other tools' duplicate plays")
+        if duplicates:
+            failures.append(f"Trakt holds duplicate plays: {', '.join(duplicates)}")
+        if failures:
+            print("demo: FAILED", *(f"  - {failure}" for failure in failures), sep="\n", file=out)
+            return 1
+        print("demo: OK - the second run added nothing, and the audit left the history clean", file=out)
+        return 0
 
 
-def real_data_cases(library: DemoLibrary, report: dict[str, Any]) -> str:
-    """What became of each case of Kinopub's real data in the first run, and why."""
+@dataclass(frozen=True)
+class RealDataCases:
+    text: str  # the section as the demo prints it
+    differences: tuple[str, ...]  # each case whose outcome is not the one the demo library documents
+
+
+def real_data_cases(library: DemoLibrary, report: dict[str, Any], plays: list[dict[str, Any]]) -> RealDataCases:
+    """What each case of Kinopub's real data became, and why: its plays as the fake Trakt holds them after both
+    runs (``plays``), else run 1's unmatched item for it. A case whose outcome differs from the documented one
+    (``library.to_add``: one play at its minute; ``library.unmatched``: no play, unmatched with its reason;
+    otherwise nothing at all) is listed in ``differences``, and the demo fails on it."""
     unmatched = {
         (item["kinopub_id"], item.get("season"), item.get("episode")): item
         for item in report.get("unmatched_items") or []
         if isinstance(item, dict)
     }
-    lines = ["Kinopub's real data (docs/kinopub.md#what-the-user-watched): what each case became in run 1, and why"]
+    lines = [
+        "Kinopub's real data (docs/kinopub.md#what-the-user-watched): what each case became on Trakt after both "
+        "runs, and why"
+    ]
+    differences = []
     for view in library.real_data_cases():
-        why = view.exercises.removeprefix(REAL_DATA)
+        label, why = _label(view), view.exercises.removeprefix(REAL_DATA)
+        minutes = sorted(play["watched_at"][:16] + "Z" for play in plays if _is_play_of(view, play))
         found = unmatched.get((view.kinopub_id, view.season, view.episode))
-        if view in library.to_add:
-            lines.append(f"  + {_label(view)}: one play at {view.minute} - {why}")
+        if minutes:
+            count = "one play" if len(minutes) == 1 else f"{len(minutes)} plays"
+            outcome = f"{count} at {', '.join(minutes)}"
+            lines.append(f"  + {label}: {outcome} - {why}")
         elif found is not None:
-            lines.append(f"  ? {_label(view)}: unmatched {found['reason']} - {why}")
+            outcome = f"unmatched {found['reason']}"
+            lines.append(f"  ? {label}: {outcome} - {why}")
             lines.append(f"      {found['detail']}")
         else:
-            lines.append(f"  - {_label(view)}: not posted - {why}")
-    return "\n".join(lines)
+            outcome = "no play on Trakt, not unmatched"
+            lines.append(f"  - {label}: {outcome} - {why}")
+        documented = _documented(library, view)
+        if outcome != documented:
+            differences.append(f"{label}: documented {documented}, but {outcome}")
+    return RealDataCases("\n".join(lines), tuple(differences))
+
+
+def _is_play_of(view: DemoView, play: dict[str, Any]) -> bool:
+    """``play`` (as ``GET /sync/history`` renders it) is of this view's title: the same movie, or the Trakt
+    episode with the view's show and Kinopub numbers (where a sync that trusted the numbers would post it)."""
+    if view.kind == "movie":
+        ids = play.get("movie", {}).get("ids", {})
+        return (view.trakt_id is not None and ids.get("trakt") == view.trakt_id) or (
+            view.imdb is not None and ids.get("imdb") == view.imdb
+        )
+    episode = play.get("episode", {})
+    return play.get("show", {}).get("ids", {}).get("imdb") == view.imdb and (
+        episode.get("season"),
+        episode.get("number"),
+    ) == (view.season, view.episode)
+
+
+def _documented(library: DemoLibrary, view: DemoView) -> str:
+    if view in library.to_add:
+        return f"one play at {view.minute}"
+    if view in library.unmatched:
+        return f"unmatched {view.reason}"
+    return "no play on Trakt, not unmatched"
 
 
 def _label(view: DemoView) -> str:
