@@ -387,6 +387,22 @@ def test_a_misordered_history_is_read_to_the_end_and_the_run_says_so_once(warnin
     ]
 
 
+def test_a_broken_row_in_newest_first_history_is_judged_where_it_stands(warnings: _Warnings) -> None:
+    # Given newest-first history whose 5th row cannot be read (its media is not an object), and rows after it
+    rows, watching = _movie_rows(120)
+    rows[4]["media"] = "not a media object"
+    reader = LibraryReader(rows, watching, page_size=HISTORY_PERPAGE)
+
+    # When an incremental run reads rows newer than the 20th
+    result = collect(reader, since=at(1_613_000_000 - 20))
+
+    # Then the order holds: it stops after the first page, says nothing about the order, and the row fails alone
+    assert reader.pages_read == [1]
+    assert warnings.messages == []
+    assert [f.kinopub_id for f in result.failures] == [5]
+    assert sorted(v.kinopub_id for v in result.views) == [*range(1, 5), *range(6, 21)]
+
+
 def test_items_to_read_again_are_read_whatever_their_history_says() -> None:
     # Given an incremental window that holds only the newest three items, and two pinned items far older
     reader = library_reader()

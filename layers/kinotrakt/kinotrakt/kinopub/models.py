@@ -212,6 +212,8 @@ class HistoryPage(_Model):
     rows: list[HistoryRow]
     broken: list[BrokenRow]
     pagination: Pagination | None
+    # Every row's ``last_seen``, readable or broken, in the page's own order (the newest-first check needs it).
+    seen_in_order: list[datetime | None] = []
 
 
 def parse_history_page(body: dict[str, Any]) -> HistoryPage:
@@ -220,12 +222,15 @@ def parse_history_page(body: dict[str, Any]) -> HistoryPage:
     envelope = _HistoryEnvelope.model_validate(body)
     rows: list[HistoryRow] = []
     broken: list[BrokenRow] = []
+    seen: list[datetime | None] = []
     for raw in envelope.history:
         try:
             rows.append(HistoryRow.model_validate(raw))
+            seen.append(rows[-1].last_seen)
         except ValidationError as exc:
             broken.append(_broken_row(raw, describe_validation_error(exc)))
-    return HistoryPage(rows=rows, broken=broken, pagination=envelope.pagination)
+            seen.append(broken[-1].last_seen)
+    return HistoryPage(rows=rows, broken=broken, pagination=envelope.pagination, seen_in_order=seen)
 
 
 class _HistoryEnvelope(_Model):

@@ -327,8 +327,10 @@ def read_history(client: KinopubReader, since: datetime | None) -> HistoryWindow
 def _take_page(window: HistoryWindow, page: HistoryPage, since: datetime | None) -> bool:
     """Add one page to the window; True when it reached rows older than ``since``."""
     reached_older = False
+    # The order is judged over every row as the page holds them, broken ones where Kinopub put them.
+    for seen in page.seen_in_order or [*(row.last_seen for row in page.rows), *(b.last_seen for b in page.broken)]:
+        _check_order(window, seen)
     for row in page.rows:
-        _check_order(window, row.last_seen)
         older = since is not None and row.last_seen is not None and row.last_seen < since
         reached_older = reached_older or older
         if row.deleted:
@@ -340,7 +342,6 @@ def _take_page(window: HistoryWindow, page: HistoryPage, since: datetime | None)
         if not older:
             window.items.setdefault(row.item.id, row.item)
     for broken in page.broken:
-        _check_order(window, broken.last_seen)
         if since is not None and broken.last_seen is not None and broken.last_seen < since:
             reached_older = True
             continue
