@@ -163,6 +163,21 @@ def test_an_audit_reports_the_exact_duplicates_from_every_source_and_writes_noth
     assert not [r for r in synced.trakt.requests if r.method == "POST" and r.path.startswith("/sync")]
 
 
+def test_an_audits_trakt_reads_count_in_the_get_budget_the_next_run_starts_from(synced: Sandbox) -> None:
+    # Given a synced library whose last run's Trakt reads are remembered
+    before = synced.stores().sync_state.load().trakt_reads
+    pollute(synced.trakt)
+
+    # When an audit reads Trakt's history
+    report = synced.invoke(AUDIT)
+
+    # Then its GETs are remembered beside the sync's (Trakt counts the budget per user, whatever run asks)
+    gets = [r for r in synced.trakt.requests if r.method == "GET"]
+    assert report["status"] == "ok"
+    assert gets
+    assert len(synced.stores().sync_state.load().trakt_reads) == len(before) + len(gets)
+
+
 def test_the_report_has_the_contract_fields_and_is_stored_and_logged_as_an_audit(synced: Sandbox) -> None:
     pollute(synced.trakt)
     lines: list[dict[str, Any]] = []

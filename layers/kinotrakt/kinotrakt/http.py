@@ -190,9 +190,11 @@ class Transport:
         """Count GETs sent before this transport existed (an earlier run, same user) against the budget.
 
         The budget is per user, not per process: a run that starts a minute after a busy one must not spend
-        the same 5 minutes' GETs again. Times older than the window are ignored."""
+        the same 5 minutes' GETs again. Times older than the window are ignored; a time after now (stored rounded
+        up, or another clock a little ahead) counts as now rather than not at all."""
         now, mono = self.clock.now(), self.clock.monotonic()
-        earlier = [mono - age for at in sent_at if 0 <= (age := (now - at).total_seconds()) < self.pacing.get_window]
+        window = self.pacing.get_window
+        earlier = [mono - max(age, 0.0) for at in sent_at if (age := (now - at).total_seconds()) < window]
         self._recent_gets = deque(sorted([*earlier, *self._recent_gets]))
 
     def get_times(self) -> list[datetime]:

@@ -127,5 +127,7 @@ def execute_audit(
         report.finished_at = clock.now()
         logger.error("audit run stopped", extra={"error_code": exc.code, "error": str(exc)})
         return report
-    deps = AuditDeps(clients.kinopub, clients.trakt, stores, clock, deadline, counter, on_step)
+    deps = AuditDeps(
+        clients.kinopub, clients.trakt, stores, clock, deadline, counter, on_step, trakt_reads=clients.trakt_transport
+    )
     return run_audit(deps, options, run_id)

@@ -22,7 +22,7 @@ import uuid
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Literal, get_args
+from typing import TYPE_CHECKING, Literal, get_args
 
 from kinotrakt.audit.history import DuplicateGroup, Play, Window, exact_duplicates, read_window
 from kinotrakt.audit.progress import (
@@ -55,6 +55,9 @@ from kinotrakt.sync.report import HttpCalls, ItemNote, RunError
 from kinotrakt.trakt.client import TraktClient
 from kinotrakt.trakt.models import HistoryKind
 
+if TYPE_CHECKING:
+    from kinotrakt.sync.pipeline import ReadBudget
+
 Fix = Literal["duplicates", "missing", "removed"]
 FIXES: tuple[Fix, ...] = get_args(Fix)
 HISTORY_KINDS: tuple[HistoryKind, ...] = ("movies", "episodes")
@@ -82,6 +85,8 @@ class AuditDeps:
     deadline: Deadline
     counter: CallCounter
     on_step: Callable[[str], None] | None = None  # what the audit is doing now (the CLI's progress line)
+    # Trakt counts its GET budget per user: an audit's reads and the syncs' share it (see sync/pipeline.py).
+    trakt_reads: ReadBudget | None = None
 
 
 def run_audit(deps: AuditDeps, options: AuditOptions, run_id: str) -> AuditReport:
@@ -96,6 +101,8 @@ def run_audit(deps: AuditDeps, options: AuditOptions, run_id: str) -> AuditRepor
         return report
     progress: AuditProgress | None = None
     complete = False
+    if deps.trakt_reads is not None:
+        deps.trakt_reads.seed_get_times(stores.sync_state.load().trakt_reads)
     try:
         progress = _continue_or_start(stores.audit_progress, clock.now(), run_id)
         Audit(deps, options, progress).run()
@@ -119,6 +126,8 @@ def run_audit(deps: AuditDeps, options: AuditOptions, run_id: str) -> AuditRepor
                 _settle(stores.audit_progress, progress, complete, report.finished_at)
                 report.fill(progress)
             stores.reports.put(report.to_dict(), report.finished_at)
+            if deps.trakt_reads is not None and report.http_calls.trakt:
+                stores.sync_state.set_trakt_reads(deps.trakt_reads.get_times())
         finally:
             stores.lease.release(run_id)
     return report
