@@ -26,7 +26,8 @@ CREDENTIALS_REFUSED = frozenset(
         "RequestExpired",
     }
 )
-ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied"})
+# SNS says AuthorizationError where the other services say AccessDenied(Exception).
+ACCESS_DENIED = frozenset({"AccessDeniedException", "AccessDenied", "AuthorizationError"})
 NOT_FOUND = frozenset({"ResourceNotFoundException"})
 SIGN_IN = (
     "sign in (`aws configure`, or `aws sso login` with AWS_PROFILE) or set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
@@ -34,7 +35,13 @@ SIGN_IN = (
 # IAM's denial messages name the caller: "User: arn:aws:iam::123456789012:user/me is not authorized to ...".
 _CALLER = re.compile(r"\b(arn:aws[a-zA-Z-]*:(?:iam|sts)::\d{12}:[\w+=,.@/:-]+)")
 _ASSUMED_ROLE = re.compile(r"arn:(aws[a-zA-Z-]*):sts::(\d{12}):assumed-role/([\w+=,.@-]+)/.*")
-_KINDS = {"secretsmanager": "the secret", "dynamodb": "the table", "cloudformation": "the stack"}
+_KINDS = {
+    "secretsmanager": "the secret",
+    "dynamodb": "the table",
+    "cloudformation": "the stack",
+    "sns": "the topic",
+    "cloudwatch": "the metric namespace",
+}
 
 
 def explain(exc: BaseException, target: AwsTarget) -> str | None:
@@ -142,7 +149,7 @@ def _doing(call: AwsCall | None, target: AwsTarget) -> str:
     --region)``."""
     if call is None:
         return f"AWS {target.where()}"
-    verb = "writing" if call.operation.startswith(("Put", "Update", "Delete", "BatchWrite")) else "reading"
+    verb = "writing" if call.operation.startswith(("Put", "Update", "Delete", "BatchWrite", "Publish")) else "reading"
     if call.resource:
         return f"{verb} {_KINDS.get(call.service, call.service)} {call.resource} {target.where()}"
     return f"{call.service}:{call.operation} {target.where()}"

@@ -22,12 +22,16 @@ from typing import IO, TYPE_CHECKING, Any, Protocol
 from kinotrakt.clock import Clock, SystemClock
 from kinotrakt_cli.deployment import (
     Deployment,
+    MetricPutter,
+    NoticePublisher,
     SandboxFactory,
     StackOutputs,
     StoresFactory,
     TokenStoreFactory,
     Where,
     aws_config_region,
+    aws_publish_link_notice,
+    aws_put_event_metric,
     aws_stack_outputs,
     aws_stores,
     aws_token_stores,
@@ -149,6 +153,8 @@ class CliDeps:
     token_stores: TokenStoreFactory = aws_token_stores
     stores: StoresFactory = aws_stores
     stack_outputs: StackOutputs = aws_stack_outputs
+    publish_notice: NoticePublisher = aws_publish_link_notice  # a link, on the alarm topic
+    put_metric: MetricPutter = aws_put_event_metric  # an event's metric (TraktLinked)
     run_sync: SyncRunner = _execute_sync
     run_audit: AuditRunner = _execute_audit
     sandbox: SandboxFactory = repository_sandbox
@@ -186,6 +192,8 @@ class Cli:
             stores=deps.stores,
             stack_outputs=deps.stack_outputs,
             clock=deps.clock,
+            publish_notice=deps.publish_notice,
+            put_metric=deps.put_metric,
             samconfig_files=deps.samconfig_files,
             config_region=deps.aws_config_region,
         )

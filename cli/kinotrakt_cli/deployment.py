@@ -5,7 +5,8 @@ change when the storage or the wiring changes.
 Where things are: ``--table`` / ``--kinopub-secret`` / ``--trakt-secret`` (or the Lambda's own variables
 ``STATE_TABLE_NAME`` / ``KINOPUB_SECRET_ID`` / ``TRAKT_SECRET_ID``); without them, the stack named by ``--stack``
 (else ``samconfig.toml``'s ``stack_name``, else ``kinotrakt``): its secrets are ``<stack>/kinopub`` and
-``<stack>/trakt``, its table is the stack output ``StateTableName``.
+``<stack>/trakt``, its table is the stack output ``StateTableName``, its alarm topic (where ``link trakt``
+announces a link, as the auth function does) ``ALARM_TOPIC_ARN`` or the stack output ``AlarmTopicArn``.
 
 The region follows the deployment: ``--region``, else ``AWS_REGION`` / ``AWS_DEFAULT_REGION``, else the region
 ``sam deploy`` wrote to ``samconfig.toml`` (the current directory's, else this repository's), else the AWS config;
@@ -33,6 +34,7 @@ if TYPE_CHECKING:
     from kinotrakt.config import Settings
     from kinotrakt.http import Transport
     from kinotrakt.storage.ports import ServiceSecret, SyncStores, TokenStore
+    from kinotrakt.web.login import LinkNotice
 
 DEFAULT_STACK = "kinotrakt"
 # The repository this CLI runs from (an editable install): its samconfig.toml is where `make deploy` put the stack.
@@ -90,7 +92,7 @@ class AwsJournal:
     last: AwsCall | None = None
 
     def record(self, service: str, operation: str, params: Mapping[str, Any]) -> None:
-        names = (params.get(key) for key in ("SecretId", "TableName", "StackName"))
+        names = (params.get(key) for key in ("SecretId", "TableName", "StackName", "TopicArn", "Namespace"))
         self.last = AwsCall(service, operation, next((str(name) for name in names if name), None))
 
 
@@ -129,10 +131,17 @@ TokenStoreFactory = Callable[["Settings", AwsTarget], TokenStores]
 StoresFactory = Callable[["Settings", AwsTarget], "SyncStores"]
 StackOutputs = Callable[[str, AwsTarget], Mapping[str, str]]
 SandboxFactory = Callable[[], AbstractContextManager[Sandbox]]
+# Publishes a link notice to the topic (its ARN); puts one count of a metric (its name).
+NoticePublisher = Callable[[str, "LinkNotice", AwsTarget], None]
+MetricPutter = Callable[[str, AwsTarget], None]
 
 
 class StackNotFound(CliError):
     """CloudFormation has no such stack in the target's region."""
+
+
+class NoAlarmTopic(CliError):
+    """Neither ``ALARM_TOPIC_ARN`` nor the stack names an alarm topic."""
 
 
 # --- where the deployment is: samconfig.toml and the region ---------------------------------------------------
@@ -264,6 +273,35 @@ def aws_stack_outputs(stack: str, target: AwsTarget) -> dict[str, str]:
     return {str(o["OutputKey"]): str(o["OutputValue"]) for o in outputs if "OutputKey" in o and "OutputValue" in o}
 
 
+def aws_publish_link_notice(topic_arn: str, notice: LinkNotice, target: AwsTarget) -> None:
+    """The link notice on the alarm topic, as the auth function publishes it (:mod:`kinotrakt.storage.sns`)."""
+    from kinotrakt.storage.aws import CLIENT_CONFIG
+    from kinotrakt.storage.sns import SnsLinkNotices
+
+    SnsLinkNotices(_boto_session(target).client("sns", config=CLIENT_CONFIG), topic_arn).linked(notice)
+
+
+def aws_put_event_metric(name: str, target: AwsTarget) -> None:
+    """One count of ``name`` in the namespace and under the dimension the functions' EMF lines use
+    (:func:`kinotrakt.observability.emit_event`), so the template's dashboard and alarms count it with theirs. The
+    CLI has no Lambda log group to write EMF to: the metric goes through CloudWatch's API."""
+    from kinotrakt.observability import NAMESPACE, SERVICE
+    from kinotrakt.storage.aws import CLIENT_CONFIG
+
+    client = _boto_session(target).client("cloudwatch", config=CLIENT_CONFIG)
+    client.put_metric_data(
+        Namespace=NAMESPACE,
+        MetricData=[
+            {
+                "MetricName": name,
+                "Dimensions": [{"Name": "service", "Value": SERVICE}],
+                "Value": 1.0,
+                "Unit": "Count",
+            }
+        ],
+    )
+
+
 def _boto_session(target: AwsTarget) -> boto3.Session:
     import boto3
 
@@ -322,6 +360,8 @@ class Deployment:
         stores: StoresFactory,
         stack_outputs: StackOutputs,
         clock: Clock,
+        publish_notice: NoticePublisher = aws_publish_link_notice,
+        put_metric: MetricPutter = aws_put_event_metric,
         samconfig_files: Callable[[], Sequence[Path]] = samconfig_files,
         config_region: Callable[[], tuple[str | None, str]] = aws_config_region,
         environ: Mapping[str, str] | None = None,
@@ -331,6 +371,8 @@ class Deployment:
         self._token_stores = token_stores
         self._stores = stores
         self._stack_outputs = stack_outputs
+        self._publish_notice = publish_notice
+        self._put_metric = put_metric
         self._clock = clock
         self._samconfig_files = samconfig_files
         self._config_region = config_region
@@ -405,6 +447,33 @@ class Deployment:
     def callback_url(self) -> str | None:
         """The stack output ``CallbackUrl`` (the browser login's redirect URI), or None."""
         return self._optional_output("CallbackUrl")
+
+    def alarm_topic_arn(self) -> str:
+        """``ALARM_TOPIC_ARN``, else the stack output ``AlarmTopicArn``; :class:`NoAlarmTopic` when neither names
+        one (any other failure to read the stack propagates)."""
+        if self.settings.alarm_topic_arn:
+            return self.settings.alarm_topic_arn
+        try:
+            topic = self.stack_outputs.get("AlarmTopicArn")
+        except StackNotFound:
+            raise NoAlarmTopic(
+                f"no alarm topic: there is no stack {self.stack} {self.target.where()} to find it in; pass --stack, "
+                "or set ALARM_TOPIC_ARN to the topic's ARN"
+            ) from None
+        if not topic:
+            raise NoAlarmTopic(
+                f"no alarm topic: the stack {self.stack} {self.target.where()} has no output AlarmTopicArn; deploy "
+                "this version, or set ALARM_TOPIC_ARN to the topic's ARN"
+            )
+        return topic
+
+    def announce_link(self, notice: LinkNotice) -> None:
+        """The notice of a link, on the deployment's alarm topic (the owner's e-mail subscription)."""
+        self._publish_notice(self.alarm_topic_arn(), notice, self.target)
+
+    def count_event(self, name: str) -> None:
+        """One count of the metric ``name``, as the functions count their events."""
+        self._put_metric(name, self.target)
 
     def _optional_output(self, name: str) -> str | None:
         try:

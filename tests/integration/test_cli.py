@@ -51,6 +51,7 @@ from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
 from kinotrakt_cli.app import app, main
 from kinotrakt_cli.context import CliDeps
 from kinotrakt_cli.deployment import AwsTarget, TokenStores
+from tests.integration.test_setup_key import Topic
 
 START = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LOGIN_URL_OUTPUT = "https://abc123.execute-api.eu-west-1.amazonaws.com/trakt/login?key=<setup_key>"
@@ -111,6 +112,7 @@ class CliWorld:
     stack_outputs: dict[str, str] = field(default_factory=lambda: {"LoginUrl": LOGIN_URL_OUTPUT})
     printed: list[str] = field(default_factory=list)
     aws: boto3.Session | None = None
+    topic: Topic | None = None  # the alarm topic, named by the stack output AlarmTopicArn
 
     def overwrite_secret(self, service: str, value: str) -> None:
         """Someone edits the secret by hand in the console."""
@@ -226,7 +228,9 @@ def world(aws: boto3.Session, state_table: str, secrets: tuple[str, str]) -> Ite
         )
         stores = aws_sync_stores(settings, session=aws)
         tokens = TokenStores(stores.kinopub_tokens, stores.trakt_tokens)
-        world = CliWorld(kinopub, trakt, clock, settings, stores, tokens, aws=aws)
+        topic = Topic(aws)
+        world = CliWorld(kinopub, trakt, clock, settings, stores, tokens, aws=aws, topic=topic)
+        world.stack_outputs["AlarmTopicArn"] = topic.arn
         yield world
         world.assert_no_secret_printed()
 
@@ -554,6 +558,165 @@ def test_link_trakt_with_the_device_code(world: CliWorld) -> None:
     # uses it up (one link per key)
     assert secret.linked_user == "kinotrakt-demo"
     assert (secret.setup_key, secret.setup_key_expires_at) == (None, None)
+
+
+def trakt_linked_count(aws: boto3.Session | None) -> float:
+    """How many TraktLinked the deployment's dashboard and alarms would count: the namespace and dimension of
+    the auth function's EMF lines (kinotrakt.observability.emit_event)."""
+    assert aws is not None
+    datapoints = aws.client("cloudwatch").get_metric_statistics(
+        Namespace="Kinotrakt",
+        MetricName="TraktLinked",
+        Dimensions=[{"Name": "service", "Value": "kinotrakt"}],
+        StartTime=datetime.now(UTC) - timedelta(hours=1),
+        EndTime=datetime.now(UTC) + timedelta(hours=1),
+        Period=7200,
+        Statistics=["Sum"],
+    )["Datapoints"]
+    return float(sum(point["Sum"] for point in datapoints))
+
+
+def test_a_terminal_link_is_announced_on_the_alarm_topic_and_counted(world: CliWorld) -> None:
+    # Given a deployment with its alarm topic (the stack output AlarmTopicArn)
+    assert world.topic is not None
+    world.setup()
+    world.approve_after(1)
+
+    # When the owner links Trakt in the terminal
+    result = world.run("link", "trakt")
+
+    # Then the link is made, with no warning
+    assert result.code == 0, result.err
+    assert result.err == ""
+    # And the owner's subscription gets one message naming the account, and how it was linked
+    (message,) = world.topic.received()
+    assert message["Subject"] == "kinotrakt: a Trakt account was linked"
+    linked = "The Trakt account kinotrakt-demo was linked to kinotrakt from a terminal (`kinotrakt link trakt`)"
+    assert linked in message["Message"]
+    assert "No Trakt account was linked before." in message["Message"]
+    assert "kinotrakt unlink trakt" in message["Message"]
+    # And one TraktLinked is counted where the dashboard and alarms look
+    assert trakt_linked_count(world.aws) == 1
+    # And nothing secret is in the message
+    secret = world.secret("trakt")
+    for value in (secret.access_token, secret.refresh_token, secret.client_secret):
+        assert value is not None
+        assert value.get_secret_value() not in json.dumps(message)
+
+
+def test_a_terminal_link_to_another_account_names_the_one_it_replaces(world: CliWorld) -> None:
+    # Given the owner's account linked in the terminal
+    assert world.topic is not None
+    world.setup()
+    world.link_both()
+    world.topic.received()
+    # When someone links another Trakt account from a terminal
+    world.trakt.username = "somebody-else"
+    result = world.run("link", "trakt")
+
+    # Then the notice names both accounts, and the link is counted again
+    assert result.code == 0, result.err
+    (message,) = world.topic.received()
+    assert "The Trakt account somebody-else was linked" in message["Message"]
+    assert "It replaces the Trakt account kinotrakt-demo." in message["Message"]
+    assert trakt_linked_count(world.aws) == 2
+    assert world.secret("trakt").linked_user == "somebody-else"
+
+
+def test_a_deployment_without_an_alarm_topic_still_links_and_says_the_owner_was_not_notified(
+    world: CliWorld,
+) -> None:
+    # Given a stack deployed before it had the AlarmTopicArn output
+    assert world.topic is not None
+    del world.stack_outputs["AlarmTopicArn"]
+    world.setup()
+    world.approve_after(1)
+
+    # When the owner links Trakt
+    result = world.run("link", "trakt")
+
+    # Then the link is made and kept, and counted
+    assert result.code == 0, result.err
+    assert "Trakt account linked as kinotrakt-demo" in result.out
+    assert world.secret("trakt").access_token is not None
+    assert trakt_linked_count(world.aws) == 1
+    # And one warning line says the owner was not notified, and why
+    assert result.err == (
+        "warning: Trakt linked, but the owner was not notified: no alarm topic: the stack kinotrakt in eu-west-1 "
+        "(region from AWS_REGION) has no output AlarmTopicArn; deploy this version, or set ALARM_TOPIC_ARN to the "
+        "topic's ARN\n"
+    )
+    assert world.topic.received() == []
+
+
+def test_alarm_topic_arn_names_the_topic_when_the_stack_does_not(world: CliWorld) -> None:
+    # Given the topic named only by ALARM_TOPIC_ARN
+    assert world.topic is not None
+    del world.stack_outputs["AlarmTopicArn"]
+    world.setup()
+    world.approve_after(1)
+    settings = world.settings.model_copy(update={"alarm_topic_arn": world.topic.arn})
+
+    # When the owner links Trakt
+    result = world.run("link", "trakt", settings=settings)
+
+    # Then the notice goes to that topic
+    assert result.code == 0, result.err
+    assert result.err == ""
+    (message,) = world.topic.received()
+    assert "The Trakt account kinotrakt-demo was linked" in message["Message"]
+
+
+def test_a_topic_that_refuses_the_notice_never_fails_the_link(world: CliWorld) -> None:
+    # Given a stack whose alarm topic was deleted by hand
+    assert world.topic is not None
+    world.topic.sns.delete_topic(TopicArn=world.topic.arn)
+    world.setup()
+    world.approve_after(1)
+
+    # When the owner links Trakt
+    result = world.run("link", "trakt")
+
+    # Then the link is made and kept, the metric counted, and the warning names the topic SNS refused
+    assert result.code == 0, result.err
+    assert world.secret("trakt").linked_user == "kinotrakt-demo"
+    assert trakt_linked_count(world.aws) == 1
+    assert result.err.startswith("warning: Trakt linked, but the owner was not notified: AWS: NotFound writing the ")
+    assert f"topic {world.topic.arn} in eu-west-1 (region from AWS_REGION)" in result.err
+    assert result.err.count("\n") == 1
+
+
+def test_a_metric_that_cannot_be_put_never_fails_the_link(world: CliWorld, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given credentials without cloudwatch:PutMetricData (moto enforces no IAM: its CloudWatch answers AWS's denial)
+    from moto.cloudwatch.exceptions import CloudWatchException
+    from moto.cloudwatch.models import CloudWatchBackend
+
+    def denied(*_: object, **__: object) -> None:
+        raise CloudWatchException(
+            "AccessDenied",
+            "User: arn:aws:iam::123456789012:user/owner is not authorized to perform: cloudwatch:PutMetricData",
+        )
+
+    monkeypatch.setattr(CloudWatchBackend, "put_metric_data", denied)
+    assert world.topic is not None
+    world.setup()
+    world.approve_after(1)
+
+    # When the owner links Trakt
+    with pytest.warns(UserWarning, match="AccessDenied"):  # moto: the code is not in CloudWatch's error model
+        result = world.run("link", "trakt")
+
+    # Then the link is made and announced, and one warning says what was not recorded and who was refused what
+    assert result.code == 0, result.err
+    assert world.secret("trakt").linked_user == "kinotrakt-demo"
+    (message,) = world.topic.received()
+    assert "kinotrakt-demo" in message["Message"]
+    assert result.err == (
+        "warning: Trakt linked, but the TraktLinked metric was not recorded: access denied (AccessDenied): "
+        "arn:aws:iam::123456789012:user/owner may not call cloudwatch:PutMetricData for writing the metric "
+        "namespace Kinotrakt in eu-west-1 (region from AWS_REGION): use credentials of the account that deployed "
+        "kinotrakt, with access to its table, secrets and stack\n"
+    )
 
 
 def test_a_trakt_app_trakt_rejects_is_named_by_link_sync_and_status_in_the_same_words(world: CliWorld) -> None:

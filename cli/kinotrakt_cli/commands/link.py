@@ -1,4 +1,5 @@
-"""``kinotrakt link kinopub|trakt``: the device flow from a terminal, tokens into the service's secret."""
+"""``kinotrakt link kinopub|trakt``: the device flow from a terminal, tokens into the service's secret; a Trakt
+link is announced on the alarm topic and counted (``TraktLinked``), as a browser link is."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ if TYPE_CHECKING:
     from kinotrakt.errors import ServiceUnavailable
     from kinotrakt.storage.ports import ServiceSecret, TokenStore
     from kinotrakt.tokens import TokenGrant
+    from kinotrakt.web.login import LinkNotice
 
 
 class LinkCancelled(CliError):
@@ -89,6 +91,7 @@ def _link_kinopub(cli: Cli, store: TokenStore, client_id: str, client_secret: Se
 def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: SecretStr) -> None:
     from kinotrakt import wiring
     from kinotrakt.trakt.oauth import OOB_REDIRECT_URI
+    from kinotrakt.web.login import LinkNotice, clean_username
     from kinotrakt_cli.output import device_code_wait
 
     oauth = wiring.trakt_oauth(cli.deployment.settings, cli.deployment.transport("trakt"), client_id, client_secret)
@@ -101,11 +104,11 @@ def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: Secr
             grant = oauth.poll_device_token(device, cli.clock, on_tick)
     except KeyboardInterrupt:
         raise LinkCancelled("trakt") from None
-    username = _trakt_username(cli, store.load().secret, grant.access_token)
+    username = clean_username(_trakt_username(cli, store.load().secret, grant.access_token))
     # Device-flow tokens are refreshed with the out-of-band redirect URI they were issued for (which is why the
     # Trakt app must list it next to the deployment's CallbackUrl). The browser login's setup key is of no use
     # once linked: it goes, as after a browser login.
-    _store_grant(
+    before = _store_grant(
         store,
         grant,
         cli.clock,
@@ -114,6 +117,36 @@ def _link_trakt(cli: Cli, store: TokenStore, client_id: str, client_secret: Secr
     )
     who = f" as {username}" if username else ""
     cli.output.say(f"Trakt account linked{who}; tokens stored in {cli.deployment.secret_name('trakt')}.")
+    previous = clean_username(before.linked_user)
+    _tell_owner(cli, LinkNotice(username, previous, before.refresh_token is not None, cli.clock.now(), "terminal"))
+
+
+def _tell_owner(cli: Cli, notice: LinkNotice) -> None:
+    """Announce the link as the browser login does (issue 13: an unexpected re-link must be noticed): the notice
+    on the alarm topic and a ``TraktLinked`` count. The link is stored already: what cannot be sent is one
+    warning line, never a failed command."""
+    missed: list[str] = []
+    try:
+        cli.deployment.announce_link(notice)
+    except Exception as exc:  # whatever it is, the link stays made
+        missed.append(f"the owner was not notified: {_why(cli, exc)}")
+    try:
+        cli.deployment.count_event("TraktLinked")
+    except Exception as exc:  # likewise
+        missed.append(f"the TraktLinked metric was not recorded: {_why(cli, exc)}")
+    if missed:
+        cli.output.warn(f"Trakt linked, but {'; and '.join(missed)}")
+
+
+def _why(cli: Cli, exc: Exception) -> str:
+    """What went wrong, in the words the CLI's errors use (an AWS failure names the resource and the region)."""
+    from kinotrakt.errors import KinotraktError
+    from kinotrakt_cli.aws_errors import explain
+
+    if isinstance(exc, CliError | KinotraktError):
+        return str(exc)
+    # The type only when nothing explains it: an unknown message could quote anything.
+    return explain(exc, cli.deployment.target_for_messages()) or f"unexpected {type(exc).__name__}"
 
 
 def _store_grant(
@@ -123,16 +156,21 @@ def _store_grant(
     *,
     redirect_uri: str | None,
     also: dict[str, object] | None = None,
-) -> None:
+) -> ServiceSecret:
+    """Store the grant (and ``also``) in one write; returns the secret as it was before that write."""
     from kinotrakt.tokens import apply_grant, update_secret
 
+    before: list[ServiceSecret] = []
+
     def change(secret: ServiceSecret) -> ServiceSecret:
+        before[:] = [secret]
         updated = apply_grant(secret, grant, clock.now())
         if redirect_uri is not None:
             updated = updated.model_copy(update={"redirect_uri": redirect_uri})
         return updated.model_copy(update=also or {})
 
     update_secret(store, change)
+    return before[0]
 
 
 def _trakt_username(cli: Cli, client: ServiceSecret, access_token: str) -> str | None:

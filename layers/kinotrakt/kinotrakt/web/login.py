@@ -32,7 +32,7 @@ import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 from urllib.parse import urlencode
 
 from pydantic import SecretStr
@@ -118,17 +118,30 @@ class TraktAuthorization(Protocol):
 @dataclass(frozen=True)
 class LinkNotice:
     """A link was made: who is linked now, and who was before (None: nobody, or a link made before kinotrakt
-    remembered user names, then ``replaced_link`` says whether there was one)."""
+    remembered user names, then ``replaced_link`` says whether there was one), and how: through the browser
+    login (this module) or from a terminal (``kinotrakt link trakt``, the device code)."""
 
     username: str | None
     previous: str | None
     replaced_link: bool
     at: datetime
+    via: Literal["browser", "terminal"] = "browser"
 
     subject = "kinotrakt: a Trakt account was linked"
 
     def text(self) -> str:
         who = f"The Trakt account {self.username}" if self.username else "A Trakt account (its user name unknown)"
+        if self.via == "terminal":
+            how = "from a terminal (`kinotrakt link trakt`)"
+            # The device flow needs no login link, but it writes the Trakt secret: only credentials allowed to
+            # read and write that secret can make this link.
+            culprit = (
+                "someone with AWS credentials that may read and write your deployment's Trakt secret linked it "
+                "(check who holds such credentials)"
+            )
+        else:
+            how = "through its browser login"
+            culprit = "someone used your login link"
         if self.previous is not None and self.previous != self.username:
             before = f"It replaces the Trakt account {self.previous}."
         elif self.previous is not None:
@@ -139,9 +152,9 @@ class LinkNotice:
             before = "No Trakt account was linked before."
         return "\n\n".join(
             [
-                f"{who} was linked to kinotrakt through its browser login at {self.at:%Y-%m-%d %H:%M} UTC. {before}",
+                f"{who} was linked to kinotrakt {how} at {self.at:%Y-%m-%d %H:%M} UTC. {before}",
                 "From now on kinotrakt copies your Kinopub history into that account.",
-                "If you did not do this, someone used your login link: run `kinotrakt unlink trakt`, then "
+                f"If you did not do this, {culprit}: run `kinotrakt unlink trakt`, then "
                 "`kinotrakt link trakt` in your terminal to link your own account again (it needs no login link).",
             ]
         )
@@ -284,14 +297,14 @@ class TraktLoginFlow:
         except KinotraktError as exc:
             return self._exchange_failed(exc)
         try:
-            username = _clean_username(self._trakt.username(loaded, grant.access_token))
+            username = clean_username(self._trakt.username(loaded, grant.access_token))
         except KinotraktError as exc:
             # The link itself works; only the greeting and the notice are less personal.
             logger.warning("could not read the linked user name", extra={"error": type(exc).__name__})
             username = None
         before = self._save(grant, username)
         self._setup_secret.forget()
-        previous = _clean_username(before.linked_user)
+        previous = clean_username(before.linked_user)
         logger.info("trakt account linked", extra={"outcome": "linked"})
         notice = LinkNotice(username, previous, before.refresh_token is not None, self._clock.now())
         self._announce(notice)
@@ -388,7 +401,9 @@ def _refused(message: str, reason: str, page: pages.Page) -> WebResponse:
     return WebResponse.page(page, refused=reason)
 
 
-def _clean_username(username: str | None) -> str | None:
+def clean_username(username: str | None) -> str | None:
+    """A Trakt user name as stored and shown (the secret's ``linked_user``, pages, notices): control characters
+    removed, bounded; None for no name."""
     if not username:
         return None
     return clean_text(username, _USERNAME_MAX).strip() or None
