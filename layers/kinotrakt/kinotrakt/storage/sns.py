@@ -1,5 +1,6 @@
-"""Link notices on the alarm topic (SNS): the owner's e-mail subscription hears of every Trakt link made through
-the browser login, so a link made with a leaked login link does not go unnoticed."""
+"""Link notices on the alarm topic (SNS): the owner's e-mail subscription hears of every Trakt link, made through
+the browser login (the auth function) or from a terminal (``kinotrakt link trakt``), so a link made with a leaked
+login link or someone else's AWS credentials does not go unnoticed."""
 
 from __future__ import annotations
 
