@@ -7,6 +7,7 @@
   automatically, so ``kinotrakt link kinopub`` / ``link trakt`` complete on their own;
 - the auth function (``/trakt/login``, ``/trakt/callback``) behind a stand-in for the HTTP API, so the browser
   login works too (the fake Trakt approves it at once);
+- an alarm topic on moto (``ALARM_TOPIC_ARN``), where the auth function and ``link trakt`` announce each link;
 - it prints the environment that points the CLI (and ``make invoke``) at it, and writes it to
   ``<state dir>/env.sh`` (``source`` it) and ``<state dir>/sandbox.json`` (read by ``make invoke``), both removed
   when it stops.
@@ -54,6 +55,7 @@ DEFAULT_PORT = 8510  # moto; the fake Kinopub, the fake Trakt and the login take
 DEFAULT_STATE_DIR = REPO / "build" / "sandbox"
 READY = "sandbox ready"
 AWS_KEY = "sandbox"  # moto accepts any credentials
+ALARM_TOPIC = "kinotrakt-alarms"
 # What a user can pin Ездок to with `kinotrakt map` (the demo library leaves it unmatched: its Russian title finds
 # nothing on Trakt); on the real Trakt they would find it by hand under another title.
 PIN_TRAKT_ID, PIN_TITLE, PIN_YEAR = 990001, "The Rider", 2020
@@ -78,6 +80,7 @@ class LocalCloud:
     login: ApiGatewayAdapter  # the auth function behind a stand-in for the HTTP API
     bind: str
     unmatched_movie: int  # the Kinopub id `map` can pin to PIN_TRAKT_ID
+    alarm_topic_arn: str  # where links are announced (the stack's AlarmTopic)
 
     def environment(self) -> dict[str, str]:
         """The variables that point the CLI and the functions at this sandbox: the contract's
@@ -99,6 +102,7 @@ class LocalCloud:
             "TRAKT_AUTH_URL": self.trakt.base_url,
             "TRAKT_AUTHORIZE_URL": f"{self.trakt.base_url}/oauth/authorize",
             "TRAKT_REDIRECT_URI": f"{self.login.base_url}/trakt/callback",
+            "ALARM_TOPIC_ARN": self.alarm_topic_arn,
             # The fakes and the login speak plain http on this machine.
             "ALLOW_INSECURE_ENDPOINTS": "true",
         }
@@ -171,7 +175,12 @@ def local_cloud(bind: str = "127.0.0.1", port: int = DEFAULT_PORT) -> Iterator[L
         trakt.start(bind, ports[2])
         stack.callback(trakt.stop)
         login = stack.enter_context(ApiGatewayAdapter(host=bind, port=ports[3]))
-        cloud = LocalCloud(f"http://{_loopback(bind)}:{aws_port}", kinopub, trakt, login, bind, unmatched_movie)
+        aws_url = f"http://{_loopback(bind)}:{aws_port}"
+        sns = boto3.client(
+            "sns", endpoint_url=aws_url, region_name=REGION, aws_access_key_id=AWS_KEY, aws_secret_access_key=AWS_KEY
+        )
+        topic = sns.create_topic(Name=ALARM_TOPIC)["TopicArn"]
+        cloud = LocalCloud(aws_url, kinopub, trakt, login, bind, unmatched_movie, topic)
         stack.enter_context(isolated_environ(cloud.environment()))
         create_state_table(boto3.client("dynamodb"))
         create_secrets(boto3.client("secretsmanager"))
@@ -197,7 +206,7 @@ def describe(cloud: LocalCloud, env: Mapping[str, str], state_dir: Path) -> str:
     lines = [
         "kinotrakt sandbox - offline, until Ctrl-C:",
         f"  AWS (moto: DynamoDB, Secrets Manager)  {cloud.aws_url}  table {TABLE}, secrets {KINOPUB_SECRET}, "
-        f"{TRAKT_SECRET} (empty, as a deploy leaves them)",
+        f"{TRAKT_SECRET} (empty, as a deploy leaves them), alarm topic {ALARM_TOPIC} (link notices)",
         f"  fake Kinopub                           {cloud.kinopub.base_url}  (demo library)",
         f"  fake Trakt                             {cloud.trakt.base_url}",
         f"  Trakt login (the auth function)        {cloud.login_url}",

@@ -96,6 +96,8 @@ def test_the_readme_from_setup_to_unlink(sandbox: RunningSandbox, library: DemoL
     link_trakt = sandbox.run(link_commands["Trakt"])
     # Then it names the account it linked, and stores its tokens without printing them
     ok(link_trakt, "Link Trakt", "Trakt account linked as kinotrakt-demo", f"tokens stored in {trakt_secret}")
+    # (and announces the link on the sandbox's alarm topic, as on a deployment: no "not notified" warning)
+    assert "warning" not in link_trakt.err, link_trakt
     trakt_tokens = sandbox.secret("trakt")
     access_token = trakt_tokens["access_token"]
     for token in (
