@@ -31,6 +31,7 @@ from tests.integration.test_sync_pipeline import (
     BM_TRAKT,
     DAY,
     HOUR,
+    INCEPTION_KP,
     INCEPTION_TRAKT,
     T0,
     minute,
@@ -441,6 +442,33 @@ def test_an_audit_stopped_by_the_deadline_continues_where_it_stopped(clock: Virt
         assert assert_only_exact_duplicates_removed(before, box.trakt) == extras
         # and the next audit starts afresh
         assert box.invoke(AUDIT)["runs"] == 1
+
+
+def test_a_view_a_sync_sent_at_another_minute_since_the_audit_judged_it_is_not_sent_again(
+    box: Sandbox, clock: VirtualClock
+) -> None:
+    # Given a library never synced, and an audit asked to fix what is missing whose first write Trakt refuses
+    # with a long 429: the audit has judged every view missing, and stops before sending them
+    box.trakt.add_fault("POST", r"/sync/history$", status=429, body="{}", headers={"Retry-After": "600"})
+    first = box.invoke({"action": "audit", "fix": ["missing"]})
+    assert (first["status"], first["error"]["code"]) == ("partial", "rate_limited")
+    assert first["missing_on_trakt"] == 5
+    assert box.trakt.plays() == []
+
+    # When Inception is watched again on Kinopub, and the hourly sync sends everything at today's times
+    clock.advance(20 * 60)
+    box.kinopub.watch(INCEPTION_KP, at=int(clock.now().timestamp()) - 60)
+    assert box.invoke()["added_movies"] == 2
+    # and the audit goes on
+    clock.advance(20 * 60)
+    second = box.invoke({"action": "audit", "fix": ["missing"]})
+
+    # Then it sends nothing: Inception's play is the one the sync sent at its new time, not a second one at the
+    # time the audit judged it by
+    assert second["status"] == "ok"
+    assert len([p for p in box.trakt.plays() if p["type"] == "movie"]) == 2
+    assert box.trakt.duplicate_keys() == []
+    assert [p["movie"]["ids"]["trakt"] for p in box.trakt.plays() if p["type"] == "movie"].count(INCEPTION_TRAKT) == 1
 
 
 def test_a_rate_limited_audit_continues_where_it_stopped(box: Sandbox, clock: VirtualClock) -> None:

@@ -406,13 +406,25 @@ class Audit:
         todo = [n for n in progress.missing if n.reason in reasons and n.outcome is None]
         if not todo:
             return
+        # A view a sync has sent at another minute since this audit judged it (an audit that stopped and went on
+        # later; the view's time moved meanwhile: a part opened again, a rewatch) is on Trakt as that play: the
+        # stored judgement is stale, and sending it would be a second play of one viewing.
+        sent = self._ledger.watched_at_by_view
+        superseded = {
+            note.view.key
+            for note in todo
+            if sent.get(note.view.view().view_ref, minute_or_unknown(note.view.watched_at))
+            != minute_or_unknown(note.view.watched_at)
+        }
+        todo = [note for note in todo if note.view.key not in superseded]
         self._step(f"sending {len(todo)} missing views to Trakt")
         candidates = [note.view.mapped() for note in todo]
         removed = {note.view.key for note in todo if note.reason == "removed_on_trakt"}
         ledger = dataclasses.replace(self._ledger, keys=self._ledger.keys - removed)
         remote = build_remote_index(self._trakt, [c.view for c in candidates], deps.clock.now())
         deduped = dedupe(candidates, remote, ledger, self._trakt, set())
-        outcomes: dict[str, FixOutcome] = {c.key: "on_trakt" for c in deduped.duplicates}
+        outcomes: dict[str, FixOutcome] = dict.fromkeys(superseded, "on_trakt")
+        outcomes.update({c.key: "on_trakt" for c in deduped.duplicates})
         outcomes.update({c.key: "trakt_refused" for c, _ in deduped.undecided})
         not_found: list[MappedView] = []
         pushed = PushResult()
