@@ -57,6 +57,12 @@ def present(world: World, library: Library, view: ViewSpec, plays: Iterable[Play
     plays = list(plays)
     if any(play.key in keys for play in plays):
         return True
+    # A multi-part film with a play between its parts' times: the sync takes that play for the viewing's.
+    span = library.part_span(view)
+    prefix = f"{view.key_base}:"
+    minutes = [play.key.removeprefix(prefix) for play in plays if play.key.startswith(prefix)]
+    if span is not None and any(span[0] <= minute <= span[1] for minute in minutes if minute != UNKNOWN):
+        return True
     # A view of unknown time is skipped when Trakt has any play of the item (docs/ARCHITECTURE.md#dedupe-keys).
     unknown = f"{view.key_base}:{UNKNOWN}"
     return unknown in keys and any(play.item == view.trakt_item for play in plays)

@@ -65,6 +65,10 @@ class Library:
     # Every minute a complete multi-part film has shown as its time (the newest part's): a part opened again
     # moves it, and the first sync may come before or after that; either is the film's one play.
     part_minutes: dict[str, set[str]] = field(default_factory=dict)
+    # The earliest minute any part of a complete multi-part film has shown: a play of the film from there to its
+    # newest time is that viewing's (a sync with no record of it takes such a play for it, README "What gets
+    # synced": a wrong play is worse than a missing one).
+    part_earliest: dict[str, str] = field(default_factory=dict)
     series: dict[int, SeriesSpec] = field(default_factory=dict)
     # Views marked watched by hand on a series finished until then (label → when): the daily rescan does not
     # read a complete item again (README, "What gets synced"), so such a view is due only once a history row
@@ -88,6 +92,15 @@ class Library:
                 updated = [m.updated for m in self.media(kinopub, view) if m.updated is not None]
                 if updated:
                     self.part_minutes.setdefault(view.label, set()).add(minute_of(max(updated)))
+                    earliest = minute_of(min(updated))
+                    self.part_earliest[view.label] = min(earliest, self.part_earliest.get(view.label, earliest))
+
+    def part_span(self, view: ViewSpec) -> tuple[str, str] | None:
+        """For a complete multi-part film: from the earliest minute any of its parts showed to the newest minute the
+        film showed (``None`` for anything else)."""
+        if view.label not in self.part_earliest or not self.part_minutes.get(view.label):
+            return None
+        return self.part_earliest[view.label], max(self.part_minutes[view.label])
 
     def reopenable(self, kinopub: FakeKinopub) -> list[ViewSpec]:
         """Complete multi-part films: one of their parts can be opened again (only part 1, so never every part:
