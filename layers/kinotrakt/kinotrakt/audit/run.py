@@ -125,6 +125,10 @@ def run_audit(deps: AuditDeps, options: AuditOptions, run_id: str) -> AuditRepor
             if progress is not None:
                 _settle(stores.audit_progress, progress, complete, report.finished_at)
                 report.fill(progress)
+                if report.status == "ok" and report.unreadable_items:
+                    # As a sync with an item it could not read: the views of those items were not checked (nor
+                    # repaired), so the audit is not done with them; the next audit reads them again.
+                    report.status = "partial"
             stores.reports.put(report.to_dict(), report.finished_at)
             if deps.trakt_reads is not None and report.http_calls.trakt:
                 stores.sync_state.set_trakt_reads(deps.trakt_reads.get_times())
