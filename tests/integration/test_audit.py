@@ -25,6 +25,7 @@ from devkit.sandbox import REPO, FakeLambdaContext, Sandbox, load_handler, patch
 from kinotrakt.observability import logger as powertools_logger
 from kinotrakt.observability import metrics
 from kinotrakt.storage.ports import LeaseHolder, SyncStores
+from tests.integration.test_real_kinopub_data import VIENNA_TRAKT, seed_vienna, watch_parts
 from tests.integration.test_sync_handler import emf_metrics
 from tests.integration.test_sync_pipeline import (
     BM_KP,
@@ -469,6 +470,27 @@ def test_a_view_a_sync_sent_at_another_minute_since_the_audit_judged_it_is_not_s
     assert len([p for p in box.trakt.plays() if p["type"] == "movie"]) == 2
     assert box.trakt.duplicate_keys() == []
     assert [p["movie"]["ids"]["trakt"] for p in box.trakt.plays() if p["type"] == "movie"].count(INCEPTION_TRAKT) == 1
+
+
+def test_fix_missing_takes_a_play_between_a_films_parts_for_its_viewing(clock: VirtualClock) -> None:
+    # Given a 3-part film on Trakt at its last part's minute but not in the ledger (the run that sent it crashed
+    # before recording it), and its last part opened again a week later: its time moved
+    with sandbox(seed=seed_vienna, clock=clock, fake_clock=clock.time) as box:
+        first_time = watch_parts(box, clock, (1, 2, 3))
+        box.trakt.add_play("movie", VIENNA_TRAKT, minute(first_time))
+        clock.advance(7 * DAY)
+        watch_parts(box, clock, (3,))
+        clock.advance(HOUR)
+
+        # When an audit runs before any sync, asked to fix what is missing
+        report = box.invoke({"action": "audit", "fix": ["missing"]})
+
+        # Then the film has no play at its new time, but the one on Trakt is its viewing's: nothing is sent
+        assert report["status"] == "ok"
+        assert report["missing_on_trakt"] == 1
+        assert [(m["reason"], m["fixed"]) for m in report["missing"]] == [("never_sent", "on_trakt")]
+        assert report["missing_resent"] == 0
+        assert box.trakt.play_keys() == [f"movie:tt9000130:{minute(first_time)}"]
 
 
 def test_a_rate_limited_audit_continues_where_it_stopped(box: Sandbox, clock: VirtualClock) -> None:

@@ -4,6 +4,7 @@ back, the progress document, the stored report)."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -246,13 +247,16 @@ def test_the_progress_document_round_trips_and_another_version_starts_afresh() -
     progress.views = [record()]
     progress.suspects = [Suspect("episode:9:2025-06-15T20:15Z", "episode:5:1:2", "no longer finished on Kinopub")]
     progress.duplicates = [DuplicateNote("M", "movie", "movie:trakt:5:unknown", WHEN, "unknown", 1, (2, 3), (2,))]
-    progress.missing = [MissingNote(record(102), "removed_on_trakt", "resent")]
+    film = dataclasses.replace(record(103), earliest_part=WHEN - timedelta(hours=3))  # a film of several parts
+    progress.missing = [MissingNote(record(102), "removed_on_trakt", "resent"), MissingNote(film, "never_sent", None)]
     progress.items_with_plays = {"movie:tt1": "M (2010)"}
     progress.history["movies"].end_at = WHEN
     progress.history["episodes"].done = True
     document = progress.to_json()
     again = AuditProgress.from_json(document)
     assert again == progress
+    assert again is not None
+    assert again.missing[1].view.view().part_updates == (WHEN - timedelta(hours=3), WHEN)
     assert AuditProgress.from_json({**document, "version": 0}) is None
     assert AuditProgress.from_json({**document, "views": [["show", 1]]}) is None
 

@@ -46,10 +46,15 @@ class ViewRecord:
     pin_part: int
     watched_at: datetime | None
     key: str
+    # A film of several parts: the earliest of its parts' times (a play from there to ``watched_at`` may be this
+    # viewing's: ``sync/dedupe.py:played_between_parts``). None for anything else.
+    earliest_part: datetime | None = None
 
     @classmethod
     def of(cls, mapped: MappedView) -> ViewRecord:
         view = mapped.view
+        parts = [at for at in view.part_updates if at is not None]
+        earliest = min(parts) if view.kind == "movie" and len(view.part_updates) > 1 and parts else None
         return cls(
             view.kind,
             view.kinopub_id,
@@ -60,6 +65,7 @@ class ViewRecord:
             view.pin_part,
             view.watched_at,
             mapped.key,
+            earliest,
         )
 
     def view(self) -> CompletedView:
@@ -74,6 +80,7 @@ class ViewRecord:
             imdb=parts.imdb,
             watched_at=self.watched_at,
             watched_at_source="ledger",  # the value is settled: it is what the audit looked for
+            part_updates=() if self.earliest_part is None else (self.earliest_part, self.watched_at),
             season=self.season,
             episode=self.episode,
             pin_part=self.pin_part,
@@ -276,11 +283,13 @@ class AuditProgress:
 
 def _record_row(record: ViewRecord) -> list[Any]:
     when = None if record.watched_at is None else iso_z(record.watched_at)
-    return [record.kind, record.kinopub_id, record.season, record.episode, record.pin_part, when, record.key]
+    row = [record.kind, record.kinopub_id, record.season, record.episode, record.pin_part, when, record.key]
+    return row if record.earliest_part is None else [*row, iso_z(record.earliest_part)]
 
 
 def _record(row: list[Any], titles: dict[int, tuple[str, Any]]) -> ViewRecord:
-    kind, kinopub_id, season, episode, pin_part, when, key = row
+    kind, kinopub_id, season, episode, pin_part, when, key, *rest = row
+    earliest = rest[0] if rest else None  # only a multi-part film's row has it
     if kind not in ("movie", "episode"):
         raise ValueError("a view record's kind")
     parse_key(key)  # a stored key that no longer reads is a document to drop, not a crash later
@@ -295,6 +304,7 @@ def _record(row: list[Any], titles: dict[int, tuple[str, Any]]) -> ViewRecord:
         int(pin_part),
         None if when is None else parse_iso(when),
         str(key),
+        None if earliest is None else parse_iso(str(earliest)),
     )
 
 

@@ -415,21 +415,22 @@ class Audit:
         # stored judgement is stale, and sending it would be a second play of one viewing.
         sent = self._ledger.watched_at_by_view
         superseded = {
-            note.view.key
+            note.view.view_ref
             for note in todo
             if sent.get(note.view.view().view_ref, minute_or_unknown(note.view.watched_at))
             != minute_or_unknown(note.view.watched_at)
         }
-        todo = [note for note in todo if note.view.key not in superseded]
+        todo = [note for note in todo if note.view.view_ref not in superseded]
         self._step(f"sending {len(todo)} missing views to Trakt")
         candidates = [note.view.mapped() for note in todo]
         removed = {note.view.key for note in todo if note.reason == "removed_on_trakt"}
         ledger = dataclasses.replace(self._ledger, keys=self._ledger.keys - removed)
         remote = build_remote_index(self._trakt, [c.view for c in candidates], deps.clock.now())
         deduped = dedupe(candidates, remote, ledger, self._trakt, set())
+        # By view: the dedupe may find a view's play at another minute than its own (a film's earlier part).
         outcomes: dict[str, FixOutcome] = dict.fromkeys(superseded, "on_trakt")
-        outcomes.update({c.key: "on_trakt" for c in deduped.duplicates})
-        outcomes.update({c.key: "trakt_refused" for c, _ in deduped.undecided})
+        outcomes.update({c.view.view_ref: "on_trakt" for c in deduped.duplicates})
+        outcomes.update({c.view.view_ref: "trakt_refused" for c, _ in deduped.undecided})
         not_found: list[MappedView] = []
         pushed = PushResult()
         pusher = Pusher(
@@ -438,12 +439,12 @@ class Audit:
         try:
             pusher.push(deduped.to_send, pushed)
         finally:
-            outcomes.update({c.key: "resent" for c in pushed.added})
-            outcomes.update({c.key: "trakt_not_found" for c in not_found})
+            outcomes.update({c.view.view_ref: "resent" for c in pushed.added})
+            outcomes.update({c.view.view_ref: "trakt_not_found" for c in not_found})
             progress.missing = [
                 note
                 if note.outcome is not None or note.reason not in reasons
-                else dataclasses.replace(note, outcome=outcomes.get(note.view.key))
+                else dataclasses.replace(note, outcome=outcomes.get(note.view.view_ref))
                 for note in progress.missing
             ]
 

@@ -102,6 +102,8 @@ def build_remote_index(trakt: TraktHistory, views: Sequence[CompletedView], now:
     index = RemoteIndex()
     for view_kind, history_kind in HISTORY_KINDS:
         times = [v.watched_at for v in views if v.kind == view_kind and v.watched_at is not None]
+        # a multi-part film's earliest part too: a play of it from there on may be the viewing's
+        times += [at for v in views if v.kind == view_kind and len(v.part_updates) > 1 for at in v.part_updates if at]
         if times:
             index.cover(trakt, history_kind, min(times), now)
     return index
@@ -173,7 +175,7 @@ def played_between_parts(candidate: MappedView, remote: RemoteIndex, ledger: Led
     there is none. When in doubt this keeps a play out rather than add a second one: a wrong play is worse than
     a missing one."""
     view = candidate.view
-    if view.kind != "movie" or view.watched_at_source != "updated" or view.view_ref in ledger.watched_at_by_view:
+    if view.kind != "movie" or view.watched_at_source == "last_seen" or view.view_ref in ledger.watched_at_by_view:
         return None
     parts = [at for at in view.part_updates if at is not None]
     if len(view.part_updates) < 2 or not parts:
