@@ -53,8 +53,6 @@ class ViewRecord:
     @classmethod
     def of(cls, mapped: MappedView) -> ViewRecord:
         view = mapped.view
-        parts = [at for at in view.part_updates if at is not None]
-        earliest = min(parts) if view.kind == "movie" and len(view.part_updates) > 1 and parts else None
         return cls(
             view.kind,
             view.kinopub_id,
@@ -65,7 +63,7 @@ class ViewRecord:
             view.pin_part,
             view.watched_at,
             mapped.key,
-            earliest,
+            view.earliest_part,
         )
 
     def view(self) -> CompletedView:

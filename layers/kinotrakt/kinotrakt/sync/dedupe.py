@@ -103,7 +103,7 @@ def build_remote_index(trakt: TraktHistory, views: Sequence[CompletedView], now:
     for view_kind, history_kind in HISTORY_KINDS:
         times = [v.watched_at for v in views if v.kind == view_kind and v.watched_at is not None]
         # a multi-part film's earliest part too: a play of it from there on may be the viewing's
-        times += [at for v in views if v.kind == view_kind and len(v.part_updates) > 1 for at in v.part_updates if at]
+        times += [at for v in views if v.kind == view_kind and (at := v.earliest_part) is not None]
         if times:
             index.cover(trakt, history_kind, min(times), now)
     return index
@@ -177,10 +177,11 @@ def played_between_parts(candidate: MappedView, remote: RemoteIndex, ledger: Led
     view = candidate.view
     if view.kind != "movie" or view.watched_at_source == "last_seen" or view.view_ref in ledger.watched_at_by_view:
         return None
-    parts = [at for at in view.part_updates if at is not None]
-    if len(view.part_updates) < 2 or not parts:
+    earliest = view.earliest_part
+    if earliest is None:
         return None
-    start, end = (at.replace(second=0, microsecond=0) for at in (min(parts), max(parts)))
+    latest = max(at for at in view.part_updates if at is not None)
+    start, end = (at.replace(second=0, microsecond=0) for at in (earliest, latest))
     played = remote.movie_played(candidate.movie_imdb, candidate.movie_trakt_id, start, end)
     if not played:
         return None

@@ -58,6 +58,14 @@ class CompletedView:
     # each with its own ledger entry, so a run stopped between them still sends the rest later.
     pin_part: int = 0
 
+    @property
+    def earliest_part(self) -> datetime | None:
+        """A film of several parts: the earliest of its parts' times (None for anything else, or no part time).
+        A Trakt play from there to the film's time may be this viewing's (``dedupe.played_between_parts``)."""
+        if self.kind != "movie" or len(self.part_updates) < 2:
+            return None
+        return min((at for at in self.part_updates if at is not None), default=None)
+
     @functools.cached_property
     def view_ref(self) -> str:
         """Stable name of the view across runs (the ledger keeps the watched_at it was sent with)."""

@@ -514,10 +514,8 @@ class ViewsToPlays:
         """The times Trakt's history must cover for this view: its own, and for a film of several parts the
         ledger has no record of, its earliest part's too (a play of it may be there: ``played_between_parts``)."""
         times = [] if view.watched_at is None else [view.watched_at]
-        parts = [at for at in view.part_updates if at is not None]
-        unrecorded = view.view_ref not in self._ledger.watched_at_by_view
-        if view.kind == "movie" and len(view.part_updates) > 1 and parts and unrecorded:
-            times.append(min(parts))
+        if view.earliest_part is not None and view.view_ref not in self._ledger.watched_at_by_view:
+            times.append(view.earliest_part)
         return times
 
     def _oldest_pending(self, kind: ViewKind) -> list[datetime]:
