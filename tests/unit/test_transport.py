@@ -11,6 +11,7 @@ from collections import deque
 from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import format_datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -22,7 +23,7 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 from devkit.clock import VirtualClock
 from kinotrakt.clock import Deadline
 from kinotrakt.errors import OutcomeUnknown, OutOfTime, RateLimited, ServiceUnavailable
-from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport
+from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport, time_boxed_session
 
 BASE = "http://service.test"
 
@@ -699,3 +700,37 @@ def test_an_answer_still_coming_when_the_deadline_passes_is_an_unknown_outcome()
     # Then the write's outcome is unknown, as for any answer cut short
     with pytest.raises(OutcomeUnknown, match="deadline"):
         streaming_post(body, late_at=64 * 1024)
+
+
+# --- credentials and bodies ---------------------------------------------------------------------------------
+
+
+def test_a_netrc_entry_for_the_host_never_replaces_the_clients_authorization(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a ~/.netrc naming the service's host (requests would read it for every request, and its Basic
+    # credentials would replace the header a client set)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine service.test login someone password secret\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    clock = VirtualClock()
+    adapter = ScriptedAdapter(clock)
+    session = time_boxed_session()
+    session.mount("http://", adapter)
+    transport = Transport(
+        "kinopub",
+        clock=clock,
+        deadline=Deadline(clock, None, 0),
+        counter=CallCounter(),
+        user_agent="t",
+        session=session,
+    )
+
+    # When a client sends its bearer token, and another request goes without one
+    transport.request("GET", f"{BASE}/v1/history", headers={"Authorization": "Bearer the-token"})
+    transport.request("GET", f"{BASE}/v1/user")
+
+    # Then the first carries the bearer token, the second no credentials at all
+    assert adapter.headers[0]["Authorization"] == "Bearer the-token"
+    assert "Authorization" not in adapter.headers[1]

@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
+from requests.auth import AuthBase
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
@@ -539,6 +540,13 @@ class _TimeBoxedAdapter(HTTPAdapter):
         self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
 
 
+class _HeadersOnly(AuthBase):
+    """Credentials are the headers each client sets; nothing else adds any."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        return request
+
+
 class _Session(requests.Session):
     """requests reads the proxy and CA-bundle variables of the whole environment again for every request; a
     Lambda container's environment does not change while it runs, so the answer is kept per host (a backfill
@@ -547,6 +555,9 @@ class _Session(requests.Session):
     def __init__(self) -> None:
         super().__init__()
         self._environment: dict[tuple[str, str], _Settings] = {}
+        # Without a session auth, requests looks for ~/.netrc on every request (two stats and a URL parse) and
+        # would let a matching entry replace the Authorization header we set: neither is wanted.
+        self.auth = _HeadersOnly()
 
     def merge_environment_settings(
         self,
