@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Literal
 
 from hypothesis import given
@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from devkit.clock import VirtualClock
 from devkit.memory import InMemoryMappingStore
+from kinotrakt.clock import iso_z, minute_z
 from kinotrakt.kinopub.models import original_title
 from kinotrakt.storage.ports import Pin
 from kinotrakt.sync import keys
@@ -368,3 +369,20 @@ def test_the_mapper_caches_under_the_stored_keys() -> None:
     }
     assert cached["seasons:tt2085059"]["seasons"]["1"]["id"] == [102]
     assert cached["seasons:500"]["seasons"]["1"]["id"] == [502]
+
+
+ZONES = st.sampled_from([UTC, timezone(timedelta(hours=3)), timezone(timedelta(hours=-9, minutes=-30))])
+
+
+# hypothesis takes naive bounds and adds the zone itself
+MOMENTS = st.datetimes(datetime(2000, 1, 1), datetime(2100, 1, 1), timezones=ZONES)  # noqa: DTZ001
+
+
+@given(MOMENTS)
+def test_a_time_keys_by_its_utc_minute_whatever_the_zone_it_came_in(moment: datetime) -> None:
+    # The texts are remembered per instant (clock.py): the same instant in another zone is the same key,
+    # and it is always the UTC text, never the zone's own
+    utc = moment.astimezone(UTC)
+    assert minute_z(moment) == minute_z(utc) == utc.strftime("%Y-%m-%dT%H:%MZ")
+    assert iso_z(moment) == iso_z(utc) == utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    assert episode_key(moment, trakt_episode_id=7) == f"episode:7:{utc.strftime('%Y-%m-%dT%H:%MZ')}"

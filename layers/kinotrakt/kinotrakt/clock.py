@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -49,13 +50,16 @@ def _utc(value: datetime) -> datetime:
     return value if value.tzinfo is UTC else value.astimezone(UTC)
 
 
-# isoformat, cut, rather than strftime: the same text at half the cost (a backfill formats every view's time
-# several times: its dedupe key, its ledger entry, its play).
+# isoformat, cut, rather than strftime: the same text at half the cost; and remembered, as a backfill formats
+# every view's time several times (its dedupe key, its ledger entry, its play, the report). Equal datetimes are
+# the same instant whatever their zone, so they share one text.
+@lru_cache(maxsize=65_536)
 def iso_z(value: datetime) -> str:
     """ISO 8601 UTC with ``Z`` and milliseconds, the form Trakt uses."""
     return _utc(value).isoformat(timespec="milliseconds")[:23] + "Z"
 
 
+@lru_cache(maxsize=65_536)
 def minute_z(value: datetime) -> str:
     """Truncated to the minute: Trakt stores ``watched_at`` to the minute (docs/trakt.md#history, 2026)."""
     return _utc(value).isoformat(timespec="minutes")[:16] + "Z"
