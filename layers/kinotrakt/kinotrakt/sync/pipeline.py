@@ -663,9 +663,11 @@ def _book_changes(
     if not decision.items:
         return []
     described = syncing.described
+    # A complete item keeps no rows: only the others' are converted (a backfill reads some 20,000 rows).
+    keeps_rows = {item_id for item_id, state in decision.items.items() if state != "complete"}
     rows: dict[int, dict[int, int]] = {}
     for (item_id, media_id), at in reading.last_seen.items():
-        if item_id in decision.items:
+        if item_id in keeps_rows:
             rows.setdefault(item_id, {})[media_id] = int(at.timestamp())
     changed: list[KnownItem] = []
     for item_id, state in decision.items.items():

@@ -17,6 +17,10 @@ LEDGER_ITEM_BYTES = 350_000
 
 def _chunks(rows: list[list[str]]) -> Iterator[str]:
     """The batch's JSON, split so that no item comes near DynamoDB's 400 KB limit."""
+    whole = json.dumps(rows)
+    if len(whole.encode()) <= LEDGER_ITEM_BYTES:  # a batch of 100 plays is some 10 KB: measured once, not per row
+        yield whole
+        return
     chunk: list[list[str]] = []
     size = 2
     for row in rows:
