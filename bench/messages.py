@@ -46,6 +46,7 @@ class ReplayCall:
     params: dict[str, str]
     headers: dict[str, str]
     body: bytes
+    status: int = 200  # the answer the pipeline got: the baseline must get the same one back
 
 
 __all__ = ["NewView", "ReplayCall", "StateSnapshot", "Traffic"]

@@ -255,7 +255,7 @@ class Lab:
         rss_reset = reset_peak_rss()
         done = self._invoke(first, timeout, latency, scheduled_runs)
         rss = peak_rss_mb(rss_reset)
-        baseline_runs = self._baseline() if baseline else []
+        baseline_runs, baseline_calls = self._baseline() if baseline else ([], {})
         traffic = self.services.traffic()
         last = done.reports[-1]
         if last["status"] == "ok":
@@ -309,6 +309,7 @@ class Lab:
             result["baseline_cpu_seconds"] = round(min(baseline_runs), 3)
             result["baseline_cpu_seconds_runs"] = [round(spent, 3) for spent in baseline_runs]
             result["cpu_ratio"] = round(done.cpu / min(baseline_runs), 3)
+            result["baseline_calls"] = baseline_calls
         if scheduled_runs is not None:
             result["full_scans"] = sum(1 for run in done.runs if run["full_scan"])
         _progress(result)
@@ -373,10 +374,12 @@ class Lab:
                 break
         return done
 
-    def _baseline(self) -> list[float]:
+    def _baseline(self) -> tuple[list[float], dict[str, int]]:
         """The CPU of the same requests sent again with bare ``requests`` calls, from this process, answered with
-        the very answers the pipeline got (the fakes play them back): what the HTTP alone costs. Sent
-        ``BASELINE_REPEATS`` times: on a shared machine the least disturbed one is the figure."""
+        the very answers the pipeline got (the fakes play them back): what the HTTP alone costs. Every request
+        the run made is in it, Kinopub's, Trakt's and AWS's (DynamoDB, Secrets Manager): the same number of calls
+        to the same endpoints. Sent ``BASELINE_REPEATS`` times: on a shared machine the least disturbed one is the
+        figure. Also returns how many calls went to each service."""
         calls = self.services.recorded()
         spent: list[float] = []
         for _ in range(BASELINE_REPEATS):
@@ -385,7 +388,7 @@ class Lab:
                 spent.append(bare_http_cpu(calls))
             finally:
                 self.services.playback(False)
-        return spent
+        return spent, calls_by_service(calls, self.services.env)
 
     def _bound(self, state: StateSnapshot) -> Bound:
         """The scan's window (docs/ARCHITECTURE.md#the-scan-and-the-watermark): every row on the first scan;
@@ -439,11 +442,26 @@ def load_average() -> list[float] | None:
         return None
 
 
+def calls_by_service(calls: Sequence[ReplayCall], env: dict[str, str]) -> dict[str, int]:
+    """How many of ``calls`` went to Kinopub, Trakt and AWS (the endpoints of the handler's environment)."""
+    bases = {"kinopub": env["KINOPUB_API_URL"], "trakt": env["TRAKT_API_URL"], "aws": env["AWS_ENDPOINT_URL"]}
+    counts = dict.fromkeys(bases, 0)
+    for call in calls:
+        for service, base in bases.items():
+            if call.url.startswith(base.rstrip("/") + "/"):
+                counts[service] += 1
+                break
+        else:
+            raise RuntimeError(f"the run called {call.url.split('?')[0]}, which is none of the services")
+    return counts
+
+
 def bare_http_cpu(calls: Sequence[ReplayCall]) -> float:
     """CPU seconds of sending ``calls`` with a plain ``requests.Session`` and reading each answer whole."""
     import requests
 
     session = requests.Session()
+    statuses: list[int] = []
     gc.collect()
     cpu0 = time.process_time()
     for call in calls:
@@ -451,8 +469,12 @@ def bare_http_cpu(calls: Sequence[ReplayCall]) -> float:
             call.method, call.url, params=call.params, headers=call.headers, data=call.body or None, timeout=60
         )
         response.content  # noqa: B018 - reading the body is part of the call
+        statuses.append(response.status_code)
     spent = time.process_time() - cpu0
     session.close()
+    wrong = sum(1 for call, status in zip(calls, statuses, strict=True) if status != call.status)
+    if wrong:
+        raise RuntimeError(f"the baseline got {wrong} of {len(calls)} answers other than the pipeline's")
     return spent
 
 

@@ -17,13 +17,14 @@ from collections import Counter, deque
 from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
+from urllib.parse import urlencode
 
 import boto3
 
 from bench.bounds import Dataset, Row, View, ViewKind
 from bench.clock import MICROS, SharedMicros, epoch_reader
 from bench.messages import NewView, ReplayCall, StateSnapshot, Traffic
-from devkit.fakes.base import RecordedRequest, Response
+from devkit.fakes.base import FakeServer, RecordedRequest, Response
 from devkit.fakes.fake_kinopub import MOVIE_LIKE_TYPES, SERIES_TYPES, FakeKinopub
 from devkit.fakes.fake_trakt import FakeTrakt, TraktShow, key_minute, minute_floor, parse_iso
 from devkit.fakes.library import generate_library
@@ -87,8 +88,9 @@ class _Tape:
                 dict(request.query),
                 {name: value for name, value in request.headers.items() if name not in self.CONNECTION_HEADERS},
                 request.body,
+                response.status,
             )
-            for base_url, request, _ in self.calls
+            for base_url, request, response in self.calls
         ]
 
     def play(self, on: bool) -> None:
@@ -136,6 +138,53 @@ class _Trakt(FakeTrakt):
         return response
 
 
+class _Aws(FakeServer):
+    """moto's DynamoDB and Secrets Manager for the measured process, behind the fakes' HTTP/1.1 server.
+
+    moto's own server (werkzeug's development server) closes the connection after every answer, so each AWS call
+    would pay a new TCP connection that a Lambda talking to AWS does not (botocore keeps its connections alive).
+    Served here, connections stay open, and the calls go on the tape with the fakes' for the baseline. The world's
+    own look at the state goes to moto's server directly (the same backends, one process), so it is never taped.
+    """
+
+    server_name = "amazon.com"
+
+    def __init__(self, tape: _Tape) -> None:
+        from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+        super().__init__()
+        self.tape = tape
+        self._app = DomainDispatcherApplication(create_backend_app)
+
+    def take_fault(self, request: RecordedRequest) -> None:
+        return None  # no faults here, and nothing kept: a backfill makes a few hundred calls, a day of runs more
+
+    def dispatch(self, request: RecordedRequest) -> Response:
+        from werkzeug.test import EnvironBuilder, run_wsgi_app
+
+        if self.tape.playing:
+            return self.tape.answer(self.base_url)
+        with self.lock:
+            headers = [(name, value) for name, value in request.headers.items() if name != "content-length"]
+            environ = EnvironBuilder(
+                path=request.path,
+                method=request.method,
+                query_string=urlencode(request.query),
+                headers=headers,
+                data=request.body,
+            ).get_environ()
+            body, status, answered = run_wsgi_app(self._app, environ, buffered=True)
+            content = b"".join(body)
+        kept = {name: value for name, value in answered.items() if name.lower() not in _SERVER_SET_HEADERS}
+        response = Response(int(status.split()[0]), content, kept, answered.get("Content-Type", "application/json"))
+        self.tape.record(self.base_url, request, response)
+        return response
+
+
+# What the fakes' HTTP server writes itself (devkit/fakes/base.py): not copied from moto's answer.
+_SERVER_SET_HEADERS = frozenset({"content-type", "content-length", "date", "connection", "server"})
+
+
 def normal_imdb(raw: int | str | None) -> str | None:
     """Kinopub's IMDb field as Trakt knows it (docs/kinopub.md#types-and-ids): ``tt`` + at least 7 digits."""
     if raw is None or raw in (0, "0", ""):
@@ -155,13 +204,17 @@ class World:
         self.tape = _Tape()
         self.kinopub = _Kinopub(self.kinopub_latency, self.tape, clock=self._clock)
         self.trakt = _Trakt(self.trakt_latency, self.tape, clock=self._clock, enforce_limits=True)
+        # moto's own server, for the world's look at the state; the measured process talks to ``_Aws``.
         self.aws = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one access-log line per DynamoDB call otherwise
+        self.pipeline_aws = _Aws(self.tape)
         self.kinopub.start()
         self.trakt.start()
         self.aws.start()
+        self.pipeline_aws.start()
         host, port = self.aws.get_host_and_port()
-        self.env = sandbox_env(self.kinopub.base_url, self.trakt.base_url, AWS_ENDPOINT_URL=f"http://{host}:{port}")
+        self._aws_url = f"http://{host}:{port}"
+        self.env = sandbox_env(self.kinopub.base_url, self.trakt.base_url, AWS_ENDPOINT_URL=self.pipeline_aws.base_url)
         self._session = boto3.Session(
             aws_access_key_id=self.env["AWS_ACCESS_KEY_ID"],
             aws_secret_access_key=self.env["AWS_SECRET_ACCESS_KEY"],
@@ -169,11 +222,12 @@ class World:
         )
 
     def _client(self, service: str) -> Any:
-        return self._session.client(service, endpoint_url=self.env["AWS_ENDPOINT_URL"])  # type: ignore[call-overload]
+        return self._session.client(service, endpoint_url=self._aws_url)  # type: ignore[call-overload]
 
     def close(self) -> None:
         self.kinopub.stop()
         self.trakt.stop()
+        self.pipeline_aws.stop()
         self.aws.stop()
 
     # --- commands ------------------------------------------------------------------------------------------

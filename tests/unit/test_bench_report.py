@@ -16,7 +16,10 @@ import pytest
 
 from bench.__main__ import _best_cpu
 from bench.footprint import ImportRatio
+from bench.messages import ReplayCall
 from bench.report import document, table
+from bench.worker import bare_http_cpu, calls_by_service
+from devkit.fakes.base import FakeServer, Response
 
 REPO = Path(__file__).resolve().parents[2]
 ISSUE_FIELDS: dict[str, type | tuple[type, ...]] = {
@@ -141,6 +144,11 @@ def test_every_scenario_reports_the_fields_issue_8_names(tiny_results: list[dict
         assert isinstance(backfill[name], kind), name
     # (both figures are rounded to the millisecond: on a tiny library that is a few percent)
     assert backfill["cpu_ratio"] == pytest.approx(backfill["cpu_seconds"] / backfill["baseline_cpu_seconds"], rel=0.1)
+    # and that baseline sent every request the backfill made: each Kinopub and Trakt call, and its AWS calls too
+    # (its state, tokens and ledger), each answered as the pipeline was (the worker checks every status)
+    replayed = backfill["baseline_calls"]
+    assert (replayed["kinopub"], replayed["trakt"]) == (backfill["calls"]["kinopub"], backfill["calls"]["trakt"])
+    assert replayed["aws"] >= 3
     # And the targets are listed, each met or not
     assert all(isinstance(t["met"], bool) for t in doc["targets"])
 
@@ -240,3 +248,26 @@ def test_a_split_backfill_is_held_to_both_bounds() -> None:
     assert met(document(results=[split]), name) is True
     assert met(document(results=[{**split, "time_ratio": 1.11}]), name) is False
     assert met(document(results=[{**split, "status": "partial"}]), name) is False
+
+
+def test_a_baseline_answered_otherwise_than_the_pipeline_is_refused() -> None:
+    # Given a server that answers 200 to everything, and a recorded run whose second request got a 404
+    with FakeServer() as server:
+        server.route("GET", "/.*", lambda request, match: Response(200, b"{}"))
+        calls = [
+            ReplayCall("GET", f"{server.base_url}/v1/history", {"page": "1"}, {}, b"", 200),
+            ReplayCall("GET", f"{server.base_url}/v1/items/7", {}, {}, b"", 404),
+        ]
+        # When the baseline replays it, then it stops: its CPU would not be that of the same exchanges
+        with pytest.raises(RuntimeError, match="1 of 2 answers other than the pipeline's"):
+            bare_http_cpu(calls)
+        # And a replay that gets every answer back is measured
+        assert bare_http_cpu(calls[:1]) >= 0
+
+
+def test_every_replayed_call_is_counted_for_its_service() -> None:
+    env = {"KINOPUB_API_URL": "http://k:1", "TRAKT_API_URL": "http://t:2/", "AWS_ENDPOINT_URL": "http://a:3"}
+    calls = [ReplayCall("GET", url, {}, {}, b"") for url in ("http://k:1/v1/history", "http://t:2/sync", "http://a:3/")]
+    assert calls_by_service([*calls, calls[0]], env) == {"kinopub": 2, "trakt": 1, "aws": 1}
+    with pytest.raises(RuntimeError, match="none of the services"):
+        calls_by_service([ReplayCall("GET", "http://k:10/v1/history", {}, {}, b"")], env)
