@@ -12,6 +12,7 @@ import dataclasses
 import logging
 import math
 import random
+import time
 import traceback
 from collections import Counter, deque
 from collections.abc import Callable
@@ -60,25 +61,34 @@ class _Latency:
 
 
 class _Tape:
-    """Every request the pipeline sent and the answer it got, in order, while recording; then, while playing,
-    the same answers again, in the same order, for the bare-HTTP baseline (which sends the same requests):
-    the fakes' state and limits are left alone, so the baseline's answers are byte for byte the pipeline's."""
+    """Every request the pipeline sent, the answer it got and how long the fake took to compute it, in order, while
+    recording; then, while playing, the same answers again, in the same order, for the bare-HTTP baseline (which
+    sends the same requests): the fakes' state and limits are left alone, so the baseline's answers are byte for
+    byte the pipeline's. Each comes back after as long as it took the first time: a request that waits for its
+    answer costs its sender CPU (the wake-up, caches gone cold meanwhile), so answers handed back at once would make
+    the baseline cheaper than the same exchanges were."""
 
     # Headers the client library sets from the request itself (or per connection): not replayed as given.
     CONNECTION_HEADERS = frozenset({"host", "content-length", "connection", "accept-encoding"})
 
     def __init__(self) -> None:
         self.recording = False
-        self.calls: list[tuple[str, RecordedRequest, Response]] = []
-        self._answers: dict[str, deque[Response]] | None = None
+        self.calls: list[tuple[str, RecordedRequest, Response, float]] = []
+        self._answers: dict[str, deque[tuple[Response, float]]] | None = None
 
     @property
     def playing(self) -> bool:
         return self._answers is not None
 
-    def record(self, base_url: str, request: RecordedRequest, response: Response) -> None:
+    def serve(self, base_url: str, request: RecordedRequest, compute: Callable[[], Response]) -> Response:
+        """The recorded answer while playing; else ``compute()``'s, recorded (with its time) while recording."""
+        if self._answers is not None:
+            return self._answer(base_url)
+        started = time.perf_counter()
+        response = compute()
         if self.recording:
-            self.calls.append((base_url, request, response))
+            self.calls.append((base_url, request, response, time.perf_counter() - started))
+        return response
 
     def replay_calls(self) -> list[ReplayCall]:
         return [
@@ -90,22 +100,24 @@ class _Tape:
                 request.body,
                 response.status,
             )
-            for base_url, request, response in self.calls
+            for base_url, request, response, _ in self.calls
         ]
 
     def play(self, on: bool) -> None:
         self._answers = None
         if on:
             self._answers = {}
-            for base_url, _, response in self.calls:
-                self._answers.setdefault(base_url, deque()).append(response)
+            for base_url, _, response, seconds in self.calls:
+                self._answers.setdefault(base_url, deque()).append((response, seconds))
 
-    def answer(self, base_url: str) -> Response:
+    def _answer(self, base_url: str) -> Response:
         assert self._answers is not None
         queue = self._answers.get(base_url)
         if not queue:
             return Response(599, b"the baseline sent more requests than the pipeline did")
-        return queue.popleft()
+        response, seconds = queue.popleft()
+        time.sleep(seconds)  # the server's own time, not the modelled latency (that is virtual)
+        return response
 
 
 class _Kinopub(FakeKinopub):
@@ -115,12 +127,11 @@ class _Kinopub(FakeKinopub):
         self.tape = tape
 
     def dispatch(self, request: RecordedRequest) -> Response:
-        if self.tape.playing:
-            return self.tape.answer(self.base_url)
+        return self.tape.serve(self.base_url, request, lambda: self._answer(request))
+
+    def _answer(self, request: RecordedRequest) -> Response:
         self.latency.spend()
-        response = super().dispatch(request)
-        self.tape.record(self.base_url, request, response)
-        return response
+        return super().dispatch(request)
 
 
 class _Trakt(FakeTrakt):
@@ -130,12 +141,11 @@ class _Trakt(FakeTrakt):
         self.tape = tape
 
     def dispatch(self, request: RecordedRequest) -> Response:
-        if self.tape.playing:
-            return self.tape.answer(self.base_url)
+        return self.tape.serve(self.base_url, request, lambda: self._answer(request))
+
+    def _answer(self, request: RecordedRequest) -> Response:
         self.latency.spend()
-        response = super().dispatch(request)
-        self.tape.record(self.base_url, request, response)
-        return response
+        return super().dispatch(request)
 
 
 class _Aws(FakeServer):
@@ -160,10 +170,11 @@ class _Aws(FakeServer):
         return None  # no faults here, and nothing kept: a backfill makes a few hundred calls, a day of runs more
 
     def dispatch(self, request: RecordedRequest) -> Response:
+        return self.tape.serve(self.base_url, request, lambda: self._answer(request))
+
+    def _answer(self, request: RecordedRequest) -> Response:
         from werkzeug.test import EnvironBuilder, run_wsgi_app
 
-        if self.tape.playing:
-            return self.tape.answer(self.base_url)
         with self.lock:
             headers = [(name, value) for name, value in request.headers.items() if name != "content-length"]
             environ = EnvironBuilder(
@@ -176,9 +187,7 @@ class _Aws(FakeServer):
             body, status, answered = run_wsgi_app(self._app, environ, buffered=True)
             content = b"".join(body)
         kept = {name: value for name, value in answered.items() if name.lower() not in _SERVER_SET_HEADERS}
-        response = Response(int(status.split()[0]), content, kept, answered.get("Content-Type", "application/json"))
-        self.tape.record(self.base_url, request, response)
-        return response
+        return Response(int(status.split()[0]), content, kept, answered.get("Content-Type", "application/json"))
 
 
 # What the fakes' HTTP server writes itself (devkit/fakes/base.py): not copied from moto's answer.
