@@ -421,6 +421,8 @@ def episode_views(
     if not any(season.episodes for season in state.seasons):
         raise BadResponse(SERVICE, "/v1/watching", f"series item {item.id} has no episodes")
     views: list[CompletedView] = []
+    title = item.title or state.title
+    shown_as = original_title(title)  # the show's, once: not for each of its episodes
     for season in state.seasons:
         ordered = sorted(season.episodes, key=lambda e: e.number)
         shape = KinopubSeason(
@@ -441,8 +443,8 @@ def episode_views(
                     kind="episode",
                     kinopub_id=item.id,
                     item_type=item.type or "",
-                    title=item.title or state.title,
-                    original_title=original_title(item.title or state.title),
+                    title=title,
+                    original_title=shown_as,
                     year=item.year,
                     imdb=item.imdb,  # the show's id: Kinopub has no per-episode IMDb ids
                     watched_at=watched_at,
