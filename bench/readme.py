@@ -61,11 +61,13 @@ def render(doc: Mapping[str, Any]) -> str:
     backfills = [row for row in results if row.get("baseline_cpu_seconds")]
     if backfills:
         lines.append(
-            "CPU ratio = the pipeline's CPU / a bare-HTTP baseline's (the same requests sent again with plain "
-            "`requests` calls, answered with the same bodies, from the same process, in the same run; the least "
-            "disturbed of the runs of each; a split backfill runs once, its baseline three times): "
+            "CPU ratio = the pipeline's CPU / a bare-HTTP baseline's (every request the run made, to Kinopub, "
+            "Trakt and AWS, sent again with plain `requests` calls from the same process in the same run, each "
+            "answered with the same body after as long as the fake took the first time; the least disturbed of the "
+            "runs of each; a split backfill runs once, its baseline three times): "
             + "; ".join(
                 f"{_backfill_name(row)} {row['cpu_seconds']:.2f} s / {row['baseline_cpu_seconds']:.2f} s"
+                + (f" ({sum(row['baseline_calls'].values())} calls)" if row.get("baseline_calls") else "")
                 for row in backfills
             )
             + "."

@@ -33,6 +33,7 @@ def results() -> list[dict[str, Any]]:
             "calls_ratio": 1.0,
             "cpu_seconds": 4.6,
             "baseline_cpu_seconds": 2.4,
+            "baseline_calls": {"kinopub": 3000, "trakt": 785, "aws": 219},
             "cpu_ratio": 1.917,
         },
         {
@@ -82,7 +83,8 @@ def test_the_block_holds_a_row_per_scenario_the_quiet_day_costs_and_every_target
     assert split in text
     assert "| large | quiet day | 24 | 660+0 | 660+0 | 1.00 | 132 | 132 | 1.00 | 4.10 |  | 110 |" in text
     # every backfill's CPU against its own baseline, a split one named as such
-    assert "large 4.60 s / 2.40 s; large backfill, 15-min runs 5.30 s / 2.50 s." in text
+    # (with how many calls its baseline replayed: every one the run made, AWS's too)
+    assert "large 4.60 s / 2.40 s (4004 calls); large backfill, 15-min runs 5.30 s / 2.50 s." in text
     assert "large 660 Kinopub calls, 0 Trakt calls, 2.2 minutes of runs" in text
     assert "Cold import: 1.38 x its third-party dependencies' alone (330 ms / 240 ms, best of 5 each)" in text
     assert "load average (1/5/15 min) 2.00 / 2.50 / 3.00 at the end" in text
