@@ -14,7 +14,7 @@ from kinotrakt.config import Settings
 from kinotrakt.errors import KinotraktError
 from kinotrakt.http import CallCounter
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import SyncStores
+from kinotrakt.storage.ports import DEFAULT_LEASE, SyncStores
 from kinotrakt.sync.pipeline import SyncDeps, SyncOptions, run_sync
 from kinotrakt.sync.report import RunError, SyncReport
 from kinotrakt.wiring import sync_clients
@@ -23,8 +23,10 @@ if TYPE_CHECKING:
     from kinotrakt.audit.report import AuditReport
     from kinotrakt.audit.run import Fix
 
-# The lease outlives the longest possible run (Lambda's 15-minute maximum) a little.
-DEFAULT_LEASE = timedelta(minutes=16)
+
+def run_lease(remaining_seconds: float | None) -> timedelta:
+    """How long a run holds the lease: its time left plus a minute, or DEFAULT_LEASE when that is unknown."""
+    return DEFAULT_LEASE if remaining_seconds is None else timedelta(seconds=remaining_seconds + 60)
 
 
 def execute_sync(
@@ -43,7 +45,7 @@ def execute_sync(
     run_id = run_id or uuid.uuid4().hex
     deadline = Deadline(clock, remaining_seconds, settings.deadline_margin_seconds)
     dry = settings.dry_run if dry_run is None else dry_run
-    lease = DEFAULT_LEASE if remaining_seconds is None else timedelta(seconds=remaining_seconds + 60)
+    lease = run_lease(remaining_seconds)
     options = SyncOptions(
         batch_size=settings.sync_batch_size,
         overlap=timedelta(hours=settings.sync_overlap_hours),
@@ -107,7 +109,7 @@ def execute_audit(
         fixes=frozenset(fixes),
         batch_size=settings.sync_batch_size,
         rewatches=settings.rewatches,
-        lease=DEFAULT_LEASE if remaining_seconds is None else timedelta(seconds=remaining_seconds + 60),
+        lease=run_lease(remaining_seconds),
         dry_run=settings.dry_run,
     )
     if options.dry_run and options.fixes:

@@ -44,7 +44,7 @@ from kinotrakt.errors import KinotraktError, OutOfTime, RateLimited
 from kinotrakt.http import CallCounter
 from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.observability import logger
-from kinotrakt.storage.ports import AuditProgressStore, SyncStores
+from kinotrakt.storage.ports import DEFAULT_LEASE, AuditProgressStore, SyncStores
 from kinotrakt.sync.collect import collect
 from kinotrakt.sync.dedupe import build_remote_index, dedupe
 from kinotrakt.sync.keys import UNKNOWN, minute_or_unknown, parse_key, view_ref_item
@@ -72,7 +72,7 @@ class AuditOptions:
     fixes: frozenset[Fix] = frozenset()
     batch_size: int = 100
     rewatches: Rewatches = "new_play"
-    lease: timedelta = timedelta(minutes=16)
+    lease: timedelta = DEFAULT_LEASE
     dry_run: bool = False  # DRY_RUN: the report only, whatever fixes were asked
 
 

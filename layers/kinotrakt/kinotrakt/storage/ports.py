@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, SecretStr
@@ -250,6 +250,11 @@ class LeaseHolder:
     owner: str
     taken_at: datetime | None
     expires_at: datetime
+
+
+# A run's lease when its time left is unknown: it outlives the longest possible run (Lambda's 15-minute maximum) a
+# little. A Lambda run's lease is its remaining time plus a minute.
+DEFAULT_LEASE = timedelta(minutes=16)
 
 
 class LeaseStore(Protocol):

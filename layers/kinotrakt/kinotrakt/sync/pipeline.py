@@ -29,6 +29,7 @@ from kinotrakt.kinopub.client import KinopubClient
 from kinotrakt.kinopub.models import HistoryItem
 from kinotrakt.observability import logger
 from kinotrakt.storage.ports import (
+    DEFAULT_LEASE,
     ItemFailureStore,
     KnownItem,
     KnownItems,
@@ -88,7 +89,7 @@ class SyncOptions:
     overlap: timedelta = timedelta(hours=72)
     full_rescan_every: timedelta = timedelta(hours=24)
     dry_run: bool = False
-    lease: timedelta = timedelta(minutes=15)
+    lease: timedelta = DEFAULT_LEASE
     rewatches: Rewatches = "new_play"
 
 
