@@ -872,6 +872,21 @@ def test_saved_queries_cover_runs_unmatched_items_and_errors(template: dict[str,
     assert re.search(r"\bremote\b", errors)
 
 
+def test_the_dashboard_counts_every_trakt_link_and_refused_login(template: dict[str, Any]) -> None:
+    # Given the dashboard's metric widgets
+    body = json.loads(substitute_placeholders(props(template, "Dashboard")["DashboardBody"]["Fn::Sub"]))
+    graphed = {
+        tuple(line[:4])
+        for widget in body["widgets"]
+        if widget["type"] == "metric"
+        for line in widget["properties"]["metrics"]
+    }
+    # Then a link made in the terminal (which leaves no auth-function log line) is counted as a browser one is, by the
+    # metric both emit, next to the refused logins (the login-log widget sees only the browser's)
+    assert ("Kinotrakt", "TraktLinked", "service", "kinotrakt") in graphed
+    assert ("Kinotrakt", "LoginRefused", "service", "kinotrakt") in graphed
+
+
 def test_audits_have_their_own_saved_query_and_dashboard_widget(template: dict[str, Any]) -> None:
     # Given the audits' saved query and the dashboard's log widgets
     audits = _queries(template)["audits"]["QueryString"]
