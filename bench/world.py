@@ -120,7 +120,9 @@ class _Tape:
         return response
 
 
-class _Kinopub(FakeKinopub):
+class _Taped(FakeServer):
+    """A fake whose answers go on the tape (and come from it while it plays), each costing the modelled latency."""
+
     def __init__(self, latency: _Latency, tape: _Tape, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.latency = latency
@@ -134,18 +136,12 @@ class _Kinopub(FakeKinopub):
         return super().dispatch(request)
 
 
-class _Trakt(FakeTrakt):
-    def __init__(self, latency: _Latency, tape: _Tape, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.latency = latency
-        self.tape = tape
+class _Kinopub(_Taped, FakeKinopub):
+    pass
 
-    def dispatch(self, request: RecordedRequest) -> Response:
-        return self.tape.serve(self.base_url, request, lambda: self._answer(request))
 
-    def _answer(self, request: RecordedRequest) -> Response:
-        self.latency.spend()
-        return super().dispatch(request)
+class _Trakt(_Taped, FakeTrakt):
+    pass
 
 
 class _Aws(FakeServer):
