@@ -417,7 +417,7 @@ class Audit:
         superseded = {
             note.view.view_ref
             for note in todo
-            if sent.get(note.view.view().view_ref, minute_or_unknown(note.view.watched_at))
+            if sent.get(note.view.view_ref, minute_or_unknown(note.view.watched_at))
             != minute_or_unknown(note.view.watched_at)
         }
         todo = [note for note in todo if note.view.view_ref not in superseded]
